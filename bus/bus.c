@@ -1,0 +1,577 @@
+/*
+ * bus/bus.c: two Redis connections that keep themselves alive.
+ *
+ * Each connection is a small state machine:
+ *
+ *   DOWN --(retry timer)--> CONNECTING --(connect cb)--> HANDSHAKE --> READY
+ *     ^                         |                          |             |
+ *     +------- fail(): free the context, back off ---------+-------------+
+ *
+ * One timer per connection serves as the connect deadline (CONNECTING and
+ * HANDSHAKE: AUTH, SELECT and the subscriptions must all be answered in
+ * time) and as the backoff delay (DOWN). A second timer sends the keepalive
+ * round trip while READY and declares the connection dead when an answer is
+ * later than ping_timeout_ms: a frozen Redis (SIGSTOP) keeps the TCP session
+ * open, so only a deadline of our own notices it.
+ *
+ * A hiredis context is detached before we free it (ac->data = NULL): hiredis
+ * then calls every pending callback with a NULL reply and, for a context
+ * that had connected, the disconnect callback; all of ours check ac->data
+ * first, so nothing stale reaches the state machine.
+ */
+#include "bus.h"
+#include "bus_int.h"
+#include "util.h"
+
+#include <hiredis/async.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The subscriber's keepalive. A PING on a subscribed connection cannot be
+ * used with hiredis 0.14: its reply ["pong", ""] is routed as a pattern
+ * message and the callback is never run. Re-subscribing to a channel of our
+ * own is answered by a "subscribe" confirmation, which hiredis does route. */
+#define KEEPALIVE_CHANNEL "coordhub:keepalive"
+
+enum conn_kind { CONN_SUB, CONN_CMD };
+enum conn_state { C_DOWN, C_CONNECTING, C_HANDSHAKE, C_READY, C_CLOSED };
+
+typedef struct conn {
+    bus_t *bus;
+    enum conn_kind kind;
+    enum conn_state state;
+    redisAsyncContext *ac;
+    uv_timer_t retry; /* connect deadline, or backoff delay */
+    uv_timer_t ping;  /* keepalive */
+    uint64_t ping_sent_ms;
+    int ping_outstanding;
+    unsigned attempt;      /* consecutive failures, for backoff */
+    unsigned subs_pending; /* subscriptions not yet confirmed */
+} conn_t;
+
+struct bus {
+    uv_loop_t *loop;
+    bus_url_t url;
+    bus_options_t opt;
+    char **channels;
+    char **patterns;
+    conn_t sub;
+    conn_t cmd;
+    int ready;
+    int ever_ready;
+    uint64_t reconnects;
+    uint64_t rng;
+    int closing;
+    int handles_open;
+    void (*close_cb)(void *);
+    void *close_privdata;
+};
+
+typedef struct cmd_wrap {
+    bus_reply_cb cb;
+    void *privdata;
+} cmd_wrap_t;
+
+static void conn_connect(conn_t *c);
+static void conn_fail(conn_t *c, const char *why);
+
+static const char *
+conn_name(const conn_t *c)
+{
+    return c->kind == CONN_SUB ? "subscriber" : "command";
+}
+
+static uint64_t
+now_ms(const bus_t *bus)
+{
+    return uv_now(bus->loop);
+}
+
+static uint32_t
+rng_next(bus_t *bus)
+{
+    /* xorshift64*: jitter only needs to decorrelate hubs, not be secret */
+    uint64_t x = bus->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    bus->rng = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* Backoff for the n-th consecutive failure: min * 2^n capped at max, +-20%. */
+static uint64_t
+backoff_ms(bus_t *bus, unsigned attempt)
+{
+    uint64_t d = bus->opt.backoff_min_ms;
+    for (unsigned i = 0; i < attempt && d < bus->opt.backoff_max_ms; i++)
+        d *= 2;
+    if (d > bus->opt.backoff_max_ms)
+        d = bus->opt.backoff_max_ms;
+    /* jitter in [-20%, +20%] */
+    int64_t span = (int64_t)d * 40 / 100;
+    int64_t j = span ? (int64_t)(rng_next(bus) % (uint64_t)(span + 1)) - span / 2 : 0;
+    return (uint64_t)((int64_t)d + j);
+}
+
+static void
+update_ready(bus_t *bus, const char *why)
+{
+    int ready = bus->sub.state == C_READY && bus->cmd.state == C_READY;
+    int was_ever = bus->ever_ready;
+    /* Before the first success every failure is reported, so that the
+     * caller can refuse to start; afterwards only transitions are. */
+    int start_failure = !ready && !was_ever && why != NULL;
+
+    if (ready == bus->ready && !start_failure)
+        return;
+    bus->ready = ready;
+    if (ready) {
+        bus->ever_ready = 1;
+        LOG_INFO("bus", "redis ready at %s:%d", bus->url.host, bus->url.port);
+    }
+    if (bus->opt.on_state && !bus->closing)
+        bus->opt.on_state(bus->opt.privdata, ready, was_ever, why);
+}
+
+/* ---- handshake and subscriptions ---- */
+
+static void
+on_handshake_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    conn_t *c = ac->data;
+    redisReply *reply = r;
+    const char *what = privdata;
+    char why[256];
+
+    if (c == NULL || reply == NULL)
+        return; /* detached, or freed: the failure is handled elsewhere */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof why, "%s refused: %.*s", what, (int)reply->len, reply->str);
+        conn_fail(c, why);
+        return;
+    }
+    if (c->kind == CONN_CMD && strcmp(what, "PING") == 0 && c->state == C_HANDSHAKE) {
+        c->state = C_READY;
+        c->attempt = 0;
+        uv_timer_stop(&c->retry);
+        update_ready(c->bus, NULL);
+    }
+}
+
+static int
+str_eq(const redisReply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return r->type == REDIS_REPLY_STRING && r->len == n && strncasecmp(r->str, s, n) == 0;
+}
+
+static void
+on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    conn_t *c = ac->data;
+    redisReply *reply = r;
+    bus_t *bus;
+    (void)privdata;
+
+    if (c == NULL || reply == NULL)
+        return;
+    bus = c->bus;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char why[256];
+        snprintf(why, sizeof why, "subscribe refused: %.*s", (int)reply->len, reply->str);
+        conn_fail(c, why);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i] == NULL)
+            return;
+
+    if (str_eq(reply->element[0], "message") && reply->elements == 3) {
+        redisReply *ch = reply->element[1], *pl = reply->element[2];
+        if (ch->type == REDIS_REPLY_STRING && pl->type == REDIS_REPLY_STRING && bus->opt.on_message)
+            bus->opt.on_message(bus->opt.privdata, NULL, ch->str, ch->len, pl->str, pl->len);
+    } else if (str_eq(reply->element[0], "pmessage") && reply->elements == 4) {
+        redisReply *pat = reply->element[1], *ch = reply->element[2], *pl = reply->element[3];
+        if (pat->type == REDIS_REPLY_STRING && ch->type == REDIS_REPLY_STRING &&
+            pl->type == REDIS_REPLY_STRING && bus->opt.on_message)
+            bus->opt.on_message(bus->opt.privdata, pat->str, ch->str, ch->len, pl->str, pl->len);
+    } else if (str_eq(reply->element[0], "subscribe") || str_eq(reply->element[0], "psubscribe")) {
+        if (str_eq(reply->element[1], KEEPALIVE_CHANNEL) &&
+            str_eq(reply->element[0], "subscribe")) {
+            c->ping_outstanding = 0;
+            if (c->state != C_HANDSHAKE)
+                return;
+        }
+        if (c->subs_pending > 0)
+            c->subs_pending--;
+        if (c->subs_pending == 0 && c->state == C_HANDSHAKE) {
+            c->state = C_READY;
+            c->attempt = 0;
+            uv_timer_stop(&c->retry);
+            update_ready(bus, NULL);
+        }
+    }
+}
+
+static void on_ping_timer(uv_timer_t *t);
+
+static int
+send_handshake(conn_t *c)
+{
+    bus_t *bus = c->bus;
+    redisAsyncContext *ac = c->ac;
+    int rc = REDIS_OK;
+
+    if (bus->url.pass) {
+        if (bus->url.user)
+            rc |= redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s %s", bus->url.user,
+                                    bus->url.pass);
+        else
+            rc |= redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s", bus->url.pass);
+    }
+    if (bus->url.db != 0)
+        rc |= redisAsyncCommand(ac, on_handshake_reply, "SELECT", "SELECT %d", bus->url.db);
+    if (c->kind == CONN_CMD) {
+        rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
+        return rc;
+    }
+    /* Subscriber: every channel and pattern, plus the keepalive channel;
+     * ready once each is confirmed. */
+    c->subs_pending = 0;
+    for (size_t i = 0; i < bus->opt.nchannels; i++, c->subs_pending++)
+        rc |= redisAsyncCommand(ac, on_sub_reply, NULL, "SUBSCRIBE %s", bus->channels[i]);
+    for (size_t i = 0; i < bus->opt.npatterns; i++, c->subs_pending++)
+        rc |= redisAsyncCommand(ac, on_sub_reply, NULL, "PSUBSCRIBE %s", bus->patterns[i]);
+    rc |= redisAsyncCommand(ac, on_sub_reply, NULL, "SUBSCRIBE %s", KEEPALIVE_CHANNEL);
+    c->subs_pending++;
+    return rc;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void
+on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    conn_t *c = ac->data;
+
+    if (c == NULL)
+        return;
+    if (status != REDIS_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "connect failed: %s", ac->errstr);
+        c->ac = NULL; /* hiredis frees it when we return */
+        conn_fail(c, why);
+        return;
+    }
+    c->state = C_HANDSHAKE;
+    redisEnableKeepAlive(&ac->c);
+    if (send_handshake(c) != REDIS_OK) {
+        conn_fail(c, "could not queue handshake");
+        return;
+    }
+    c->ping_outstanding = 0;
+    uv_timer_start(&c->ping, on_ping_timer, c->bus->opt.ping_interval_ms,
+                   c->bus->opt.ping_interval_ms);
+}
+
+static void
+on_disconnect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    conn_t *c = ac->data;
+    char why[256];
+
+    if (c == NULL)
+        return;
+    snprintf(why, sizeof why, "connection lost: %s", status == REDIS_OK ? "closed" : ac->errstr);
+    c->ac = NULL; /* hiredis frees it when we return */
+    conn_fail(c, why);
+}
+
+static void
+on_retry_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+
+    if (c->state == C_DOWN)
+        conn_connect(c);
+    else if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
+        conn_fail(c, "connect timeout");
+}
+
+/* The command connection's keepalive answer. */
+static void
+on_cmd_pong(redisAsyncContext *ac, void *r, void *privdata)
+{
+    conn_t *c = ac->data;
+    (void)privdata;
+    if (c != NULL && r != NULL)
+        c->ping_outstanding = 0;
+}
+
+static void
+on_ping_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    uint64_t now = now_ms(c->bus);
+
+    if (c->ac == NULL)
+        return;
+    if (c->ping_outstanding) {
+        if (now - c->ping_sent_ms >= c->bus->opt.ping_timeout_ms)
+            conn_fail(c, "keepalive timeout");
+        return;
+    }
+    if (c->state != C_READY)
+        return;
+    c->ping_outstanding = 1;
+    c->ping_sent_ms = now;
+    if (c->kind == CONN_SUB)
+        redisAsyncCommand(c->ac, on_sub_reply, NULL, "SUBSCRIBE %s", KEEPALIVE_CHANNEL);
+    else
+        redisAsyncCommand(c->ac, on_cmd_pong, NULL, "PING");
+}
+
+static void
+conn_connect(conn_t *c)
+{
+    bus_t *bus = c->bus;
+    redisAsyncContext *ac;
+
+    ac = redisAsyncConnect(bus->url.host, bus->url.port);
+    if (ac == NULL) {
+        conn_fail(c, "out of memory creating redis context");
+        return;
+    }
+    if (ac->err) {
+        char why[256];
+        snprintf(why, sizeof why, "connect failed: %s", ac->errstr);
+        redisAsyncFree(ac);
+        conn_fail(c, why);
+        return;
+    }
+    if (bus__uv_attach(ac, bus->loop) != 0) {
+        redisAsyncFree(ac);
+        conn_fail(c, "could not attach to the loop");
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->state = C_CONNECTING;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(&c->retry, on_retry_timer, bus->opt.connect_timeout_ms, 0);
+}
+
+/* Tears the connection down (if up) and schedules the next attempt. */
+static void
+conn_fail(conn_t *c, const char *why)
+{
+    bus_t *bus = c->bus;
+    int was_ready = c->state == C_READY;
+    uint64_t delay;
+
+    if (c->ac != NULL) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac); /* deferred by hiredis when inside its callback */
+    }
+    uv_timer_stop(&c->ping);
+    c->ping_outstanding = 0;
+    if (bus->closing) {
+        c->state = C_CLOSED;
+        return;
+    }
+    c->state = C_DOWN;
+    if (was_ready)
+        bus->reconnects++;
+    delay = backoff_ms(bus, c->attempt);
+    if (c->attempt < 32)
+        c->attempt++;
+    if (was_ready || c->attempt == 1)
+        LOG_WARN("bus", "redis %s connection down (%s); retrying in %llu ms", conn_name(c), why,
+                 (unsigned long long)delay);
+    else
+        LOG_DEBUG("bus", "redis %s retry failed (%s); next in %llu ms", conn_name(c), why,
+                  (unsigned long long)delay);
+    uv_timer_start(&c->retry, on_retry_timer, delay, 0);
+    update_ready(bus, why);
+}
+
+/* ---- public API ---- */
+
+static char **
+copy_strv(const char *const *v, size_t n)
+{
+    char **out = util_calloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = util_strdup(v[i]);
+    return out;
+}
+
+static void
+free_strv(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void
+conn_init(bus_t *bus, conn_t *c, enum conn_kind kind)
+{
+    c->bus = bus;
+    c->kind = kind;
+    c->state = C_DOWN;
+    uv_timer_init(bus->loop, &c->retry);
+    uv_timer_init(bus->loop, &c->ping);
+    c->retry.data = c;
+    c->ping.data = c;
+    bus->handles_open += 2;
+}
+
+int
+bus_new(uv_loop_t *loop, const bus_options_t *opt, bus_t **out, const char **err)
+{
+    bus_t *bus = util_calloc(1, sizeof *bus);
+    int rc;
+
+    rc = bus_url_parse(opt->url, &bus->url, err);
+    if (rc != 0) {
+        free(bus);
+        return rc;
+    }
+    bus->loop = loop;
+    bus->opt = *opt;
+    bus->opt.url = NULL;
+#define DEFAULT(f, v)                                                                              \
+    if (bus->opt.f == 0)                                                                           \
+    bus->opt.f = (v)
+    DEFAULT(connect_timeout_ms, 2000);
+    DEFAULT(ping_interval_ms, 1000);
+    DEFAULT(ping_timeout_ms, 3000);
+    DEFAULT(backoff_min_ms, 100);
+    DEFAULT(backoff_max_ms, 2000);
+#undef DEFAULT
+    bus->channels = copy_strv(opt->channels, opt->nchannels);
+    bus->patterns = copy_strv(opt->patterns, opt->npatterns);
+    bus->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)bus;
+    if (bus->rng == 0)
+        bus->rng = 0x9E3779B97F4A7C15ULL;
+    conn_init(bus, &bus->sub, CONN_SUB);
+    conn_init(bus, &bus->cmd, CONN_CMD);
+    *out = bus;
+    return 0;
+}
+
+void
+bus_start(bus_t *bus)
+{
+    conn_connect(&bus->sub);
+    conn_connect(&bus->cmd);
+}
+
+int
+bus_ready(const bus_t *bus)
+{
+    return bus->ready;
+}
+
+uint64_t
+bus_reconnects(const bus_t *bus)
+{
+    return bus->reconnects;
+}
+
+static void
+on_command_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cmd_wrap_t *w = privdata;
+    (void)ac;
+    if (w->cb)
+        w->cb(w->privdata, r);
+    free(w);
+}
+
+int
+bus_command_argv(bus_t *bus, bus_reply_cb cb, void *privdata, int argc, const char **argv,
+                 const size_t *argvlen)
+{
+    cmd_wrap_t *w;
+
+    if (bus->closing || bus->cmd.state != C_READY || bus->cmd.ac == NULL)
+        return UV_ENOTCONN;
+    w = util_malloc(sizeof *w);
+    w->cb = cb;
+    w->privdata = privdata;
+    if (redisAsyncCommandArgv(bus->cmd.ac, on_command_reply, w, argc, argv, argvlen) !=
+        REDIS_OK) {
+        free(w);
+        return UV_ENOTCONN;
+    }
+    return 0;
+}
+
+int
+bus_command(bus_t *bus, bus_reply_cb cb, void *privdata, const char *fmt, ...)
+{
+    cmd_wrap_t *w;
+    va_list ap;
+    int rc;
+
+    if (bus->closing || bus->cmd.state != C_READY || bus->cmd.ac == NULL)
+        return UV_ENOTCONN;
+    w = util_malloc(sizeof *w);
+    w->cb = cb;
+    w->privdata = privdata;
+    va_start(ap, fmt);
+    rc = redisvAsyncCommand(bus->cmd.ac, on_command_reply, w, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        free(w);
+        return UV_ENOTCONN;
+    }
+    return 0;
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    bus_t *bus = c->bus;
+
+    if (--bus->handles_open > 0)
+        return;
+    bus_url_free(&bus->url);
+    free_strv(bus->channels);
+    free_strv(bus->patterns);
+    if (bus->close_cb)
+        bus->close_cb(bus->close_privdata);
+    free(bus);
+}
+
+void
+bus_close(bus_t *bus, void (*close_cb)(void *privdata), void *privdata)
+{
+    conn_t *conns[2] = {&bus->sub, &bus->cmd};
+
+    if (bus->closing)
+        return;
+    bus->closing = 1;
+    bus->close_cb = close_cb;
+    bus->close_privdata = privdata;
+    for (int i = 0; i < 2; i++) {
+        conn_fail(conns[i], "closing");
+        uv_close((uv_handle_t *)&conns[i]->retry, on_handle_closed);
+        uv_close((uv_handle_t *)&conns[i]->ping, on_handle_closed);
+    }
+}

@@ -1,0 +1,174 @@
+/*
+ * gateway/gateway.c: the gateway object's life: the lws context on the
+ * caller's libuv loop (foreign loop), and the graceful stop.
+ *
+ * lws 4.1 on a foreign loop is destroyed in two calls (PITFALLS): the first,
+ * inside the running loop, starts closing its handles; the second, after
+ * uv_run has returned, frees the context. gw_shutdown makes the first,
+ * gw_free the second.
+ */
+#include "gw_core.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define SHUTDOWN_POLL_MS 10
+
+int
+gw_port(const gw_t *gw)
+{
+    return gw->port;
+}
+
+void
+gw_on_redis_state(gw_t *gw, int ready)
+{
+    (void)gw;
+    (void)ready;
+}
+
+static unsigned
+fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (1u << 20))
+        return 1u << 16;
+    return (unsigned)rl.rlim_cur;
+}
+
+static void
+drain_failed_context(uv_loop_t *loop, struct lws_context *ctx)
+{
+    /* A context whose vhost failed is half torn down already; finish the
+     * two-step destroy so nothing it opened outlives it. */
+    lws_context_destroy(ctx);
+    uv_run(loop, UV_RUN_DEFAULT);
+    lws_context_destroy(ctx);
+}
+
+int
+gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
+{
+    struct lws_context_creation_info info;
+    void *foreign_loops[1] = {loop};
+    gw_t *gw;
+
+    if (opt->jwt_secret == NULL || opt->jwt_secret[0] == '\0') {
+        *err = "no JWT secret";
+        return UV_EINVAL;
+    }
+    gw = util_calloc(1, sizeof *gw);
+    gw->loop = loop;
+    gw->host = util_strdup(opt->host ? opt->host : "127.0.0.1");
+    gw->secret = util_strdup(opt->jwt_secret);
+    gw->web_root = opt->web_root ? util_strdup(opt->web_root) : NULL;
+    gw->bus = opt->bus;
+    gw->max_frame = opt->max_frame ? opt->max_frame : 64 * 1024;
+    gw->slow_bytes = opt->slow_bytes ? opt->slow_bytes : 1024 * 1024;
+    gw->op_rate = opt->op_rate > 0 ? opt->op_rate : 20;
+    gw->op_burst = opt->op_burst > 0 ? opt->op_burst : 40;
+    gw->rooms = gw__rooms_new();
+    gw__router_init(gw, opt->coalesce_ms ? opt->coalesce_ms : 1000);
+    uv_timer_init(loop, &gw->shutdown_timer);
+    gw->shutdown_timer.data = gw;
+
+    memset(&info, 0, sizeof info);
+    info.port = opt->port;
+    info.iface = gw->host;
+    info.protocols = gw__protocols;
+    info.vhost_name = "default";
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = foreign_loops;
+    info.user = gw;
+    info.fd_limit_per_thread = fd_limit();
+    info.timeout_secs = 10;
+
+    /* lws logs only real trouble (it writes to stderr too) */
+    lws_set_log_level(LLL_ERR, NULL);
+    gw->ctx = lws_create_context(&info);
+    if (gw->ctx == NULL) {
+        *err = "could not create the WebSocket context";
+        goto fail;
+    }
+    /* lws 4.1 returns a context even when the listen failed (PITFALLS) */
+    gw->vhost = lws_get_vhost_by_name(gw->ctx, "default");
+    if (gw->vhost == NULL) {
+        *err = "could not listen (address in use or not available)";
+        drain_failed_context(loop, gw->ctx);
+        gw->ctx = NULL;
+        goto fail;
+    }
+    gw->port = lws_get_vhost_listen_port(gw->vhost);
+    *out = gw;
+    return 0;
+fail:
+    uv_close((uv_handle_t *)&gw->reserve_timer, NULL);
+    uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    gw__rooms_free(gw->rooms);
+    free(gw->host);
+    free(gw->secret);
+    free(gw->web_root);
+    free(gw);
+    return UV_EADDRINUSE;
+}
+
+static void
+finish_shutdown(gw_t *gw)
+{
+    void (*done)(void *) = gw->shutdown_done;
+
+    uv_timer_stop(&gw->shutdown_timer);
+    uv_close((uv_handle_t *)&gw->reserve_timer, NULL);
+    uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
+    gw->timers_closed = 1;
+    gw->shutdown_done = NULL;
+    lws_context_destroy(gw->ctx); /* first half: starts closing */
+    if (done)
+        done(gw->shutdown_privdata);
+}
+
+static void
+on_shutdown_poll(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+
+    if ((gw->conns == NULL && gw->http_inflight == 0) ||
+        uv_now(gw->loop) >= gw->shutdown_deadline) {
+        if (gw->conns != NULL || gw->http_inflight != 0)
+            LOG_WARN("gw", "shutdown deadline passed with %zu sockets and %zu requests open",
+                     gw->nconns[0] + gw->nconns[1], gw->http_inflight);
+        finish_shutdown(gw);
+    }
+}
+
+void
+gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *privdata)
+{
+    if (gw->shutting_down)
+        return;
+    gw->shutting_down = 1;
+    gw->shutdown_done = done;
+    gw->shutdown_privdata = privdata;
+    gw->shutdown_deadline = uv_now(gw->loop) + deadline_ms;
+    uv_timer_stop(&gw->reserve_timer);
+    for (gw_conn_t *c = gw->conns; c; c = c->next)
+        gw__ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+    uv_timer_start(&gw->shutdown_timer, on_shutdown_poll, 0, SHUTDOWN_POLL_MS);
+}
+
+void
+gw_free(gw_t *gw)
+{
+    if (gw->ctx)
+        lws_context_destroy(gw->ctx); /* second half: frees */
+    gw->ctx = NULL;
+    gw__rooms_free(gw->rooms);
+    free(gw->host);
+    free(gw->secret);
+    free(gw->web_root);
+    free(gw);
+}

@@ -1,0 +1,74 @@
+/*
+ * gateway: the hub's front door. One libwebsockets context on the caller's
+ * libuv loop serving, on one port, the WebSocket protocols (/ws native;
+ * Socket.IO later), the operational HTTP endpoints (/healthz, /readyz,
+ * /metrics) and the static web demo; and the routing core that turns Redis
+ * messages into events for user, bot and ops rooms.
+ */
+#ifndef COORDHUB_GATEWAY_H
+#define COORDHUB_GATEWAY_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "bus.h"
+
+typedef struct gw gw_t;
+
+typedef struct gw_options {
+    const char *host; /* listen address, e.g. "127.0.0.1" */
+    int port;         /* 0 = any free port (see gw_port) */
+    const char *jwt_secret;
+    const char *web_root;         /* NULL: no static files */
+    bus_t *bus;                   /* readiness and, later, commands */
+    size_t max_frame;             /* 0: 64 KiB */
+    size_t slow_bytes;            /* 0: 1 MiB */
+    double op_rate;               /* 0: 20 ops/s per connection */
+    double op_burst;              /* 0: 40 */
+    unsigned coalesce_ms;         /* 0: 1000, reserve-items throttle */
+} gw_options_t;
+
+/*
+ * Creates the lws context on `loop` and starts listening. Returns 0, or a
+ * negative code with `*err` naming the problem (UV_EADDRINUSE for a port in
+ * use, UV_EINVAL for bad options).
+ */
+int gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err);
+
+/* The port actually bound. */
+int gw_port(const gw_t *gw);
+
+/*
+ * Routes one Redis pub/sub message (the bus's on_message callback). Copies
+ * nothing it does not keep; never fails: a payload that does not parse is
+ * counted and dropped.
+ */
+void gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t channel_len,
+                   const char *payload, size_t len);
+
+/* Told by main when the bus's readiness changes (metrics, logs). */
+void gw_on_redis_state(gw_t *gw, int ready);
+
+/*
+ * Starts a graceful stop: new upgrades and requests are refused, every
+ * WebSocket is sent close 1001, in-flight HTTP answers are written; then
+ * the lws context is destroyed (first half). `done` fires once when that is
+ * finished or `deadline_ms` has passed.
+ */
+void gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *privdata);
+
+/* Frees everything. Call after uv_run has returned (second half of the lws
+ * destroy, see PITFALLS), then uv_loop_close. */
+void gw_free(gw_t *gw);
+
+/*
+ * Signs an HS256 token for `sub` with `roles_csv` ("ops,service", may be NULL
+ * or empty) valid for `ttl_s` seconds from `now`. Returns 0 and a malloc'd
+ * string in `*out` (caller frees), or -22 for bad input.
+ */
+int gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
+                  time_t now, char **out);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * The gateway's shared state: the gw object, the per-connection data that
+ * libwebsockets allocates for us, the metrics, and the functions by which
+ * the lws glue files (protocol.c, http.c, ws.c) and the routing core
+ * (router.c) reach each other.
+ */
+#ifndef COORDHUB_GW_CORE_H
+#define COORDHUB_GW_CORE_H
+
+#include "gateway.h"
+#include "gw_int.h"
+#include "util.h"
+
+#include <string.h>
+
+enum gw_channel {
+    GW_CH_TRADESTATE,
+    GW_CH_CANCELED,
+    GW_CH_ITEMRESERVED,
+    GW_CH_FINISHED,
+    GW_CH_STEAMDOWN,
+    GW_CH_BOT,
+    GW_CH_OTHER,
+    GW_CH_COUNT
+};
+
+#define GW_LAT_BUCKETS 13
+
+struct gw_metrics {
+    uint64_t messages_in[GW_CH_COUNT];
+    uint64_t malformed[GW_CH_COUNT];
+    uint64_t events_routed;      /* events that had at least one recipient */
+    uint64_t frames_built;       /* serialisations: one per event per framing */
+    uint64_t deliveries;         /* event frames written to sockets */
+    uint64_t slow_closes;        /* 4008 */
+    uint64_t too_large_closes;   /* 1009 */
+    uint64_t rate_closes;        /* 1008 */
+    uint64_t binary_closes;      /* 1003 */
+    uint64_t auth_failures;      /* 401 before upgrade */
+    uint64_t ws_accepted;
+    uint64_t client_errors;      /* error frames sent */
+    uint64_t http_requests;
+    uint64_t lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
+    uint64_t lat_count;
+    double lat_sum;
+};
+
+typedef struct gw_conn gw_conn_t;
+
+/*
+ * Per-session data, allocated and zeroed by lws for each connection. An
+ * HTTP connection that upgrades gets a fresh, zeroed one at ESTABLISHED
+ * (lws rebinds the protocol), so the two halves never mix.
+ */
+struct gw_conn {
+    gw_t *gw;
+    struct lws *wsi;
+    int is_ws;
+
+    /* WebSocket */
+    gw_member_t member;
+    gw_claims_t claims;
+    enum gw_framing framing;
+    gw_outq_t q;
+    gw_bucket_t bucket;
+    char *rx; /* reassembly of a fragmented message, NULL when unused */
+    size_t rxlen;
+    int close_code; /* non-zero: close with it at the next writeable */
+    int linked;
+    gw_conn_t *prev, *next;
+
+    /* HTTP: one response at a time, reset at each request (keep-alive) */
+    int http_pending; /* a response is owed on this connection */
+    int http_status;
+    int http_headers_sent;
+    const char *http_ctype;
+    char *http_body;
+    size_t http_len;
+};
+
+struct gw {
+    uv_loop_t *loop;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    char *host;
+    char *secret;
+    char *web_root;
+    bus_t *bus;
+    int port;
+    size_t max_frame;
+    size_t slow_bytes;
+    double op_rate, op_burst;
+
+    gw_rooms_t *rooms;
+    gw_conn_t *conns; /* every established WebSocket */
+    size_t nconns[GW_FRAMING_COUNT];
+    size_t http_inflight;
+
+    gw_throttle_t reserve_throttle;
+    uv_timer_t reserve_timer;
+    util_ratelog_t malformed_log;
+
+    int shutting_down;
+    uv_timer_t shutdown_timer;
+    uint64_t shutdown_deadline;
+    void (*shutdown_done)(void *);
+    void *shutdown_privdata;
+    int timers_closed;
+
+    struct gw_metrics m;
+};
+
+/* protocol.c */
+extern const struct lws_protocols gw__protocols[];
+
+/* http.c */
+int gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri);
+int gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+void gw__http_closed(gw_t *gw, gw_conn_t *c);
+/* Answers the request on `c` with `status` and a body that is copied. */
+void gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *body, size_t len);
+/* {"error":{"code":..,"message":..}} */
+void gw__http_error(gw_conn_t *c, int status, const char *code, const char *message);
+/* Writes a complete response at once (inside CONFIRM_UPGRADE); returns 1. */
+int gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message);
+
+/* ws.c */
+int gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi);
+int gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+int gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);
+int gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+void gw__ws_closed(gw_t *gw, gw_conn_t *c);
+/* Queues a frame (takes a reference); may mark the connection slow. */
+void gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f);
+/* Asks for a close with `code` at the next writeable (not from RECEIVE). */
+void gw__ws_close_later(gw_conn_t *c, int code);
+/* Sends one event to one connection (not the fan-out path). */
+void gw__ws_send_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen);
+
+/* router.c */
+void gw__router_init(gw_t *gw, unsigned coalesce_ms);
+
+/* metrics.c */
+void gw__metrics_observe_latency(struct gw_metrics *m, uint64_t ns);
+/* Renders the Prometheus text; returns a malloc'd buffer and its length. */
+char *gw__metrics_render(const gw_t *gw, size_t *len);
+
+#endif

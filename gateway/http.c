@@ -1,0 +1,225 @@
+/*
+ * gateway/http.c: the HTTP side: /healthz, /readyz, /metrics, static files
+ * of the web root, and the JSON error shape of SPEC §6.
+ *
+ * A response is staged on the connection (status, type, body) and written
+ * from HTTP_WRITEABLE: headers in one writeable, the body in the next, as
+ * lws wants one write per writeable. Staging also serves answers that come
+ * later (a Redis reply): the connection is kept and asked for writeable.
+ */
+#include "gw_core.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void
+reset(gw_conn_t *c)
+{
+    free(c->http_body);
+    c->http_body = NULL;
+    c->http_len = 0;
+    c->http_status = 0;
+    c->http_headers_sent = 0;
+    c->http_ctype = NULL;
+}
+
+void
+gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *body, size_t len)
+{
+    reset(c);
+    c->http_status = status;
+    c->http_ctype = ctype;
+    c->http_body = util_malloc(LWS_PRE + len + 1);
+    memcpy(c->http_body + LWS_PRE, body, len);
+    c->http_len = len;
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+static char *
+error_json(const char *code, const char *message)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+void
+gw__http_error(gw_conn_t *c, int status, const char *code, const char *message)
+{
+    char *s = error_json(code, message);
+    gw__http_respond(c, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+int
+gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message)
+{
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
+    char *s = error_json(code, message);
+    size_t len = strlen(s);
+    unsigned char *body = util_malloc(LWS_PRE + len);
+    int rc = 1;
+
+    memcpy(body + LWS_PRE, s, len);
+    free(s);
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end) ||
+        lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+        rc = -1; /* just hang up */
+    free(body);
+    return rc;
+}
+
+static int
+ready(const gw_t *gw)
+{
+    return gw->bus != NULL && bus_ready(gw->bus) && !gw->shutting_down;
+}
+
+static const char *
+mime_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot != NULL)
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Serves a file of the web root. lws has already percent-decoded the path
+ * and collapsed "..", but we refuse anything odd ourselves all the same. */
+static int
+serve_static(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
+{
+    char path[1024];
+    struct stat st;
+    int n;
+
+    if (uri[0] != '/' || strstr(uri, "..") != NULL || strstr(uri, "//") != NULL ||
+        strchr(uri, '\\') != NULL) {
+        gw__http_error(c, 404, "not_found", "no such path");
+        return 0;
+    }
+    n = snprintf(path, sizeof path, "%s%s%s", gw->web_root, uri,
+                 uri[strlen(uri) - 1] == '/' ? "index.html" : "");
+    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        gw__http_error(c, 404, "not_found", "no such path");
+        return 0;
+    }
+    /* still pending: FILE_COMPLETION ends it */
+    n = lws_serve_http_file(wsi, path, mime_type(path),
+                            "cache-control: no-cache\x0d\x0a", 0);
+    if (n < 0)
+        return -1;
+    if (n > 0) {
+        c->http_pending = 0;
+        gw->http_inflight--;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    return 0;
+}
+
+int
+gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
+{
+    char *uri_ptr = NULL;
+    int uri_len = 0, method;
+
+    reset(c);
+    c->gw = gw;
+    c->wsi = wsi;
+    c->http_pending = 1;
+    gw->http_inflight++;
+    gw->m.http_requests++;
+
+    method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    if (gw->shutting_down) {
+        gw__http_error(c, 503, "shutting_down", "the hub is stopping");
+        return 0;
+    }
+    /* lws method index: 0 GET, 1 POST, 2 OPTIONS, 3 PUT, 4 PATCH, 5 DELETE */
+    if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
+        strcmp(uri, "/metrics") == 0) {
+        if (method != 0) {
+            gw__http_error(c, 405, "method_not_allowed", "use GET");
+            return 0;
+        }
+        if (uri[1] == 'h') {
+            gw__http_respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+        } else if (uri[1] == 'r') {
+            if (ready(gw))
+                gw__http_respond(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
+            else
+                gw__http_respond(c, 503, "application/json",
+                                 "{\"status\":\"not_ready\",\"redis\":\"unavailable\"}", 43);
+        } else {
+            size_t len;
+            char *text = gw__metrics_render(gw, &len);
+            gw__http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+            free(text);
+        }
+        return 0;
+    }
+    if (method == 0 && gw->web_root != NULL)
+        return serve_static(gw, c, wsi, uri);
+    gw__http_error(c, 404, "not_found", "no such path");
+    return 0;
+}
+
+int
+gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
+
+    if (!c->http_pending || c->http_status == 0)
+        return 0;
+    if (!c->http_headers_sent) {
+        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->http_ctype,
+                                        c->http_len, &p, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        c->http_headers_sent = 1;
+        if (c->http_len > 0) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else if (lws_write(wsi, (unsigned char *)c->http_body + LWS_PRE, c->http_len,
+                         LWS_WRITE_HTTP_FINAL) != (int)c->http_len) {
+        return -1;
+    }
+    reset(c);
+    c->http_pending = 0;
+    gw->http_inflight--;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+void
+gw__http_closed(gw_t *gw, gw_conn_t *c)
+{
+    if (c->http_pending) {
+        c->http_pending = 0;
+        gw->http_inflight--;
+    }
+    reset(c);
+    c->wsi = NULL;
+}

@@ -1,0 +1,123 @@
+/*
+ * gateway/metrics.c: counters kept by the gateway and their Prometheus text
+ * rendering for GET /metrics.
+ */
+#include "gw_core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Upper bounds of the delivery latency buckets, in seconds. */
+static const double lat_bounds[GW_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                  0.005,  0.01,    0.025,  0.05,  0.1,
+                                                  0.25,   0.5,     1.0};
+
+void
+gw__metrics_observe_latency(struct gw_metrics *m, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    int i = 0;
+    while (i < GW_LAT_BUCKETS && s > lat_bounds[i])
+        i++;
+    m->lat_bucket[i]++;
+    m->lat_count++;
+    m->lat_sum += s;
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+static void __attribute__((format(printf, 2, 3)))
+put(sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len)
+            break;
+        b->cap *= 2;
+        b->p = util_realloc(b->p, b->cap);
+    }
+    b->len += (size_t)n;
+}
+
+static void
+counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+        (unsigned long long)v);
+}
+
+static const char *const channel_names[GW_CH_COUNT] = {
+    "tradestate", "canceledtrades", "itemReserved", "finishedtrades", "steamDown", "bot", "other"};
+
+char *
+gw__metrics_render(const gw_t *gw, size_t *len)
+{
+    const struct gw_metrics *m = &gw->m;
+    sbuf_t b = {util_malloc(8192), 0, 8192};
+    uint64_t cum = 0;
+
+    put(&b, "# HELP coordhub_connections Open WebSocket connections by protocol.\n"
+            "# TYPE coordhub_connections gauge\n"
+            "coordhub_connections{protocol=\"native\"} %zu\n"
+            "coordhub_connections{protocol=\"socketio\"} %zu\n",
+        gw->nconns[GW_FRAMING_NATIVE], gw->nconns[GW_FRAMING_SIO]);
+    put(&b, "# HELP coordhub_rooms Rooms with at least one member.\n# TYPE coordhub_rooms gauge\n"
+            "coordhub_rooms %zu\n",
+        gw__rooms_count(gw->rooms));
+    put(&b, "# HELP coordhub_messages_in_total Redis messages received by channel.\n"
+            "# TYPE coordhub_messages_in_total counter\n");
+    for (int i = 0; i < GW_CH_COUNT; i++)
+        put(&b, "coordhub_messages_in_total{channel=\"%s\"} %llu\n", channel_names[i],
+            (unsigned long long)m->messages_in[i]);
+    put(&b, "# HELP coordhub_malformed_payloads_total Payloads dropped because they did not "
+            "parse, by channel.\n# TYPE coordhub_malformed_payloads_total counter\n");
+    for (int i = 0; i < GW_CH_COUNT; i++)
+        put(&b, "coordhub_malformed_payloads_total{channel=\"%s\"} %llu\n", channel_names[i],
+            (unsigned long long)m->malformed[i]);
+    counter(&b, "coordhub_events_routed_total", "Events that reached at least one socket.",
+            m->events_routed);
+    counter(&b, "coordhub_frames_built_total",
+            "Event serialisations (one per event per framing, shared by all recipients).",
+            m->frames_built);
+    counter(&b, "coordhub_deliveries_total", "Event frames written to sockets.", m->deliveries);
+    counter(&b, "coordhub_slow_consumer_closes_total", "Connections closed with 4008.",
+            m->slow_closes);
+    counter(&b, "coordhub_frame_too_large_closes_total", "Connections closed with 1009.",
+            m->too_large_closes);
+    counter(&b, "coordhub_rate_limited_closes_total", "Connections closed with 1008.",
+            m->rate_closes);
+    counter(&b, "coordhub_binary_frame_closes_total", "Connections closed with 1003.",
+            m->binary_closes);
+    counter(&b, "coordhub_auth_failures_total", "Upgrades refused with 401.", m->auth_failures);
+    counter(&b, "coordhub_ws_accepted_total", "WebSocket connections accepted.", m->ws_accepted);
+    counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);
+    counter(&b, "coordhub_http_requests_total", "HTTP requests received.", m->http_requests);
+    put(&b, "# HELP coordhub_redis_connected 1 while Redis is connected and every subscription "
+            "is active.\n# TYPE coordhub_redis_connected gauge\ncoordhub_redis_connected %d\n",
+        gw->bus ? bus_ready(gw->bus) : 0);
+    counter(&b, "coordhub_redis_reconnects_total", "Redis connections re-established after loss.",
+            gw->bus ? bus_reconnects(gw->bus) : 0);
+    put(&b, "# HELP coordhub_delivery_latency_seconds From the Redis message reaching the hub to "
+            "its frame being written to a socket.\n"
+            "# TYPE coordhub_delivery_latency_seconds histogram\n");
+    for (int i = 0; i < GW_LAT_BUCKETS; i++) {
+        cum += m->lat_bucket[i];
+        put(&b, "coordhub_delivery_latency_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[i],
+            (unsigned long long)cum);
+    }
+    cum += m->lat_bucket[GW_LAT_BUCKETS];
+    put(&b, "coordhub_delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+        (unsigned long long)cum);
+    put(&b, "coordhub_delivery_latency_seconds_sum %.9f\n", m->lat_sum);
+    put(&b, "coordhub_delivery_latency_seconds_count %llu\n", (unsigned long long)m->lat_count);
+    *len = b.len;
+    return b.p;
+}

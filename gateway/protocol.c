@@ -1,0 +1,72 @@
+/*
+ * gateway/protocol.c: the one lws protocol of the hub, and its dispatch.
+ *
+ * A single protocol serves HTTP and both WebSocket framings: lws binds a new
+ * connection to the vhost's default protocol and a WebSocket upgrade that
+ * names no subprotocol to it as well (PITFALLS: otherwise such a client is
+ * bound to the HTTP protocol and silently gets nothing). The work is done
+ * in http.c and ws.c; this file only routes callback reasons to them.
+ */
+#include "gw_core.h"
+
+static int
+callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    gw_conn_t *c = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    gw_t *gw = ctx ? lws_context_user(ctx) : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (in == NULL || strcmp(in, "websocket") != 0)
+            return gw__http_reject_now(wsi, 400, "bad_upgrade", "only websocket upgrades");
+        return gw__ws_confirm_upgrade(gw, wsi);
+
+    case LWS_CALLBACK_HTTP:
+        return gw__http_request(gw, c, wsi, in);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return gw__http_writeable(gw, c, wsi);
+
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        if (c && c->http_pending) {
+            c->http_pending = 0;
+            gw->http_inflight--;
+        }
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c)
+            gw__http_closed(gw, c);
+        break;
+
+    case LWS_CALLBACK_ESTABLISHED:
+        return gw__ws_established(gw, c, wsi);
+
+    case LWS_CALLBACK_RECEIVE:
+        return gw__ws_receive(gw, c, wsi, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return gw__ws_writeable(gw, c, wsi);
+
+    case LWS_CALLBACK_CLOSED:
+        gw__ws_closed(gw, c);
+        break;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols gw__protocols[] = {
+    {
+        .name = "coordhub",
+        .callback = callback,
+        .per_session_data_size = sizeof(gw_conn_t),
+        /* reassembly is ours (gw_conn_t.rx); lws hands us at most this much
+         * of a frame per RECEIVE */
+        .rx_buffer_size = 4096,
+    },
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};

@@ -1,0 +1,270 @@
+/*
+ * gateway/router.c: the routing core. One Redis message becomes events for
+ * rooms (SPEC §3); each event is serialised at most once per framing, only
+ * when a recipient of that framing exists, and the frame is shared by
+ * reference among the recipients' queues. Room lookup is a hash; nothing is
+ * allocated per recipient.
+ */
+#include "gw_core.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fanout {
+    gw_t *gw;
+    const char *event;
+    const char *data; /* JSON text, or NULL */
+    size_t dlen;
+    uint64_t born_ns;
+    gw_frame_t *frames[GW_FRAMING_COUNT];
+    size_t recipients;
+} fanout_t;
+
+static void
+deliver(void *ctx, void *owner)
+{
+    fanout_t *fo = ctx;
+    gw_conn_t *c = owner;
+    gw_frame_t *f = fo->frames[c->framing];
+
+    if (c->close_code)
+        return;
+    if (f == NULL) {
+        f = gw__frame_event(c->framing, fo->event, fo->data, fo->dlen);
+        f->born_ns = fo->born_ns;
+        fo->frames[c->framing] = f;
+        fo->gw->m.frames_built++;
+    }
+    gw__ws_enqueue(fo->gw, c, f);
+    fo->recipients++;
+}
+
+static void
+fanout_done(fanout_t *fo)
+{
+    for (int i = 0; i < GW_FRAMING_COUNT; i++)
+        if (fo->frames[i])
+            gw__frame_unref(fo->frames[i]); /* the queues hold their own */
+    if (fo->recipients)
+        fo->gw->m.events_routed++;
+}
+
+static void
+to_room(gw_t *gw, const char *room, size_t rlen, const char *event, const char *data, size_t dlen,
+        uint64_t born_ns)
+{
+    fanout_t fo = {gw, event, data, dlen, born_ns, {NULL}, 0};
+    gw__rooms_visit(gw->rooms, room, rlen, deliver, &fo);
+    fanout_done(&fo);
+}
+
+static void
+to_everyone(gw_t *gw, const char *event, uint64_t born_ns)
+{
+    fanout_t fo = {gw, event, NULL, 0, born_ns, {NULL}, 0};
+    for (gw_conn_t *c = gw->conns; c; c = c->next)
+        deliver(&fo, c);
+    fanout_done(&fo);
+}
+
+/* A JSON string of `s`, or NULL when `s` is not valid UTF-8. */
+static char *
+json_string_text(const char *s, size_t n, size_t *outlen)
+{
+    json_t *j = json_stringn(s, n);
+    char *out;
+    if (j == NULL)
+        return NULL;
+    out = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    if (out)
+        *outlen = strlen(out);
+    return out;
+}
+
+static void
+malformed(gw_t *gw, enum gw_channel ch, const char *channel, size_t chlen, const char *what)
+{
+    unsigned n;
+    gw->m.malformed[ch]++;
+    n = util_ratelog_allow(&gw->malformed_log, uv_now(gw->loop), 5);
+    if (n)
+        LOG_WARN("gw", "dropped malformed payload on '%.*s': %s (%u since last report)",
+                 (int)(chlen > 64 ? 64 : chlen), channel, what, n);
+}
+
+static void
+fire_reserve_items(gw_t *gw)
+{
+    to_everyone(gw, "reserve-items", uv_hrtime());
+}
+
+static void
+on_reserve_timer(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+    if (gw__throttle_expire(&gw->reserve_throttle, uv_now(gw->loop)))
+        fire_reserve_items(gw);
+}
+
+void
+gw__router_init(gw_t *gw, unsigned coalesce_ms)
+{
+    gw->reserve_throttle.interval_ms = coalesce_ms;
+    uv_timer_init(gw->loop, &gw->reserve_timer);
+    gw->reserve_timer.data = gw;
+}
+
+static void
+route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size_t len,
+          uint64_t born)
+{
+    const char *bot_id;
+    size_t bot_len;
+    gw_bot_cmd_t cmd;
+    char room[GW_ROOM_MAX + 1];
+    json_t *o;
+    char *data;
+    int n;
+
+    if (gw__bot_channel_id(channel, chlen, &bot_id, &bot_len) != 0) {
+        malformed(gw, GW_CH_BOT, channel, chlen, "bad bot channel name");
+        return;
+    }
+    if (gw__bot_parse(payload, len, &cmd) != 0) {
+        malformed(gw, GW_CH_BOT, channel, chlen, "bot command does not parse");
+        return;
+    }
+    /* `bot` to the bot's room (ops only): everything, raw included */
+    n = snprintf(room, sizeof room, "bot:%.*s", (int)bot_len, bot_id);
+    if (gw__rooms_size(gw->rooms, room, (size_t)n) > 0) {
+        o = json_object();
+        json_object_set_new(o, "botId", json_stringn(bot_id, bot_len));
+        json_object_set_new(o, "command", json_stringn(cmd.command, cmd.command_len));
+        if (cmd.steamid)
+            json_object_set_new(o, "steamId", json_stringn(cmd.steamid, cmd.steamid_len));
+        if (cmd.tradehash)
+            json_object_set_new(o, "tradeHash", json_stringn(cmd.tradehash, cmd.tradehash_len));
+        /* raw is opaque and may hold bytes that are not UTF-8: json_stringn
+         * refuses those, so escape them ourselves in that case */
+        {
+            json_t *raw = json_stringn(payload, len);
+            if (raw == NULL) {
+                char *esc = util_malloc(len * 6 + 1);
+                util_json_escape(esc, len * 6 + 1, payload, len);
+                raw = json_string(esc);
+                free(esc);
+            }
+            json_object_set_new(o, "raw", raw ? raw : json_string(""));
+        }
+        data = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (data) {
+            to_room(gw, room, (size_t)n, "bot", data, strlen(data), born);
+            free(data);
+        }
+    }
+    /* `bot-command` to the user named in it: never tradeData, never raw */
+    if (cmd.steamid) {
+        n = snprintf(room, sizeof room, "user:%.*s", (int)cmd.steamid_len, cmd.steamid);
+        if (gw__rooms_size(gw->rooms, room, (size_t)n) == 0)
+            return;
+        o = json_object();
+        json_object_set_new(o, "botId", json_stringn(bot_id, bot_len));
+        json_object_set_new(o, "command", json_stringn(cmd.command, cmd.command_len));
+        if (cmd.tradehash)
+            json_object_set_new(o, "tradeHash", json_stringn(cmd.tradehash, cmd.tradehash_len));
+        data = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (data) {
+            to_room(gw, room, (size_t)n, "bot-command", data, strlen(data), born);
+            free(data);
+        }
+    }
+}
+
+static enum gw_channel
+classify(const char *channel, size_t n)
+{
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(channel, lit, n) == 0)
+    if (IS("tradestate"))
+        return GW_CH_TRADESTATE;
+    if (IS("canceledtrades"))
+        return GW_CH_CANCELED;
+    if (IS("itemReserved"))
+        return GW_CH_ITEMRESERVED;
+    if (IS("finishedtrades"))
+        return GW_CH_FINISHED;
+    if (IS("steamDown"))
+        return GW_CH_STEAMDOWN;
+#undef IS
+    return GW_CH_OTHER;
+}
+
+void
+gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen,
+              const char *payload, size_t len)
+{
+    uint64_t born = uv_hrtime();
+    char id[GW_ID_MAX + 1], room[GW_ROOM_MAX + 1];
+    enum gw_channel ch;
+    uint64_t delay;
+    char *data;
+    size_t dlen;
+    int n;
+
+    if (pattern != NULL) {
+        gw->m.messages_in[GW_CH_BOT]++;
+        route_bot(gw, channel, chlen, payload, len, born);
+        return;
+    }
+    ch = classify(channel, chlen);
+    gw->m.messages_in[ch]++;
+    switch (ch) {
+    case GW_CH_TRADESTATE:
+        if (gw__route_tradestate(payload, len, id) != 0) {
+            malformed(gw, ch, channel, chlen, "not a JSON object with a valid steamId");
+            return;
+        }
+        n = snprintf(room, sizeof room, "user:%s", id);
+        /* data is the object exactly as published: validated, not rebuilt */
+        to_room(gw, room, (size_t)n, "tradestate", payload, len, born);
+        return;
+    case GW_CH_CANCELED:
+        if (gw__route_canceled(payload, len, id) != 0) {
+            malformed(gw, ch, channel, chlen, "not a valid steamId");
+            return;
+        }
+        n = snprintf(room, sizeof room, "user:%s", id);
+        data = json_string_text(id, strlen(id), &dlen);
+        to_room(gw, room, (size_t)n, "canceledtrades", data, dlen, born);
+        free(data);
+        return;
+    case GW_CH_ITEMRESERVED:
+        switch (gw__throttle_hit(&gw->reserve_throttle, uv_now(gw->loop), &delay)) {
+        case GW_THROTTLE_FIRE:
+            fire_reserve_items(gw);
+            break;
+        case GW_THROTTLE_ARM:
+            uv_timer_start(&gw->reserve_timer, on_reserve_timer, delay, 0);
+            break;
+        default:
+            break;
+        }
+        return;
+    case GW_CH_FINISHED:
+    case GW_CH_STEAMDOWN:
+        data = json_string_text(payload, len, &dlen);
+        if (data == NULL) {
+            malformed(gw, ch, channel, chlen, "not valid UTF-8 text");
+            return;
+        }
+        to_room(gw, "ops", 3, ch == GW_CH_FINISHED ? "finishedtrades" : "steamDown", data, dlen,
+                born);
+        free(data);
+        return;
+    default:
+        return;
+    }
+}

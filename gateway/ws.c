@@ -1,0 +1,347 @@
+/*
+ * gateway/ws.c: the WebSocket connection: authentication before the
+ * upgrade, the native protocol's client ops, the three limits, and the
+ * writer that drains a connection's queue of shared frames.
+ *
+ * Close codes are sent two ways, both tested from a real client: from
+ * RECEIVE, lws_close_reason() and return -1; from anywhere else, the
+ * connection is marked and the close frame is written by hand in the next
+ * SERVER_WRITEABLE (PITFALLS: lws_close_reason there reaches the client as
+ * 1006).
+ */
+#include "gw_core.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A connection closed for one of our reasons is given this long to take the
+ * close frame before lws drops it (a client that never reads). */
+#define CLOSE_GRACE_S 5
+
+/* Most frames a connection writes per writeable before yielding, so one
+ * busy connection cannot starve the loop. */
+#define WRITE_BUDGET 64
+
+static uint64_t
+now_ms(const gw_t *gw)
+{
+    return uv_now(gw->loop);
+}
+
+/* Finds the token: Authorization: Bearer first, then ?token=. */
+static int
+find_token(struct lws *wsi, char *buf, int cap)
+{
+    int n = lws_hdr_copy(wsi, buf, cap, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
+        memmove(buf, buf + 7, (size_t)(n - 7) + 1);
+        return n - 7;
+    }
+    /* returns a pointer into buf just past "token=" */
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, cap);
+    if (v != NULL) {
+        size_t vn = strlen(v);
+        memmove(buf, v, vn + 1);
+        return (int)vn;
+    }
+    return -1;
+}
+
+static int
+authenticate(gw_t *gw, struct lws *wsi, gw_claims_t *claims, const char **why)
+{
+    char tok[GW_TOKEN_MAX + 1];
+    int n = find_token(wsi, tok, sizeof tok);
+
+    if (n <= 0) {
+        *why = "missing token";
+        return GW_EPARSE;
+    }
+    return gw__jwt_verify(gw->secret, tok, (size_t)n, time(NULL), claims, why);
+}
+
+static int
+path_framing(struct lws *wsi, enum gw_framing *out)
+{
+    char uri[256];
+    int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+
+    if (n <= 0)
+        return GW_EPARSE;
+    if (strcmp(uri, "/ws") == 0 || strcmp(uri, "/ws/") == 0) {
+        *out = GW_FRAMING_NATIVE;
+        return 0;
+    }
+    return GW_EPARSE;
+}
+
+int
+gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi)
+{
+    gw_claims_t claims;
+    enum gw_framing framing;
+    const char *why;
+
+    if (gw->shutting_down)
+        return gw__http_reject_now(wsi, 503, "shutting_down", "the hub is stopping");
+    if (path_framing(wsi, &framing) != 0)
+        return gw__http_reject_now(wsi, 404, "not_found", "WebSocket endpoint is /ws");
+    if (authenticate(gw, wsi, &claims, &why) != 0) {
+        gw->m.auth_failures++;
+        LOG_DEBUG("gw", "upgrade refused: %s", why);
+        return gw__http_reject_now(wsi, 401, "unauthorized", "missing or invalid token");
+    }
+    return 0;
+}
+
+static void
+link_conn(gw_t *gw, gw_conn_t *c)
+{
+    c->prev = NULL;
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    c->linked = 1;
+    gw->nconns[c->framing]++;
+}
+
+static void
+unlink_conn(gw_t *gw, gw_conn_t *c)
+{
+    if (!c->linked)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->linked = 0;
+    gw->nconns[c->framing]--;
+}
+
+int
+gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    const char *why;
+    char room[GW_ROOM_MAX + 1];
+    int n;
+
+    memset(c, 0, sizeof *c);
+    c->gw = gw;
+    c->wsi = wsi;
+    c->is_ws = 1;
+    c->member.owner = c;
+    /* The upgrade was authenticated in CONFIRM_UPGRADE; the headers are
+     * still attached here, and verifying again is what fills the claims
+     * (the HTTP half's per-session data is not carried over). */
+    if (path_framing(wsi, &c->framing) != 0 || authenticate(gw, wsi, &c->claims, &why) != 0)
+        return -1;
+    link_conn(gw, c);
+    n = snprintf(room, sizeof room, "user:%s", c->claims.sub);
+    gw__rooms_join(gw->rooms, room, (size_t)n, &c->member);
+    gw->m.ws_accepted++;
+    if (gw->shutting_down)
+        gw__ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+    return 0;
+}
+
+void
+gw__ws_closed(gw_t *gw, gw_conn_t *c)
+{
+    if (c == NULL || !c->is_ws)
+        return;
+    unlink_conn(gw, c);
+    gw__rooms_leave_all(gw->rooms, &c->member);
+    gw__outq_free(&c->q);
+    free(c->rx);
+    c->rx = NULL;
+    c->is_ws = 0;
+    c->wsi = NULL;
+}
+
+void
+gw__ws_close_later(gw_conn_t *c, int code)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    gw__outq_clear(&c->q);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+void
+gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
+{
+    if (c->close_code)
+        return;
+    if (c->q.bytes + f->len > gw->slow_bytes) {
+        /* A slow consumer: drop what it has not read and close it, so it
+         * reconnects and resynchronises instead of making the hub grow. */
+        gw->m.slow_closes++;
+        LOG_DEBUG("gw", "slow consumer %s closed (%zu bytes queued)", c->claims.sub, c->q.bytes);
+        gw__ws_close_later(c, 4008);
+        return;
+    }
+    gw__outq_push(&c->q, f);
+    if (c->q.count == 1)
+        lws_callback_on_writable(c->wsi);
+}
+
+void
+gw__ws_send_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen)
+{
+    gw_frame_t *f = gw__frame_event(c->framing, event, data, dlen);
+    gw__ws_enqueue(gw, c, f);
+    gw__frame_unref(f);
+}
+
+static void
+send_error(gw_t *gw, gw_conn_t *c, const char *code, const char *message)
+{
+    json_t *o = json_pack("{s:s,s:s}", "code", code, "message", message);
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw->m.client_errors++;
+    gw__ws_send_event(gw, c, "error", s, strlen(s));
+    free(s);
+    json_decref(o);
+}
+
+static void
+send_room_ack(gw_t *gw, gw_conn_t *c, const char *event, const char *room)
+{
+    json_t *o = json_pack("{s:s}", "room", room);
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw__ws_send_event(gw, c, event, s, strlen(s));
+    free(s);
+    json_decref(o);
+}
+
+static void
+handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
+{
+    gw_client_op_t op;
+    const char *code, *msg;
+
+    if (gw__client_op_parse(buf, len, &op, &code, &msg) != 0) {
+        send_error(gw, c, code, msg);
+        return;
+    }
+    switch (op.op) {
+    case GW_OP_PING:
+        gw__ws_send_event(gw, c, "pong", NULL, 0);
+        break;
+    case GW_OP_JOIN:
+        if (gw__room_check(&c->claims, op.room, &code) != 0) {
+            send_error(gw, c, code,
+                       strcmp(code, "forbidden") == 0 ? "not allowed to join this room"
+                                                      : "rooms are user:<id>, bot:<id> or ops");
+            return;
+        }
+        gw__rooms_join(gw->rooms, op.room, strlen(op.room), &c->member);
+        send_room_ack(gw, c, "joined", op.room);
+        break;
+    case GW_OP_LEAVE:
+        if (gw__rooms_leave(gw->rooms, op.room, strlen(op.room), &c->member) != 0) {
+            send_error(gw, c, "not_member", "not in this room");
+            return;
+        }
+        send_room_ack(gw, c, "left", op.room);
+        break;
+    }
+}
+
+int
+gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len)
+{
+    int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+    size_t remaining = lws_remaining_packet_payload(wsi);
+
+    if (c->close_code)
+        return 0; /* closing: ignore what it still sends */
+    if (lws_frame_is_binary(wsi)) {
+        gw->m.binary_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         (unsigned char *)"text frames only", 16);
+        return -1;
+    }
+    if ((first ? 0 : c->rxlen) + len + remaining > gw->max_frame) {
+        gw->m.too_large_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too large", 17);
+        return -1;
+    }
+    if (first && final && remaining == 0) {
+        /* the common case: the whole message in one piece, no copy */
+        if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst))
+            goto rate;
+        handle_op(gw, c, in, len);
+        return 0;
+    }
+    if (first)
+        c->rxlen = 0;
+    if (c->rx == NULL)
+        c->rx = util_malloc(gw->max_frame);
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    if (!final || remaining > 0)
+        return 0;
+    if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst))
+        goto rate;
+    handle_op(gw, c, c->rx, c->rxlen);
+    /* do not keep 64 KiB per connection for one large message */
+    free(c->rx);
+    c->rx = NULL;
+    c->rxlen = 0;
+    return 0;
+rate:
+    gw->m.rate_closes++;
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"rate limit", 10);
+    return -1;
+}
+
+/* lws 4.1 keeps the close opcode private (LWS_WRITE_CLOSE is 4 in
+ * roles/ws/private-lib-roles-ws.h); its public lws_close_reason() path does
+ * not write the frame from SERVER_WRITEABLE, so we pass the value directly. */
+#define GW_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+static int
+write_close(struct lws *wsi, int code)
+{
+    unsigned char buf[LWS_PRE + 2];
+    buf[LWS_PRE] = (unsigned char)(code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)code;
+    lws_write(wsi, buf + LWS_PRE, 2, GW_WRITE_CLOSE);
+    return -1;
+}
+
+int
+gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    int budget = WRITE_BUDGET;
+    uint64_t now_ns = 0;
+
+    if (c->close_code)
+        return write_close(wsi, c->close_code);
+    while (c->q.count > 0 && budget-- > 0) {
+        gw_frame_t *f = gw__outq_peek(&c->q);
+        if (lws_write(wsi, gw__frame_data(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
+            return -1;
+        if (f->born_ns) {
+            if (now_ns == 0)
+                now_ns = uv_hrtime();
+            gw->m.deliveries++;
+            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
+        }
+        gw__outq_pop(&c->q);
+        /* lws buffers a partial send itself; do not pile more on it */
+        if (c->q.count > 0 && lws_send_pipe_choked(wsi))
+            break;
+    }
+    if (c->q.count > 0)
+        lws_callback_on_writable(wsi);
+    return 0;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds twice (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test of
+# ctest in both builds. .ci/run calls exactly this.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -R unit    extra arguments go to ctest (both builds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh test
+
+if [ -f tests/package-lock.json ]; then
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+ctest_extra=("$@")
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+
+run_suite() {
+    local dir=$1; shift
+    echo "=== $dir: configure and build"
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    echo "=== $dir: ctest"
+    # ASan/UBSan settings are harmless in the plain build and make the
+    # sanitized one fail loudly: leaks at exit, any UB report.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
+        ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 300 \
+        "${ctest_extra[@]}" || status=1
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORDHUB_SANITIZE=ON
+
+if [ "$status" -ne 0 ]; then
+    echo "=== FAILED: see the ctest output above"
+fi
+exit "$status"
