@@ -236,6 +236,9 @@ send_handshake(conn_t *c)
     }
     if (bus->url.db != 0)
         rc |= redisAsyncCommand(ac, on_handshake_reply, "SELECT", "SELECT %d", bus->url.db);
+    /* named, so that an operator's CLIENT LIST tells them apart */
+    rc |= redisAsyncCommand(ac, on_handshake_reply, "CLIENT SETNAME", "CLIENT SETNAME %s",
+                            c->kind == CONN_SUB ? "coordhub-sub" : "coordhub-cmd");
     if (c->kind == CONN_CMD) {
         rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
         return rc;
