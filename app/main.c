@@ -254,7 +254,8 @@ stop(hub_t *hub, int exit_code)
         return;
     hub->stopping = 1;
     hub->exit_code = exit_code;
-    LOG_INFO("main", "stopping");
+    if (exit_code == 0)
+        LOG_INFO("main", "stopping");
     gw_shutdown(hub->gw, 3000, on_gw_stopped, hub);
 }
 
@@ -272,14 +273,20 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
     hub_t *hub = privdata;
 
     if (!ready && !ever_ready) {
-        /* unreachable Redis at start: refuse to start (SPEC §1) */
+        /* unreachable Redis at start: refuse to start (SPEC §1), with one
+         * line however many connections report it */
+        if (hub->stopping)
+            return;
         fprintf(stderr, "coordhub: cannot use Redis at %s: %s\n", hub->cfg.redis_url,
                 error ? error : "unavailable");
         stop(hub, 2);
         return;
     }
-    if (ready)
-        LOG_INFO("main", "ready: listening on %s:%d", hub->cfg.host, gw_port(hub->gw));
+    if (ready && !ever_ready)
+        LOG_INFO("main", "coordhub %s ready on %s:%d, redis %s", COORDHUB_VERSION, hub->cfg.host,
+                 gw_port(hub->gw), hub->cfg.redis_url);
+    else if (ready)
+        LOG_INFO("main", "ready again: redis is back");
     else
         LOG_WARN("main", "not ready: redis %s", error ? error : "unavailable");
     gw_on_redis_state(hub->gw, ready);
@@ -342,8 +349,6 @@ run(hub_t *hub)
     if (hub->cfg.mongo_uri)
         LOG_WARN("main", "--mongo is accepted but the configuration cache is not in this build "
                          "yet; it is ignored");
-    LOG_INFO("main", "coordhub %s listening on %s:%d, redis %s", COORDHUB_VERSION, hub->cfg.host,
-             gw_port(hub->gw), hub->cfg.redis_url);
     bus_start(hub->bus);
 
     uv_run(&hub->loop, UV_RUN_DEFAULT);
@@ -358,7 +363,8 @@ run(hub_t *hub)
             return hub->exit_code ? hub->exit_code : 1;
         }
     }
-    LOG_INFO("main", "stopped");
+    if (hub->exit_code == 0)
+        LOG_INFO("main", "stopped");
     return hub->exit_code;
 }
 

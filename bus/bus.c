@@ -398,7 +398,9 @@ conn_fail(conn_t *c, const char *why)
     delay = backoff_ms(bus, c->attempt);
     if (c->attempt < 32)
         c->attempt++;
-    if (was_ready || c->attempt == 1)
+    /* before the first success the caller reports the failure (and refuses
+     * to start); afterwards an outage is worth a warning once */
+    if (bus->ever_ready && (was_ready || c->attempt == 1))
         LOG_WARN("bus", "redis %s connection down (%s); retrying in %llu ms", conn_name(c), why,
                  (unsigned long long)delay);
     else

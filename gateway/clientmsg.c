@@ -1,0 +1,106 @@
+/*
+ * gateway/clientmsg.c: what a native WebSocket client may say (SPEC §4) and
+ * which rooms it may enter. The parser answers with the error code the
+ * client will see; the room check is the only place room access is decided.
+ */
+#include "gw_int.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static int
+fail(const char **code, const char **msg, const char *c, const char *m) {
+    *code = c;
+    *msg = m;
+    return GW_EPARSE;
+}
+
+int
+gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char **code,
+                    const char **msg) {
+    json_t *root, *op, *room;
+    const char *name;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (buf == NULL || len == 0)
+        return fail(code, msg, "bad_json", "empty frame");
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return fail(code, msg, "bad_json", "frame is not valid JSON");
+    if (!json_is_object(root)) {
+        rc = fail(code, msg, "bad_json", "frame is not a JSON object");
+        goto done;
+    }
+    op = json_object_get(root, "op");
+    if (!json_is_string(op)) {
+        rc = fail(code, msg, "bad_request", "\"op\" must be a string");
+        goto done;
+    }
+    name = json_string_value(op);
+    if (strcmp(name, "ping") == 0) {
+        out->op = GW_OP_PING;
+        rc = GW_OK;
+        goto done;
+    }
+    if (strcmp(name, "join") == 0)
+        out->op = GW_OP_JOIN;
+    else if (strcmp(name, "leave") == 0)
+        out->op = GW_OP_LEAVE;
+    else {
+        rc = fail(code, msg, "unknown_op", "unknown \"op\"");
+        goto done;
+    }
+    room = json_object_get(root, "room");
+    if (!json_is_string(room) || json_string_length(room) == 0 ||
+        json_string_length(room) > GW_ROOM_MAX) {
+        out->op = 0;
+        rc = fail(code, msg, "bad_request", "\"room\" must be a string of 1 to 80 bytes");
+        goto done;
+    }
+    /* jansson refuses \u0000 without JSON_ALLOW_NUL, so the copy is a C
+     * string of exactly json_string_length bytes */
+    memcpy(out->room, json_string_value(room), json_string_length(room));
+    out->room[json_string_length(room)] = '\0';
+    rc = GW_OK;
+done:
+    json_decref(root);
+    return rc;
+}
+
+static int
+has_prefix(const char *s, size_t n, const char *prefix, size_t plen) {
+    return n >= plen && memcmp(s, prefix, plen) == 0;
+}
+
+int
+gw__room_check(const gw_claims_t *claims, const char *room, const char **code) {
+    size_t n = room ? strnlen(room, GW_ROOM_MAX + 1) : 0;
+
+    *code = "bad_room";
+    if (n == 0 || n > GW_ROOM_MAX)
+        return GW_EPARSE;
+    if (has_prefix(room, n, "user:", 5)) {
+        if (!gw__valid_user_id(room + 5, n - 5))
+            return GW_EPARSE;
+        /* only one's own user room, by the verified subject */
+        if (strcmp(room + 5, claims->sub) != 0) {
+            *code = "forbidden";
+            return GW_EPARSE;
+        }
+        *code = NULL;
+        return GW_OK;
+    }
+    if (has_prefix(room, n, "bot:", 4)) {
+        if (!gw__valid_name_id(room + 4, n - 4))
+            return GW_EPARSE;
+    } else if (strcmp(room, "ops") != 0) {
+        return GW_EPARSE;
+    }
+    if (!(claims->roles & GW_ROLE_OPS)) {
+        *code = "forbidden";
+        return GW_EPARSE;
+    }
+    *code = NULL;
+    return GW_OK;
+}

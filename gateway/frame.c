@@ -1,0 +1,149 @@
+/*
+ * gateway/frame.c: shared, reference-counted WebSocket frames and the
+ * per-connection queues that hold them (h2o's shared buffers are the
+ * model). A frame is serialised once per framing and event; every
+ * recipient's queue holds one reference; the last queue to drop it frees it.
+ * Everything here runs on the loop thread, so the counts are plain integers.
+ */
+#include "gw_int.h"
+#include "util.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTQ_INITIAL_CAP 8
+
+gw_frame_t *
+gw__frame_new(size_t len) {
+    gw_frame_t *f;
+
+    assert(len <= UINT32_MAX);
+    f = util_malloc(sizeof *f + LWS_PRE + len);
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    f->born_ns = 0;
+    return f;
+}
+
+void
+gw__frame_unref(gw_frame_t *f) {
+    if (f == NULL)
+        return;
+    assert(f->refs > 0);
+    if (--f->refs == 0)
+        free(f);
+}
+
+/*
+ * Builds one event frame: native {"event":"NAME","data":DATA} or Socket.IO
+ * 42["NAME",DATA]. `event` is trusted ASCII from our own code (no quotes or
+ * backslashes); `data` is JSON text copied verbatim, or NULL (or empty) for
+ * an event without data. Returns a frame with one reference.
+ */
+gw_frame_t *
+gw__frame_event(enum gw_framing framing, const char *event, const char *data, size_t dlen) {
+    static const char nat_open[] = "{\"event\":\"",
+                      nat_data[] = "\",\"data\":", nat_close_data[] = "}", nat_close[] = "\"}";
+    static const char sio_open[] = "42[\"", sio_data[] = "\",", sio_close_data[] = "]",
+                      sio_close[] = "\"]";
+    const char *open, *mid, *close;
+    size_t elen = strlen(event), olen, mlen, clen, len;
+    gw_frame_t *f;
+    unsigned char *p;
+
+    assert(strpbrk(event, "\"\\") == NULL);
+    if (data == NULL)
+        dlen = 0;
+    if (framing == GW_FRAMING_SIO) {
+        open = sio_open;
+        mid = dlen ? sio_data : "";
+        close = dlen ? sio_close_data : sio_close;
+    } else {
+        open = nat_open;
+        mid = dlen ? nat_data : "";
+        close = dlen ? nat_close_data : nat_close;
+    }
+    olen = strlen(open);
+    mlen = strlen(mid);
+    clen = strlen(close);
+    len = olen + elen + mlen + dlen + clen;
+    f = gw__frame_new(len);
+    p = gw__frame_data(f);
+    memcpy(p, open, olen);
+    p += olen;
+    memcpy(p, event, elen);
+    p += elen;
+    memcpy(p, mid, mlen);
+    p += mlen;
+    if (dlen) {
+        memcpy(p, data, dlen);
+        p += dlen;
+    }
+    memcpy(p, close, clen);
+    return f;
+}
+
+/* ---- the send queue ---- */
+
+/* Doubles the ring, unwrapping it so the oldest frame is at index 0. */
+static void
+outq_grow(gw_outq_t *q) {
+    uint32_t ncap = q->cap ? q->cap * 2 : OUTQ_INITIAL_CAP;
+    gw_frame_t **ring;
+
+    assert(ncap > q->cap);
+    ring = util_malloc(sizeof *ring * ncap);
+    for (uint32_t i = 0; i < q->count; i++)
+        ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    free(q->ring);
+    q->ring = ring;
+    q->cap = ncap;
+    q->head = 0;
+}
+
+void
+gw__outq_push(gw_outq_t *q, gw_frame_t *f) {
+    if (q->count == q->cap)
+        outq_grow(q);
+    gw__frame_ref(f);
+    q->ring[(q->head + q->count) & (q->cap - 1)] = f;
+    q->count++;
+    q->bytes += f->len;
+}
+
+gw_frame_t *
+gw__outq_peek(const gw_outq_t *q) {
+    return q->count ? q->ring[q->head] : NULL;
+}
+
+void
+gw__outq_pop(gw_outq_t *q) {
+    gw_frame_t *f;
+
+    if (q->count == 0)
+        return;
+    f = q->ring[q->head];
+    q->ring[q->head] = NULL;
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->bytes -= f->len;
+    gw__frame_unref(f);
+}
+
+void
+gw__outq_clear(gw_outq_t *q) {
+    while (q->count)
+        gw__outq_pop(q);
+    q->head = 0;
+}
+
+/* Clears the queue and frees its ring; the queue is then empty and
+ * reusable (a zeroed gw_outq_t is an empty queue). */
+void
+gw__outq_free(gw_outq_t *q) {
+    gw__outq_clear(q);
+    free(q->ring);
+    q->ring = NULL;
+    q->cap = 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * gateway/jwt.c: HS256 tokens, verified and signed over libjwt 1.10.
+ *
+ * libjwt 1.10 does the base64url and HMAC work only: it accepts whichever
+ * HMAC algorithm the token names and validates no claim. So everything the
+ * hub relies on is checked here, on the claims re-read with jansson: the
+ * algorithm is pinned to HS256 after decoding, `exp` must be a JSON integer
+ * in the future, `sub` a valid name id, `roles` an array of strings. The
+ * token is copied into a bounded, NUL-terminated buffer first because
+ * libjwt reads C strings and our callers hold (buf, len) views.
+ */
+#include "gateway.h"
+#include "gw_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+is_b64url(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/*
+ * A cheap shape check before libjwt sees the bytes: three base64url
+ * segments separated by exactly two dots, no NUL, nothing else. It keeps
+ * hostile input away from the library's parsers and makes the NUL rule
+ * explicit.
+ */
+static int
+token_shape_ok(const char *t, size_t len) {
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '.')
+            dots++;
+        else if (!is_b64url(c))
+            return 0;
+    }
+    return dots == 2 && t[0] != '.';
+}
+
+static unsigned
+role_bit(const char *name) {
+    if (strcmp(name, "service") == 0)
+        return GW_ROLE_SERVICE;
+    if (strcmp(name, "admin") == 0)
+        return GW_ROLE_ADMIN;
+    if (strcmp(name, "ops") == 0)
+        return GW_ROLE_OPS;
+    return 0;
+}
+
+/* Reads the claims of a signature-checked token into `out`. */
+static int
+claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why) {
+    json_t *exp = json_object_get(grants, "exp");
+    json_t *sub = json_object_get(grants, "sub");
+    json_t *roles = json_object_get(grants, "roles");
+    size_t sublen, i;
+    json_t *r;
+
+    if (!json_is_integer(exp)) {
+        *why = "exp missing or not an integer";
+        return GW_EPARSE;
+    }
+    if (json_integer_value(exp) <= (json_int_t)now) {
+        *why = "token expired";
+        return GW_EPARSE;
+    }
+    if (!json_is_string(sub)) {
+        *why = "sub missing or not a string";
+        return GW_EPARSE;
+    }
+    sublen = json_string_length(sub);
+    if (!gw__valid_name_id(json_string_value(sub), sublen)) {
+        *why = "sub is not a valid id";
+        return GW_EPARSE;
+    }
+    out->roles = 0;
+    if (roles != NULL) {
+        if (!json_is_array(roles)) {
+            *why = "roles is not an array";
+            return GW_EPARSE;
+        }
+        json_array_foreach(roles, i, r) {
+            if (!json_is_string(r)) {
+                *why = "roles holds a non-string";
+                return GW_EPARSE;
+            }
+            out->roles |= role_bit(json_string_value(r));
+        }
+    }
+    memcpy(out->sub, json_string_value(sub), sublen);
+    out->sub[sublen] = '\0';
+    out->exp = (long long)json_integer_value(exp);
+    return GW_OK;
+}
+
+/*
+ * Verifies an HS256 JWT of `len` bytes (not necessarily NUL-terminated)
+ * against `secret` at `now`. Returns 0 with `out` filled, or GW_EPARSE with
+ * `*why` a static reason; `out` is unspecified on failure.
+ */
+int
+gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
+               const char **why) {
+    char buf[GW_TOKEN_MAX + 1];
+    size_t keylen;
+    jwt_t *jwt = NULL;
+    char *grants_text = NULL;
+    json_t *grants = NULL;
+    int rc = GW_EPARSE;
+
+    *why = "malformed token";
+    if (secret == NULL || (keylen = strlen(secret)) == 0 || keylen > INT_MAX) {
+        *why = "no secret configured";
+        return GW_EPARSE;
+    }
+    if (token == NULL || len == 0) {
+        *why = "empty token";
+        return GW_EPARSE;
+    }
+    if (len > GW_TOKEN_MAX) {
+        *why = "token too long";
+        return GW_EPARSE;
+    }
+    if (!token_shape_ok(token, len))
+        return GW_EPARSE;
+    memcpy(buf, token, len);
+    buf[len] = '\0';
+
+    /* With a key given libjwt refuses alg "none" itself (EINVAL), but we
+     * never rely on that: the alg is pinned below. */
+    if (jwt_decode(&jwt, buf, (const unsigned char *)secret, (int)keylen) != 0 || jwt == NULL) {
+        *why = "bad signature or malformed token";
+        goto done;
+    }
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256) {
+        *why = "alg is not HS256";
+        goto done;
+    }
+    grants_text = jwt_get_grants_json(jwt, NULL);
+    if (grants_text == NULL ||
+        (grants = json_loads(grants_text, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+        !json_is_object(grants)) {
+        *why = "claims are not a JSON object";
+        goto done;
+    }
+    rc = claims_read(grants, now, out, why);
+done:
+    json_decref(grants);
+    free(grants_text);
+    if (jwt)
+        jwt_free(jwt);
+    return rc;
+}
+
+/* Appends the roles of a "a,b,c" list of [a-z]+ names to `arr`; -EINVAL
+ * for anything else (empty names included). */
+static int
+roles_parse(const char *csv, json_t *arr) {
+    const char *p = csv;
+    while (*p) {
+        const char *start = p;
+        while (*p >= 'a' && *p <= 'z')
+            p++;
+        if (p == start || (*p != ',' && *p != '\0'))
+            return -EINVAL;
+        if (json_array_append_new(arr, json_stringn(start, (size_t)(p - start))) != 0)
+            return -ENOMEM;
+        if (*p == ',' && *++p == '\0')
+            return -EINVAL; /* trailing comma */
+    }
+    return 0;
+}
+
+/*
+ * Signs an HS256 token: claims sub, iat (= now), exp (= now + ttl_s) and,
+ * when `roles_csv` is neither NULL nor empty, roles (a JSON array). Returns 0
+ * with a malloc'd token in `*out` (free() it), or -EINVAL for bad input
+ * (no secret, sub not a name id, roles not a comma list of [a-z]+, ttl_s
+ * <= 0 or overflowing exp), or another negative errno from libjwt.
+ */
+int
+gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
+              time_t now, char **out) {
+    json_t *claims = NULL, *roles = NULL;
+    char *claims_text = NULL, *tok = NULL;
+    jwt_t *jwt = NULL;
+    size_t keylen;
+    int rc;
+
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (secret == NULL || (keylen = strlen(secret)) == 0 || keylen > INT_MAX || sub == NULL ||
+        !gw__valid_name_id(sub, strlen(sub)) || ttl_s <= 0 || (long long)now < 0 ||
+        ttl_s > LLONG_MAX - (long long)now)
+        return -EINVAL;
+
+    claims = json_object();
+    if (claims == NULL)
+        return -ENOMEM;
+    if (roles_csv != NULL && roles_csv[0] != '\0') {
+        roles = json_array();
+        if (roles == NULL) {
+            rc = -ENOMEM;
+            goto done;
+        }
+        if ((rc = roles_parse(roles_csv, roles)) != 0)
+            goto done;
+        if (json_object_set(claims, "roles", roles) != 0) {
+            rc = -ENOMEM;
+            goto done;
+        }
+    }
+    if (json_object_set_new(claims, "sub", json_string(sub)) != 0 ||
+        json_object_set_new(claims, "iat", json_integer((json_int_t)now)) != 0 ||
+        json_object_set_new(claims, "exp", json_integer((json_int_t)now + ttl_s)) != 0 ||
+        (claims_text = json_dumps(claims, JSON_COMPACT)) == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    if ((rc = jwt_new(&jwt)) != 0 || (rc = jwt_add_grants_json(jwt, claims_text)) != 0 ||
+        (rc = jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)keylen)) != 0) {
+        rc = -(rc > 0 ? rc : EINVAL);
+        goto done;
+    }
+    tok = jwt_encode_str(jwt);
+    if (tok == NULL) {
+        rc = errno > 0 ? -errno : -ENOMEM;
+        goto done;
+    }
+    *out = tok;
+    rc = 0;
+done:
+    if (jwt)
+        jwt_free(jwt);
+    free(claims_text);
+    json_decref(roles);
+    json_decref(claims);
+    return rc;
+}

@@ -1,0 +1,207 @@
+/*
+ * gateway/route.c: parsers for the payloads bots and services publish on
+ * Redis (SPEC §3). Each is a pure function over (payload, len): it never
+ * reads past `len`, never needs a NUL terminator, and returns GW_EPARSE for
+ * anything it does not fully understand, so the router can drop and count
+ * it. Results either point into the payload or are copied into the
+ * caller's fixed-size buffer.
+ */
+#include "gw_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Payloads larger than this are not looked at (bots publish a few KiB). */
+#define GW_PAYLOAD_MAX (1024u * 1024u)
+#define GW_COMMAND_MAX 32
+
+static const char tradedata_prefix[] = "tradeData:";
+
+/* ---- tradestate ---- */
+
+int
+gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]) {
+    json_t *root, *id;
+    int rc = GW_EPARSE;
+
+    if (payload == NULL || len == 0 || len > GW_PAYLOAD_MAX)
+        return GW_EPARSE;
+    /* Duplicate keys are refused: a browser's JSON.parse keeps the last
+     * "steamId", and the room we pick must be the one it would see. */
+    root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return GW_EPARSE;
+    if (!json_is_object(root))
+        goto done;
+    id = json_object_get(root, "steamId");
+    if (json_is_string(id)) {
+        size_t n = json_string_length(id);
+        if (!gw__valid_user_id(json_string_value(id), n))
+            goto done;
+        memcpy(steamid, json_string_value(id), n);
+        steamid[n] = '\0';
+        rc = GW_OK;
+    } else if (json_is_integer(id) && json_integer_value(id) >= 0) {
+        /* a 64-bit steamId sent as a bare number: at most 19 digits */
+        snprintf(steamid, GW_ID_MAX + 1, "%lld", (long long)json_integer_value(id));
+        rc = GW_OK;
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- canceledtrades ---- */
+
+static int
+is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int
+gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]) {
+    size_t b = 0, e = len;
+
+    if (payload == NULL || len > GW_PAYLOAD_MAX)
+        return GW_EPARSE;
+    while (b < e && is_space((unsigned char)payload[b]))
+        b++;
+    while (e > b && is_space((unsigned char)payload[e - 1]))
+        e--;
+    /* One pair of quotes, as JSON.stringify(steamId) would publish it;
+     * whitespace inside the quotes is not tolerated. */
+    if (e - b >= 2 && payload[b] == '"' && payload[e - 1] == '"') {
+        b++;
+        e--;
+    }
+    if (!gw__valid_user_id(payload + b, e - b))
+        return GW_EPARSE;
+    memcpy(steamid, payload + b, e - b);
+    steamid[e - b] = '\0';
+    return GW_OK;
+}
+
+/* ---- bot channels and the bot text protocol ---- */
+
+int
+gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen) {
+    if (channel == NULL || len <= 4 || memcmp(channel, "bot ", 4) != 0 ||
+        !gw__valid_name_id(channel + 4, len - 4))
+        return GW_EPARSE;
+    *id = channel + 4;
+    *idlen = len - 4;
+    return GW_OK;
+}
+
+static int
+valid_command(const char *s, size_t n) {
+    if (n == 0 || n > GW_COMMAND_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+valid_tradehash(const char *s, size_t n) {
+    /* same alphabet as a command, longer */
+    if (n == 0 || n > GW_TRADEHASH_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+is_tradedata(const char *s, size_t n) {
+    return n >= sizeof tradedata_prefix - 1 &&
+           memcmp(s, tradedata_prefix, sizeof tradedata_prefix - 1) == 0;
+}
+
+/* The length of the token at p[0..n): up to the first space or the end. */
+static size_t
+token_len(const char *p, size_t n) {
+    const char *sp = memchr(p, ' ', n);
+    return sp ? (size_t)(sp - p) : n;
+}
+
+/*
+ * Grammar (single spaces between tokens; an empty token is an error):
+ *   payload  = command [ " " botid [ " " idtoken [ " " rest ] ] ] [ "\n" | "\r\n" ]
+ *   a "tradeData:..." token in the botid or idtoken place ends parsing;
+ *   idtoken  = steamid "_" tradehash | steamid | anything else (ignored).
+ * Control bytes are refused inside the tokens we interpret (they fall
+ * outside every alphabet) but not in the opaque rest, which may be JSON.
+ */
+int
+gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out) {
+    const char *p = payload;
+    size_t n = len, t;
+
+    memset(out, 0, sizeof *out);
+    if (payload == NULL || len == 0 || len > GW_PAYLOAD_MAX)
+        return GW_EPARSE;
+    /* one trailing line end, as a bot's println would add */
+    if (p[n - 1] == '\n') {
+        n--;
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+    }
+
+    t = token_len(p, n);
+    if (!valid_command(p, t))
+        goto bad;
+    out->command = p;
+    out->command_len = t;
+    if (t == n)
+        return GW_OK;
+    p += t + 1;
+    n -= t + 1;
+
+    t = token_len(p, n);
+    if (is_tradedata(p, t))
+        return GW_OK;
+    if (!gw__valid_name_id(p, t))
+        goto bad;
+    out->bot_id = p;
+    out->bot_id_len = t;
+    if (t == n)
+        return GW_OK;
+    p += t + 1;
+    n -= t + 1;
+
+    t = token_len(p, n);
+    if (t == 0)
+        goto bad;
+    if (is_tradedata(p, t))
+        return GW_OK;
+    {
+        const char *us = memchr(p, '_', t);
+        if (us != NULL) {
+            size_t idn = (size_t)(us - p);
+            if (!gw__valid_user_id(p, idn) || !valid_tradehash(us + 1, t - idn - 1))
+                goto bad;
+            out->steamid = p;
+            out->steamid_len = idn;
+            out->tradehash = us + 1;
+            out->tradehash_len = t - idn - 1;
+        } else if (gw__valid_user_id(p, t)) {
+            out->steamid = p;
+            out->steamid_len = t;
+        }
+    }
+    /* what follows (if anything) is opaque */
+    return GW_OK;
+bad:
+    memset(out, 0, sizeof *out);
+    return GW_EPARSE;
+}

@@ -1,0 +1,930 @@
+// Integration-test harness for coordhub: a throwaway redis-server, a tiny
+// RESP client, the hub process, HS256 tokens minted in Node, and WebSocket
+// clients whose messages can be awaited with a deadline.
+//
+// Rules every helper keeps: each wait has a deadline, each spawned process is
+// killed in an after() hook (and, as a backstop, when this process exits),
+// all traffic stays on 127.0.0.1.
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test as nodeTest } from 'node:test';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+
+let WebSocket;
+try {
+  ({ WebSocket } = await import('ws'));
+} catch (e) {
+  throw new Error(
+    `cannot load the 'ws' package (${e.message}). ` +
+      `Run 'npm ci' in ${path.join(repoRoot, 'tests')} before the integration tests.`,
+  );
+}
+export { WebSocket };
+
+export const HUB_BIN = process.env.COORDHUB_BIN || path.join(repoRoot, 'build', 'coordhub');
+export const REDIS_BIN = process.env.REDIS_SERVER || '/usr/bin/redis-server';
+
+// ---------------------------------------------------------------- basics
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Rejects with `what` when `promise` has not settled within `ms`.
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+// Polls `fn` (sync or async) every `intervalMs` until it returns a truthy
+// value, which is returned; throws after `timeoutMs` naming `what` and the
+// last value or error seen. An error with `fatal: true` ends the wait at once.
+export async function waitUntil(fn, { timeoutMs = 5000, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  let lastErr;
+  for (;;) {
+    try {
+      last = await fn();
+      lastErr = undefined;
+      if (last) return last;
+    } catch (e) {
+      if (e && e.fatal) throw e; // no point waiting any longer
+      lastErr = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${detail})`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// A free loopback TCP port: bind port 0, read it, close.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function makeTmpDir(prefix) {
+  const base = process.env.COORDHUB_TEST_TMP || os.tmpdir();
+  fs.mkdirSync(base, { recursive: true });
+  return fs.mkdtempSync(path.join(base, prefix));
+}
+
+// ---------------------------------------------------------------- cleanup
+
+const liveProcs = new Set(); // ChildProcess
+const liveClients = new Set(); // WsClient
+const liveResp = new Set(); // RespClient
+const tmpDirs = new Set();
+const hubs = []; // every hub started in this file, for log dumps
+
+function trackProc(proc) {
+  liveProcs.add(proc);
+  proc.once('exit', () => liveProcs.delete(proc));
+}
+
+function exitPromise(proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
+  }
+  return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+async function killAndWait(proc, ms = 5000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const done = exitPromise(proc);
+  try {
+    proc.kill('SIGKILL');
+  } catch {
+    /* already gone */
+  }
+  await withTimeout(done, ms, `pid ${proc.pid} to die after SIGKILL`).catch(() => {});
+}
+
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
+
+// Stops everything this file started. Registered as a root after() hook
+// below, so it runs even when tests fail. Hubs still running get SIGTERM
+// first, with their clients still connected, so every file ends with a real
+// shutdown; then the hook fails the file if a hub did not exit 0 within
+// 10 s, died of a signal nobody sent, or printed a sanitizer report.
+export async function cleanupAll() {
+  const problems = [];
+  const tail = (h) => h.stderr().split('\n').slice(-40).join('\n');
+  await Promise.all(
+    hubs
+      .filter((h) => !h.exited())
+      .map(async (h) => {
+        const done = h.exit();
+        h.proc.kill('SIGTERM');
+        try {
+          const { code, signal } = await withTimeout(done, 10000, `hub pid ${h.pid} to exit after SIGTERM`);
+          if (code !== 0) problems.push(`hub pid ${h.pid} exited with code ${code} signal ${signal} after SIGTERM`);
+        } catch {
+          problems.push(`hub pid ${h.pid} did not exit within 10 s of SIGTERM`);
+          await killAndWait(h.proc);
+        }
+      }),
+  );
+  for (const c of liveClients) c.terminate();
+  liveClients.clear();
+  for (const r of liveResp) r.close();
+  liveResp.clear();
+  await Promise.all([...liveProcs].map((p) => killAndWait(p)));
+  for (const h of hubs) {
+    if (h.checked) continue;
+    h.checked = true;
+    const sig = h.proc.signalCode;
+    if (sig && !h.signalsSent.has(sig)) problems.push(`hub pid ${h.pid} died of ${sig}, which no test sent`);
+    if (SANITIZER_RE.test(h.stderr())) problems.push(`hub pid ${h.pid} printed a sanitizer report:\n${tail(h)}`);
+  }
+  for (const d of tmpDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+  tmpDirs.clear();
+  if (problems.length) throw new Error(`after the tests:\n${problems.join('\n')}`);
+}
+
+after(cleanupAll);
+process.on('exit', () => {
+  for (const p of liveProcs) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* ignore */
+    }
+  }
+});
+
+// Prints the tail of every hub's stderr (and exit status). Called by test()
+// below when a test fails, so the hub's side of the story is in the report.
+export function dumpHubLogs(title, { fromIndex = 0, maxLines = 80 } = {}) {
+  // The hubs started by the failing test, and any still running (started
+  // by a before() hook, say).
+  for (const [i, h] of hubs.entries()) {
+    if (i < fromIndex && h.exited()) continue;
+    const lines = h.stderr().split('\n');
+    const tail = lines.slice(-maxLines).join('\n');
+    const status =
+      h.proc.exitCode !== null || h.proc.signalCode !== null
+        ? `exited code=${h.proc.exitCode} signal=${h.proc.signalCode}`
+        : 'running';
+    process.stderr.write(
+      `\n----- coordhub pid ${h.pid}${h.port ? ` port ${h.port}` : ''} (${status}) stderr, last ${maxLines} lines, after failure of "${title}" -----\n` +
+        `${tail}\n----- end of coordhub stderr -----\n`,
+    );
+  }
+}
+
+// node:test's test(), except that a failure also prints the hubs' stderr.
+export function test(name, opts, fn) {
+  if (typeof opts === 'function') {
+    fn = opts;
+    opts = {};
+  }
+  return nodeTest(name, opts, async (t) => {
+    const fromIndex = hubs.length;
+    try {
+      return await fn(t);
+    } catch (e) {
+      dumpHubLogs(name, { fromIndex });
+      throw e;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- RESP
+
+// Encodes one command as a RESP array of bulk strings.
+export function respEncode(args) {
+  const parts = [`*${args.length}\r\n`];
+  for (const a of args) {
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+    parts.push(`$${b.length}\r\n`, b, '\r\n');
+  }
+  return Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p))));
+}
+
+// Parses one RESP2 reply at `off`. Returns {value, next} or null if more
+// bytes are needed. Errors come back as instances of RespError.
+export class RespError extends Error {}
+function respParse(buf, off) {
+  if (off >= buf.length) return null;
+  const nl = buf.indexOf('\r\n', off);
+  if (nl < 0) return null;
+  const type = String.fromCharCode(buf[off]);
+  const line = buf.toString('utf8', off + 1, nl);
+  const after = nl + 2;
+  switch (type) {
+    case '+':
+      return { value: line, next: after };
+    case '-':
+      return { value: new RespError(line), next: after };
+    case ':':
+      return { value: Number(line), next: after };
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return { value: null, next: after };
+      if (buf.length < after + n + 2) return null;
+      return { value: buf.toString('utf8', after, after + n), next: after + n + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { value: null, next: after };
+      const arr = [];
+      let p = after;
+      for (let i = 0; i < n; i++) {
+        const r = respParse(buf, p);
+        if (!r) return null;
+        arr.push(r.value);
+        p = r.next;
+      }
+      return { value: arr, next: p };
+    }
+    default:
+      throw new Error(`bad RESP type byte ${JSON.stringify(type)}`);
+  }
+}
+
+// A minimal Redis client: one connection, replies matched in order.
+export class RespClient {
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.pending = [];
+    this.closed = false;
+    sock.on('data', (d) => this._onData(d));
+    const fail = (err) => {
+      this.closed = true;
+      const e = err || new Error('redis connection closed');
+      for (const p of this.pending.splice(0)) p.reject(e);
+    };
+    sock.on('error', fail);
+    sock.on('close', () => fail());
+    liveResp.add(this);
+  }
+
+  static connect(port, { host = '127.0.0.1', timeoutMs = 2000 } = {}) {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host, port });
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`connect to redis ${host}:${port} timed out`));
+      }, timeoutMs);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeListener('error', reject);
+        resolve(new RespClient(sock));
+      });
+      sock.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  _onData(d) {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    let off = 0;
+    for (;;) {
+      const r = respParse(this.buf, off);
+      if (!r) break;
+      off = r.next;
+      const p = this.pending.shift();
+      if (p) p.resolve(r.value);
+    }
+    this.buf = this.buf.subarray(off);
+  }
+
+  // Sends one command; resolves with the reply (a RespError rejects).
+  command(args, { timeoutMs = 5000 } = {}) {
+    if (this.closed) return Promise.reject(new Error('redis connection closed'));
+    const p = new Promise((resolve, reject) => {
+      this.pending.push({
+        resolve: (v) => (v instanceof RespError ? reject(v) : resolve(v)),
+        reject,
+      });
+    });
+    this.sock.write(respEncode(args));
+    return withTimeout(p, timeoutMs, `redis reply to ${String(args[0])}`);
+  }
+
+  // Sends many commands in one write; resolves with all replies.
+  pipeline(cmds, { timeoutMs = 10000 } = {}) {
+    if (this.closed) return Promise.reject(new Error('redis connection closed'));
+    const ps = cmds.map(
+      () =>
+        new Promise((resolve, reject) => {
+          this.pending.push({ resolve, reject });
+        }),
+    );
+    this.sock.write(Buffer.concat(cmds.map(respEncode)));
+    return withTimeout(Promise.all(ps), timeoutMs, `redis pipeline of ${cmds.length}`);
+  }
+
+  publish(channel, payload, opts) {
+    return this.command(['PUBLISH', channel, payload], opts);
+  }
+
+  close() {
+    this.closed = true;
+    this.sock.destroy();
+    liveResp.delete(this);
+  }
+}
+
+// One command on a fresh connection.
+export async function redisCommand(port, args, opts) {
+  const c = await RespClient.connect(port);
+  try {
+    return await c.command(args, opts);
+  } finally {
+    c.close();
+  }
+}
+
+// ---------------------------------------------------------------- redis-server
+
+// Starts redis-server on a free loopback port in a temporary directory and
+// waits until it answers PING. restart() starts it again on the same port.
+export async function startRedis({ readyTimeoutMs = 10000 } = {}) {
+  const dir = makeTmpDir('redis-');
+  tmpDirs.add(dir);
+  let port = await freePort();
+  let proc = null;
+  let log = '';
+
+  const spawnOnce = async () => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    log = '';
+    const p = spawn(REDIS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    trackProc(p);
+    const onOut = (d) => {
+      log += d.toString();
+      if (log.length > 65536) log = log.slice(-32768);
+    };
+    p.stdout.on('data', onOut);
+    p.stderr.on('data', onOut);
+    p.on('error', (e) => {
+      log += `spawn error: ${e.message}\n`;
+    });
+    proc = p;
+    await waitUntil(
+      async () => {
+        if (p.exitCode !== null || p.signalCode !== null) {
+          throw Object.assign(new Error(`redis-server exited (${p.exitCode ?? p.signalCode}): ${log.slice(-2000)}`), {
+            fatal: true,
+          });
+        }
+        const r = await redisCommand(port, ['PING'], { timeoutMs: 1000 });
+        return r === 'PONG';
+      },
+      { timeoutMs: readyTimeoutMs, intervalMs: 50, what: `redis-server on port ${port} to answer PING` },
+    ).catch((e) => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      throw e;
+    });
+  };
+
+  // The free port can be taken between probing and binding: try a few.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await spawnOnce();
+      break;
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      port = await freePort();
+    }
+  }
+
+  const r = {
+    get port() {
+      return port;
+    },
+    get url() {
+      return `redis://127.0.0.1:${port}/0`;
+    },
+    get pid() {
+      return proc.pid;
+    },
+    log: () => log,
+    // SHUTDOWN NOSAVE-like: SIGTERM, wait for exit.
+    async stop(ms = 5000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const done = exitPromise(proc);
+      proc.kill('SIGTERM');
+      await withTimeout(done, ms, 'redis-server to stop').catch(() => killAndWait(proc));
+    },
+    // Sends `signal` (default SIGKILL) and waits until the process is gone.
+    async kill(signal = 'SIGKILL', ms = 5000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const done = exitPromise(proc);
+      proc.kill(signal);
+      await withTimeout(done, ms, `redis-server to exit on ${signal}`);
+    },
+    // Starts a new redis-server on the same port (the old one must be gone).
+    async restart() {
+      if (proc.exitCode === null && proc.signalCode === null) await r.kill('SIGKILL');
+      await spawnOnce();
+    },
+    client: () => RespClient.connect(port),
+    command: (args, opts) => redisCommand(port, args, opts),
+    publish: (channel, payload) => redisCommand(port, ['PUBLISH', channel, payload]),
+  };
+  return r;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+// GET (or another method) with a deadline; resolves {status, headers, body}.
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`HTTP ${method} ${url} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export const httpGet = (url, opts) => httpRequest(url, opts);
+
+// ---------------------------------------------------------------- metrics
+
+// Parses Prometheus text into [{name, labels: {..}, value}] (comments skipped).
+export function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let lm;
+      while ((lm = re.exec(m[3]))) labels[lm[1]] = lm[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    }
+    out.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+// Sum of the samples named `name` whose labels match `labels` (each value a
+// string for equality or a RegExp). A missing series counts 0.
+export function metricSum(samples, name, labels = {}) {
+  let sum = 0;
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    let ok = true;
+    for (const [k, v] of Object.entries(labels)) {
+      const have = s.labels[k];
+      if (have === undefined || (v instanceof RegExp ? !v.test(have) : have !== v)) ok = false;
+    }
+    if (ok) sum += s.value;
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- tokens
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// Mints a JWT. Defaults: HS256, exp = now + ttl. `header`/`claims` override
+// or add fields (set a claim to undefined to drop it); `signSecret` signs
+// with another key; alg 'none' gives an empty signature.
+export function makeToken({ sub, roles, ttl = 300, secret, header = {}, claims = {}, signSecret, alg = 'HS256' }) {
+  const h = { alg, typ: 'JWT', ...header };
+  const now = Math.floor(Date.now() / 1000);
+  const c = { sub, exp: now + ttl, iat: now };
+  if (roles && roles.length) c.roles = roles;
+  Object.assign(c, claims);
+  for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
+  const input = `${b64url(JSON.stringify(h))}.${b64url(JSON.stringify(c))}`;
+  if (alg === 'none') return `${input}.`;
+  const algo = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
+  if (!algo) throw new Error(`makeToken: unsupported alg ${alg}`);
+  const sig = crypto.createHmac(algo, signSecret ?? secret).update(input).digest();
+  return `${input}.${b64url(sig)}`;
+}
+
+export function token(sub, roles = [], ttl = 300, secret) {
+  return makeToken({ sub, roles, ttl, secret });
+}
+
+// ---------------------------------------------------------------- the hub
+
+// Spawns the hub on a free port with a fresh secret and waits for /readyz
+// 200. `args` replaces the default flags entirely (then no readiness wait
+// unless `waitReady`).
+export async function startHub({
+  redisUrl,
+  extraArgs = [],
+  env = {},
+  secret = crypto.randomBytes(16).toString('hex'),
+  readyTimeoutMs = 20000,
+  logLevel,
+} = {}) {
+  if (!fs.existsSync(HUB_BIN)) {
+    throw new Error(`hub binary not found at ${HUB_BIN} (build it, or set COORDHUB_BIN)`);
+  }
+  let lastErr;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const args = ['--listen', `127.0.0.1:${port}`, '--redis', redisUrl, '--jwt-secret', secret];
+    if (logLevel) args.push('--log-level', logLevel);
+    args.push(...extraArgs);
+    const hub = spawnHubProcess(args, { env, port, secret });
+    try {
+      await waitUntil(
+        async () => {
+          if (hub.exited()) {
+            throw Object.assign(new Error(`hub exited early (code ${hub.proc.exitCode}, signal ${hub.proc.signalCode})`), {
+              fatal: true,
+            });
+          }
+          const r = await httpGet(`${hub.url}/readyz`, { timeoutMs: 1000 });
+          return r.status === 200;
+        },
+        { timeoutMs: readyTimeoutMs, intervalMs: 50, what: `hub on port ${port} to answer /readyz 200` },
+      );
+      return hub;
+    } catch (e) {
+      lastErr = new Error(`${e.message}\n--- hub stderr ---\n${hub.stderr().slice(-4000)}`);
+      await killAndWait(hub.proc);
+      // Retry only when the port was taken under us.
+      if (!/in use|EADDRINUSE|bind/i.test(hub.stderr())) break;
+    }
+  }
+  throw lastErr;
+}
+
+// Spawns the hub binary with `args` and the environment given (no
+// COORDHUB_* / REDIS_URL inherited, so flags alone decide) and returns a
+// handle. No readiness wait.
+export function spawnHubProcess(args, { env = {}, port, secret } = {}) {
+  const cleanEnv = { ...process.env };
+  for (const k of Object.keys(cleanEnv)) {
+    if (k.startsWith('COORDHUB_') || k === 'REDIS_URL' || k === 'MONGODB_URI') delete cleanEnv[k];
+  }
+  // In an ASan build, freed memory sits in a quarantine (256 MiB by default)
+  // that would swamp the slow-consumer test's RSS bound: keep it small.
+  // Harmless for a build without sanitizers.
+  let asan = cleanEnv.ASAN_OPTIONS || '';
+  if (!/quarantine_size_mb/.test(asan)) asan += `${asan ? ':' : ''}quarantine_size_mb=16`;
+  cleanEnv.ASAN_OPTIONS = asan;
+  const proc = spawn(HUB_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv, ...env } });
+  trackProc(proc);
+  // Remember which signals we sent, to tell a crash from a kill.
+  const signalsSent = new Set();
+  const rawKill = proc.kill.bind(proc);
+  proc.kill = (sig = 'SIGTERM') => {
+    signalsSent.add(sig);
+    return rawKill(sig);
+  };
+  let err = '';
+  let out = '';
+  const cap = (s) => (s.length > 1 << 20 ? s.slice(-(1 << 19)) : s);
+  proc.stderr.on('data', (d) => {
+    err = cap(err + d.toString());
+  });
+  proc.stdout.on('data', (d) => {
+    out = cap(out + d.toString());
+  });
+  proc.on('error', (e) => {
+    err += `spawn error: ${e.message}\n`;
+  });
+  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+  const hub = {
+    proc,
+    signalsSent,
+    pid: proc.pid,
+    port,
+    secret,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    exit: () => exitPromise(proc),
+    // SIGTERM; resolves the exit code (null if killed by a signal). Kills
+    // with SIGKILL and throws if the hub has not exited within `ms`.
+    async stop(ms = 15000) {
+      if (exited()) return proc.exitCode;
+      const done = exitPromise(proc);
+      proc.kill('SIGTERM');
+      try {
+        const { code } = await withTimeout(done, ms, `hub pid ${proc.pid} to exit after SIGTERM`);
+        return code;
+      } catch (e) {
+        await killAndWait(proc);
+        throw e;
+      }
+    },
+    async kill(signal = 'SIGKILL') {
+      if (exited()) return;
+      const done = exitPromise(proc);
+      proc.kill(signal);
+      await withTimeout(done, 5000, `hub to exit on ${signal}`);
+    },
+    token: (sub, roles = [], ttl = 300) => makeToken({ sub, roles, ttl, secret }),
+    // Connects to /ws with a token for `sub` (and `roles`).
+    connect: (sub, roles = [], opts = {}) =>
+      connectWs(`ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(makeToken({ sub, roles, secret }))}`, opts),
+    metrics: async () => {
+      const r = await httpGet(`${hub.url}/metrics`);
+      if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+      return parseMetrics(r.body);
+    },
+    metric: async (name, labels) => metricSum(await hub.metrics(), name, labels),
+    // VmRSS of the hub in bytes, from /proc.
+    rssBytes: () => {
+      const s = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
+      return m ? Number(m[1]) * 1024 : NaN;
+    },
+  };
+  hubs.push(hub);
+  return hub;
+}
+
+// Runs the hub binary to completion (for --help, token, bad flags) with a
+// deadline; resolves {code, signal, stdout, stderr}.
+export function runHub(args, { env = {}, timeoutMs = 15000 } = {}) {
+  const h = spawnHubProcess(args, { env });
+  return withTimeout(h.exit(), timeoutMs, `coordhub ${args.join(' ')} to exit`)
+    .then(({ code, signal }) => ({ code, signal, stdout: h.stdout(), stderr: h.stderr() }))
+    .catch(async (e) => {
+      await killAndWait(h.proc);
+      throw new Error(`${e.message}\nstderr: ${h.stderr().slice(-2000)}`);
+    });
+}
+
+// ---------------------------------------------------------------- WebSockets
+
+// A connected WebSocket client whose text frames are parsed as JSON and
+// queued. waitFor() consumes the first unconsumed match; expectNone()
+// asserts that no message matching arrives (history included).
+export class WsClient {
+  constructor(ws) {
+    this.ws = ws;
+    this.messages = []; // parsed JSON (or {__raw: text} when not JSON)
+    this.raw = []; // every text frame as received
+    this.binary = 0;
+    this.errors = [];
+    this.consumed = new Set();
+    this.waiters = new Set();
+    this.closeInfo = null;
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        liveClients.delete(this);
+        for (const w of this.waiters) w.check();
+        resolve(this.closeInfo);
+      });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.binary++;
+        return;
+      }
+      const text = data.toString('utf8');
+      this.raw.push(text);
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        msg = { __raw: text };
+      }
+      this.messages.push(msg);
+      for (const w of this.waiters) w.check();
+    });
+    ws.on('error', (e) => this.errors.push(e));
+    liveClients.add(this);
+  }
+
+  get isClosed() {
+    return this.closeInfo !== null;
+  }
+
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+
+  // Index of the next message; pass as `since` to look only at later ones.
+  mark() {
+    return this.messages.length;
+  }
+
+  count(pred, since = 0) {
+    return this.messages.slice(since).filter(pred).length;
+  }
+
+  // Resolves with the first unconsumed message at index >= `since` that
+  // matches `pred`, and marks it consumed.
+  waitFor(pred, timeoutMs = 5000, what = 'a matching message', since = 0) {
+    const find = () => {
+      for (let i = since; i < this.messages.length; i++) {
+        if (!this.consumed.has(i) && pred(this.messages[i])) {
+          this.consumed.add(i);
+          return this.messages[i];
+        }
+      }
+      return undefined;
+    };
+    const hit = find();
+    if (hit !== undefined) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          const m = find();
+          if (m !== undefined) {
+            done();
+            resolve(m);
+          } else if (this.closeInfo) {
+            done();
+            reject(new Error(`socket closed (code ${this.closeInfo.code}) while waiting for ${what}; got: ${this.summary()}`));
+          }
+        },
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got: ${this.summary()}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+      };
+      this.waiters.add(w);
+      w.check();
+    });
+  }
+
+  // Waits for the next unconsumed event named `event` (and matching `pred`).
+  waitEvent(event, timeoutMs = 5000, pred = () => true, since = 0) {
+    return this.waitFor((m) => m && m.event === event && pred(m), timeoutMs, `event "${event}"`, since);
+  }
+
+  // Waits `ms` and throws if a message matching `pred` is (or was, at or
+  // after index `since`) received. Fails early when one arrives.
+  expectNone(pred, ms = 500, { since = 0, what = 'unexpected message' } = {}) {
+    const find = () => this.messages.slice(since).find(pred);
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          const m = find();
+          if (m !== undefined) {
+            done();
+            reject(new Error(`${what}: received ${JSON.stringify(m).slice(0, 500)}`));
+          }
+        },
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve();
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+      };
+      this.waiters.add(w);
+      w.check();
+    });
+  }
+
+  // Resolves {code, reason} when the socket closes; throws after timeoutMs.
+  waitClose(timeoutMs = 5000) {
+    return withTimeout(this.closed, timeoutMs, 'the WebSocket to close');
+  }
+
+  // Closes politely, then terminates if the close handshake stalls.
+  async close(timeoutMs = 2000) {
+    if (this.isClosed) return this.closeInfo;
+    try {
+      this.ws.close(1000);
+    } catch {
+      /* ignore */
+    }
+    try {
+      return await this.waitClose(timeoutMs);
+    } catch {
+      this.terminate();
+      return this.closeInfo;
+    }
+  }
+
+  terminate() {
+    try {
+      this.ws.terminate();
+    } catch {
+      /* ignore */
+    }
+  }
+
+  summary(max = 10) {
+    const tail = this.raw.slice(-max).map((s) => (s.length > 200 ? `${s.slice(0, 200)}…` : s));
+    return `${this.raw.length} frames, last ${tail.length}: ${JSON.stringify(tail)}`;
+  }
+}
+
+// Opens a WebSocket. Resolves {ok: true, client} once open, or {ok: false,
+// statusCode, body} when the server answered the upgrade with an HTTP status
+// ('unexpected-response'); rejects on other errors or after timeoutMs.
+export function openWs(url, { headers = {}, timeoutMs = 5000, wsOptions = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: timeoutMs, ...wsOptions });
+    let settled = false;
+    const finish = (fn, v) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        fn(v);
+      }
+    };
+    const timer = setTimeout(() => {
+      ws.terminate();
+      finish(reject, new Error(`WebSocket ${url} did not open within ${timeoutMs} ms`));
+    }, timeoutMs + 500);
+    // Attach the client before 'open' so no early frame is missed.
+    const client = new WsClient(ws);
+    ws.once('open', () => finish(resolve, { ok: true, client }));
+    ws.once('unexpected-response', (req, res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      const done = () => {
+        req.destroy();
+        liveClients.delete(client);
+        finish(resolve, { ok: false, statusCode: res.statusCode, body: Buffer.concat(chunks).toString('utf8') });
+      };
+      res.on('end', done);
+      res.on('error', done);
+      setTimeout(done, 1000).unref();
+    });
+    ws.once('error', (e) => {
+      liveClients.delete(client);
+      finish(reject, e);
+    });
+  });
+}
+
+// Opens a WebSocket and returns the WsClient; throws unless it opened.
+export async function connectWs(url, opts) {
+  const r = await openWs(url, opts);
+  if (!r.ok) throw new Error(`WebSocket ${url} refused with HTTP ${r.statusCode}: ${r.body.slice(0, 300)}`);
+  return r.client;
+}
+
+// Round trip through the hub: ping, await pong. Proves that frames sent
+// before it have been processed (the hub handles a socket's frames in order).
+export async function roundTrip(client, timeoutMs = 5000) {
+  client.send({ op: 'ping' });
+  await client.waitEvent('pong', timeoutMs);
+}
+
+// Joins `room` and waits for the "joined" acknowledgement.
+export async function join(client, room, timeoutMs = 5000) {
+  client.send({ op: 'join', room });
+  const m = await client.waitFor(
+    (x) => (x.event === 'joined' && x.data && x.data.room === room) || x.event === 'error',
+    timeoutMs,
+    `joined ${room}`,
+  );
+  if (m.event === 'error') throw new Error(`join ${room} refused: ${JSON.stringify(m.data)}`);
+  return m;
+}
+
+// A fresh, valid steamId-like user id.
+let idSeq = 0;
+export function userId() {
+  idSeq++;
+  return `7656119${String(Date.now() % 1e7).padStart(7, '0')}${String(idSeq).padStart(3, '0')}`;
+}
