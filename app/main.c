@@ -116,8 +116,19 @@ env_or(const char *name, const char *def)
     return v && *v ? v : def;
 }
 
-enum { OPT_LISTEN = 256, OPT_REDIS, OPT_MONGO, OPT_SECRET, OPT_WEBROOT, OPT_LOGLEVEL, OPT_HELP,
-       OPT_VERSION, OPT_SUB, OPT_ROLES, OPT_TTL };
+enum {
+    OPT_LISTEN = 256,
+    OPT_REDIS,
+    OPT_MONGO,
+    OPT_SECRET,
+    OPT_WEBROOT,
+    OPT_LOGLEVEL,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_SUB,
+    OPT_ROLES,
+    OPT_TTL
+};
 
 static int
 parse_config(int argc, char **argv, config_t *cfg)

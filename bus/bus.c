@@ -518,8 +518,7 @@ bus_command_argv(bus_t *bus, bus_reply_cb cb, void *privdata, int argc, const ch
     w = util_malloc(sizeof *w);
     w->cb = cb;
     w->privdata = privdata;
-    if (redisAsyncCommandArgv(bus->cmd.ac, on_command_reply, w, argc, argv, argvlen) !=
-        REDIS_OK) {
+    if (redisAsyncCommandArgv(bus->cmd.ac, on_command_reply, w, argc, argv, argvlen) != REDIS_OK) {
         free(w);
         return UV_ENOTCONN;
     }

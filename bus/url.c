@@ -107,6 +107,10 @@ bus_url_parse(const char *url, bus_url_t *out, const char **err)
                 goto bad_userinfo;
             if ((u.pass = pct_decode(colon + 1, (size_t)(at - colon - 1))) == NULL)
                 goto bad_userinfo;
+            if (u.pass[0] == '\0') { /* "redis://:@host": no password, no AUTH "" */
+                free(u.pass);
+                u.pass = NULL;
+            }
         } else if (at > p) {
             /* redis://secret@host: a lone userinfo is the password, as
              * redis-cli and most clients read it */

@@ -9,7 +9,8 @@
 #include <string.h>
 
 static int
-fail(const char **code, const char **msg, const char *c, const char *m) {
+fail(const char **code, const char **msg, const char *c, const char *m)
+{
     *code = c;
     *msg = m;
     return GW_EPARSE;
@@ -17,7 +18,8 @@ fail(const char **code, const char **msg, const char *c, const char *m) {
 
 int
 gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char **code,
-                    const char **msg) {
+                    const char **msg)
+{
     json_t *root, *op, *room;
     const char *name;
     int rc;
@@ -69,12 +71,14 @@ done:
 }
 
 static int
-has_prefix(const char *s, size_t n, const char *prefix, size_t plen) {
+has_prefix(const char *s, size_t n, const char *prefix, size_t plen)
+{
     return n >= plen && memcmp(s, prefix, plen) == 0;
 }
 
 int
-gw__room_check(const gw_claims_t *claims, const char *room, const char **code) {
+gw__room_check(const gw_claims_t *claims, const char *room, const char **code)
+{
     size_t n = room ? strnlen(room, GW_ROOM_MAX + 1) : 0;
 
     *code = "bad_room";

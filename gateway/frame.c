@@ -15,7 +15,8 @@
 #define OUTQ_INITIAL_CAP 8
 
 gw_frame_t *
-gw__frame_new(size_t len) {
+gw__frame_new(size_t len)
+{
     gw_frame_t *f;
 
     assert(len <= UINT32_MAX);
@@ -27,7 +28,8 @@ gw__frame_new(size_t len) {
 }
 
 void
-gw__frame_unref(gw_frame_t *f) {
+gw__frame_unref(gw_frame_t *f)
+{
     if (f == NULL)
         return;
     assert(f->refs > 0);
@@ -42,7 +44,8 @@ gw__frame_unref(gw_frame_t *f) {
  * an event without data. Returns a frame with one reference.
  */
 gw_frame_t *
-gw__frame_event(enum gw_framing framing, const char *event, const char *data, size_t dlen) {
+gw__frame_event(enum gw_framing framing, const char *event, const char *data, size_t dlen)
+{
     static const char nat_open[] = "{\"event\":\"",
                       nat_data[] = "\",\"data\":", nat_close_data[] = "}", nat_close[] = "\"}";
     static const char sio_open[] = "42[\"", sio_data[] = "\",", sio_close_data[] = "]",
@@ -88,7 +91,8 @@ gw__frame_event(enum gw_framing framing, const char *event, const char *data, si
 
 /* Doubles the ring, unwrapping it so the oldest frame is at index 0. */
 static void
-outq_grow(gw_outq_t *q) {
+outq_grow(gw_outq_t *q)
+{
     uint32_t ncap = q->cap ? q->cap * 2 : OUTQ_INITIAL_CAP;
     gw_frame_t **ring;
 
@@ -103,7 +107,8 @@ outq_grow(gw_outq_t *q) {
 }
 
 void
-gw__outq_push(gw_outq_t *q, gw_frame_t *f) {
+gw__outq_push(gw_outq_t *q, gw_frame_t *f)
+{
     if (q->count == q->cap)
         outq_grow(q);
     gw__frame_ref(f);
@@ -113,12 +118,14 @@ gw__outq_push(gw_outq_t *q, gw_frame_t *f) {
 }
 
 gw_frame_t *
-gw__outq_peek(const gw_outq_t *q) {
+gw__outq_peek(const gw_outq_t *q)
+{
     return q->count ? q->ring[q->head] : NULL;
 }
 
 void
-gw__outq_pop(gw_outq_t *q) {
+gw__outq_pop(gw_outq_t *q)
+{
     gw_frame_t *f;
 
     if (q->count == 0)
@@ -132,7 +139,8 @@ gw__outq_pop(gw_outq_t *q) {
 }
 
 void
-gw__outq_clear(gw_outq_t *q) {
+gw__outq_clear(gw_outq_t *q)
+{
     while (q->count)
         gw__outq_pop(q);
     q->head = 0;
@@ -141,7 +149,8 @@ gw__outq_clear(gw_outq_t *q) {
 /* Clears the queue and frees its ring; the queue is then empty and
  * reusable (a zeroed gw_outq_t is an empty queue). */
 void
-gw__outq_free(gw_outq_t *q) {
+gw__outq_free(gw_outq_t *q)
+{
     gw__outq_clear(q);
     free(q->ring);
     q->ring = NULL;

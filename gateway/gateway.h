@@ -21,13 +21,13 @@ typedef struct gw_options {
     const char *host; /* listen address, e.g. "127.0.0.1" */
     int port;         /* 0 = any free port (see gw_port) */
     const char *jwt_secret;
-    const char *web_root;         /* NULL: no static files */
-    bus_t *bus;                   /* readiness and, later, commands */
-    size_t max_frame;             /* 0: 64 KiB */
-    size_t slow_bytes;            /* 0: 1 MiB */
-    double op_rate;               /* 0: 20 ops/s per connection */
-    double op_burst;              /* 0: 40 */
-    unsigned coalesce_ms;         /* 0: 1000, reserve-items throttle */
+    const char *web_root; /* NULL: no static files */
+    bus_t *bus;           /* readiness and, later, commands */
+    size_t max_frame;     /* 0: 64 KiB */
+    size_t slow_bytes;    /* 0: 1 MiB */
+    double op_rate;       /* 0: 20 ops/s per connection */
+    double op_burst;      /* 0: 40 */
+    unsigned coalesce_ms; /* 0: 1000, reserve-items throttle */
 } gw_options_t;
 
 /*

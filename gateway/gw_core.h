@@ -29,16 +29,16 @@ enum gw_channel {
 struct gw_metrics {
     uint64_t messages_in[GW_CH_COUNT];
     uint64_t malformed[GW_CH_COUNT];
-    uint64_t events_routed;      /* events that had at least one recipient */
-    uint64_t frames_built;       /* serialisations: one per event per framing */
-    uint64_t deliveries;         /* event frames written to sockets */
-    uint64_t slow_closes;        /* 4008 */
-    uint64_t too_large_closes;   /* 1009 */
-    uint64_t rate_closes;        /* 1008 */
-    uint64_t binary_closes;      /* 1003 */
-    uint64_t auth_failures;      /* 401 before upgrade */
+    uint64_t events_routed;    /* events that had at least one recipient */
+    uint64_t frames_built;     /* serialisations: one per event per framing */
+    uint64_t deliveries;       /* event frames written to sockets */
+    uint64_t slow_closes;      /* 4008 */
+    uint64_t too_large_closes; /* 1009 */
+    uint64_t rate_closes;      /* 1008 */
+    uint64_t binary_closes;    /* 1003 */
+    uint64_t auth_failures;    /* 401 before upgrade */
     uint64_t ws_accepted;
-    uint64_t client_errors;      /* error frames sent */
+    uint64_t client_errors; /* error frames sent */
     uint64_t http_requests;
     uint64_t lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
     uint64_t lat_count;

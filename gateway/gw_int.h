@@ -16,9 +16,9 @@
 #define GW_OK 0
 #define GW_EPARSE (-1)
 
-#define GW_ID_MAX 64        /* user ids (steamIds) and bot ids */
-#define GW_ROOM_MAX 80      /* "user:" + id, "bot:" + id, "ops" */
-#define GW_TOKEN_MAX 4096   /* bytes of a JWT we are willing to look at */
+#define GW_ID_MAX 64      /* user ids (steamIds) and bot ids */
+#define GW_ROOM_MAX 80    /* "user:" + id, "bot:" + id, "ops" */
+#define GW_TOKEN_MAX 4096 /* bytes of a JWT we are willing to look at */
 #define GW_TRADEHASH_MAX 128
 
 /* ---- identifiers ---- */
@@ -50,8 +50,8 @@ typedef struct gw_claims {
  * anything over GW_TOKEN_MAX. Returns 0 and fills `out`, or GW_EPARSE with
  * `*why` a static string for the logs (never sent to the client verbatim).
  */
-int gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now,
-                   gw_claims_t *out, const char **why);
+int gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
+                   const char **why);
 
 /* ---- Redis payload routing (route.c) ---- */
 
@@ -212,5 +212,50 @@ typedef struct gw_bucket {
 
 /* Takes one token; returns 1 if allowed, 0 if over `rate`/s with `burst`. */
 int gw__bucket_take(gw_bucket_t *b, uint64_t now_ms, double rate, double burst);
+
+/* ---- Engine.IO v4 / Socket.IO v5 packets over WebSocket (sio.c) ---- */
+
+enum gw_eio_type {
+    GW_EIO_OPEN = 0,
+    GW_EIO_CLOSE = 1,
+    GW_EIO_PING = 2,
+    GW_EIO_PONG = 3,
+    GW_EIO_MESSAGE = 4,
+    GW_EIO_UPGRADE = 5,
+    GW_EIO_NOOP = 6,
+};
+
+enum gw_sio_type {
+    GW_SIO_NONE = -1, /* not a MESSAGE packet */
+    GW_SIO_CONNECT = 0,
+    GW_SIO_DISCONNECT = 1,
+    GW_SIO_EVENT = 2,
+    GW_SIO_ACK = 3,
+    GW_SIO_CONNECT_ERROR = 4,
+    GW_SIO_BINARY_EVENT = 5,
+    GW_SIO_BINARY_ACK = 6,
+};
+
+#define GW_SIO_NSP_MAX 128
+
+typedef struct gw_sio_packet {
+    enum gw_eio_type eio;
+    enum gw_sio_type sio;
+    const char *nsp; /* "/" when omitted; points into the input otherwise */
+    size_t nsp_len;
+    long long ack_id; /* -1 when absent */
+    long attachments; /* binary packets only, else 0 */
+    const char *data; /* the rest: JSON text for Socket.IO, raw for ping/pong */
+    size_t data_len;
+} gw_sio_packet_t;
+
+/*
+ * Parses one WebSocket text frame of Engine.IO v4 carrying (for MESSAGE)
+ * a Socket.IO v5 packet: "<eio>[<sio>[<n>-][<nsp>,][<ack id>][json]]".
+ * Pure: pointers point into `buf`. Checks the shape only (digits, bounds,
+ * that JSON data starts with '{', '[' or '"'... as Socket.IO allows), not
+ * the JSON itself. Returns 0 or GW_EPARSE.
+ */
+int gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out);
 
 #endif

@@ -125,8 +125,7 @@ serve_static(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
         return 0;
     }
     /* still pending: FILE_COMPLETION ends it */
-    n = lws_serve_http_file(wsi, path, mime_type(path),
-                            "cache-control: no-cache\x0d\x0a", 0);
+    n = lws_serve_http_file(wsi, path, mime_type(path), "cache-control: no-cache\x0d\x0a", 0);
     if (n < 0)
         return -1;
     if (n > 0) {
@@ -192,8 +191,8 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     if (!c->http_pending || c->http_status == 0)
         return 0;
     if (!c->http_headers_sent) {
-        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->http_ctype,
-                                        c->http_len, &p, end) ||
+        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->http_ctype, c->http_len,
+                                        &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))

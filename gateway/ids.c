@@ -6,13 +6,15 @@
 #include "gw_int.h"
 
 static int
-is_alnum(unsigned char c) {
+is_alnum(unsigned char c)
+{
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
 /* Returns 1 when s[0..n) is 1..GW_ID_MAX bytes of [A-Za-z0-9], else 0. */
 int
-gw__valid_user_id(const char *s, size_t n) {
+gw__valid_user_id(const char *s, size_t n)
+{
     if (s == NULL || n == 0 || n > GW_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
@@ -23,7 +25,8 @@ gw__valid_user_id(const char *s, size_t n) {
 
 /* Returns 1 when s[0..n) is 1..GW_ID_MAX bytes of [A-Za-z0-9_.-], else 0. */
 int
-gw__valid_name_id(const char *s, size_t n) {
+gw__valid_name_id(const char *s, size_t n)
+{
     if (s == NULL || n == 0 || n > GW_ID_MAX)
         return 0;
     for (size_t i = 0; i < n; i++) {

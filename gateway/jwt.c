@@ -20,7 +20,8 @@
 #include <string.h>
 
 static int
-is_b64url(unsigned char c) {
+is_b64url(unsigned char c)
+{
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
            c == '_';
 }
@@ -32,7 +33,8 @@ is_b64url(unsigned char c) {
  * explicit.
  */
 static int
-token_shape_ok(const char *t, size_t len) {
+token_shape_ok(const char *t, size_t len)
+{
     size_t dots = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)t[i];
@@ -45,7 +47,8 @@ token_shape_ok(const char *t, size_t len) {
 }
 
 static unsigned
-role_bit(const char *name) {
+role_bit(const char *name)
+{
     if (strcmp(name, "service") == 0)
         return GW_ROLE_SERVICE;
     if (strcmp(name, "admin") == 0)
@@ -57,7 +60,8 @@ role_bit(const char *name) {
 
 /* Reads the claims of a signature-checked token into `out`. */
 static int
-claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why) {
+claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why)
+{
     json_t *exp = json_object_get(grants, "exp");
     json_t *sub = json_object_get(grants, "sub");
     json_t *roles = json_object_get(grants, "roles");
@@ -87,7 +91,8 @@ claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why) {
             *why = "roles is not an array";
             return GW_EPARSE;
         }
-        json_array_foreach(roles, i, r) {
+        json_array_foreach(roles, i, r)
+        {
             if (!json_is_string(r)) {
                 *why = "roles holds a non-string";
                 return GW_EPARSE;
@@ -108,7 +113,8 @@ claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why) {
  */
 int
 gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
-               const char **why) {
+               const char **why)
+{
     char buf[GW_TOKEN_MAX + 1];
     size_t keylen;
     jwt_t *jwt = NULL;
@@ -163,7 +169,8 @@ done:
 /* Appends the roles of a "a,b,c" list of [a-z]+ names to `arr`; -EINVAL
  * for anything else (empty names included). */
 static int
-roles_parse(const char *csv, json_t *arr) {
+roles_parse(const char *csv, json_t *arr)
+{
     const char *p = csv;
     while (*p) {
         const char *start = p;
@@ -188,7 +195,8 @@ roles_parse(const char *csv, json_t *arr) {
  */
 int
 gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
-              time_t now, char **out) {
+              time_t now, char **out)
+{
     json_t *claims = NULL, *roles = NULL;
     char *claims_text = NULL, *tok = NULL;
     jwt_t *jwt = NULL;

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 
 /* Upper bounds of the delivery latency buckets, in seconds. */
-static const double lat_bounds[GW_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                  0.005,  0.01,    0.025,  0.05,  0.1,
-                                                  0.25,   0.5,     1.0};
+static const double lat_bounds[GW_LAT_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
 void
 gw__metrics_observe_latency(struct gw_metrics *m, uint64_t ns)
@@ -30,8 +29,7 @@ typedef struct sbuf {
     size_t len, cap;
 } sbuf_t;
 
-static void __attribute__((format(printf, 2, 3)))
-put(sbuf_t *b, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) put(sbuf_t *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -64,13 +62,15 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     sbuf_t b = {util_malloc(8192), 0, 8192};
     uint64_t cum = 0;
 
-    put(&b, "# HELP coordhub_connections Open WebSocket connections by protocol.\n"
-            "# TYPE coordhub_connections gauge\n"
-            "coordhub_connections{protocol=\"native\"} %zu\n"
-            "coordhub_connections{protocol=\"socketio\"} %zu\n",
+    put(&b,
+        "# HELP coordhub_connections Open WebSocket connections by protocol.\n"
+        "# TYPE coordhub_connections gauge\n"
+        "coordhub_connections{protocol=\"native\"} %zu\n"
+        "coordhub_connections{protocol=\"socketio\"} %zu\n",
         gw->nconns[GW_FRAMING_NATIVE], gw->nconns[GW_FRAMING_SIO]);
-    put(&b, "# HELP coordhub_rooms Rooms with at least one member.\n# TYPE coordhub_rooms gauge\n"
-            "coordhub_rooms %zu\n",
+    put(&b,
+        "# HELP coordhub_rooms Rooms with at least one member.\n# TYPE coordhub_rooms gauge\n"
+        "coordhub_rooms %zu\n",
         gw__rooms_count(gw->rooms));
     put(&b, "# HELP coordhub_messages_in_total Redis messages received by channel.\n"
             "# TYPE coordhub_messages_in_total counter\n");
@@ -100,8 +100,9 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     counter(&b, "coordhub_ws_accepted_total", "WebSocket connections accepted.", m->ws_accepted);
     counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);
     counter(&b, "coordhub_http_requests_total", "HTTP requests received.", m->http_requests);
-    put(&b, "# HELP coordhub_redis_connected 1 while Redis is connected and every subscription "
-            "is active.\n# TYPE coordhub_redis_connected gauge\ncoordhub_redis_connected %d\n",
+    put(&b,
+        "# HELP coordhub_redis_connected 1 while Redis is connected and every subscription "
+        "is active.\n# TYPE coordhub_redis_connected gauge\ncoordhub_redis_connected %d\n",
         gw->bus ? bus_ready(gw->bus) : 0);
     counter(&b, "coordhub_redis_reconnects_total", "Redis connections re-established after loss.",
             gw->bus ? bus_reconnects(gw->bus) : 0);

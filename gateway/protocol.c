@@ -22,11 +22,9 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
             return gw__http_reject_now(wsi, 400, "bad_upgrade", "only websocket upgrades");
         return gw__ws_confirm_upgrade(gw, wsi);
 
-    case LWS_CALLBACK_HTTP:
-        return gw__http_request(gw, c, wsi, in);
+    case LWS_CALLBACK_HTTP: return gw__http_request(gw, c, wsi, in);
 
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return gw__http_writeable(gw, c, wsi);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
 
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         if (c && c->http_pending) {
@@ -40,21 +38,15 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
             gw__http_closed(gw, c);
         break;
 
-    case LWS_CALLBACK_ESTABLISHED:
-        return gw__ws_established(gw, c, wsi);
+    case LWS_CALLBACK_ESTABLISHED: return gw__ws_established(gw, c, wsi);
 
-    case LWS_CALLBACK_RECEIVE:
-        return gw__ws_receive(gw, c, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE: return gw__ws_receive(gw, c, wsi, in, len);
 
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return gw__ws_writeable(gw, c, wsi);
+    case LWS_CALLBACK_SERVER_WRITEABLE: return gw__ws_writeable(gw, c, wsi);
 
-    case LWS_CALLBACK_CLOSED:
-        gw__ws_closed(gw, c);
-        break;
+    case LWS_CALLBACK_CLOSED: gw__ws_closed(gw, c); break;
 
-    default:
-        break;
+    default: break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }

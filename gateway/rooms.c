@@ -48,7 +48,8 @@ struct gw_rooms {
  * token subjects and bot/ops rooms need the ops role.
  */
 static uint64_t
-room_hash(const char *s, size_t n) {
+room_hash(const char *s, size_t n)
+{
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
@@ -58,7 +59,8 @@ room_hash(const char *s, size_t n) {
 }
 
 static gw_room_t *
-room_find(const gw_rooms_t *r, const char *name, size_t len, uint64_t h) {
+room_find(const gw_rooms_t *r, const char *name, size_t len, uint64_t h)
+{
     gw_room_t *rm = r->buckets[h & (r->nbuckets - 1)];
     for (; rm; rm = rm->hnext)
         if (rm->hash == h && rm->len == len && memcmp(rm->name, name, len) == 0)
@@ -67,7 +69,8 @@ room_find(const gw_rooms_t *r, const char *name, size_t len, uint64_t h) {
 }
 
 static void
-rooms_grow(gw_rooms_t *r) {
+rooms_grow(gw_rooms_t *r)
+{
     size_t nb = r->nbuckets * 2;
     gw_room_t **b = util_calloc(nb, sizeof *b);
     for (size_t i = 0; i < r->nbuckets; i++) {
@@ -85,7 +88,8 @@ rooms_grow(gw_rooms_t *r) {
 
 /* The membership of `m` in `rm`, by a walk of the member's rooms. */
 static struct gw_membership *
-membership_find(const gw_room_t *rm, const gw_member_t *m) {
+membership_find(const gw_room_t *rm, const gw_member_t *m)
+{
     for (struct gw_membership *ms = m->rooms; ms; ms = ms->mnext)
         if (ms->room == rm)
             return ms;
@@ -94,7 +98,8 @@ membership_find(const gw_room_t *rm, const gw_member_t *m) {
 
 /* Unlinks `rm` from its bucket (it is known to be there) and frees it. */
 static void
-room_remove(gw_rooms_t *r, gw_room_t *rm) {
+room_remove(gw_rooms_t *r, gw_room_t *rm)
+{
     gw_room_t **pp = &r->buckets[rm->hash & (r->nbuckets - 1)];
     while (*pp != rm)
         pp = &(*pp)->hnext;
@@ -105,7 +110,8 @@ room_remove(gw_rooms_t *r, gw_room_t *rm) {
 
 /* Unlinks `ms` from both lists, frees it, and the room with it if empty. */
 static void
-membership_drop(gw_rooms_t *r, struct gw_membership *ms) {
+membership_drop(gw_rooms_t *r, struct gw_membership *ms)
+{
     gw_room_t *rm = ms->room;
     gw_member_t *m = ms->member;
 
@@ -127,7 +133,8 @@ membership_drop(gw_rooms_t *r, struct gw_membership *ms) {
 }
 
 gw_rooms_t *
-gw__rooms_new(void) {
+gw__rooms_new(void)
+{
     gw_rooms_t *r = util_calloc(1, sizeof *r);
     r->nbuckets = ROOMS_INITIAL_BUCKETS;
     r->buckets = util_calloc(r->nbuckets, sizeof *r->buckets);
@@ -139,7 +146,8 @@ gw__rooms_new(void) {
  * leave_all for everyone) are detached: their room lists become empty.
  */
 void
-gw__rooms_free(gw_rooms_t *r) {
+gw__rooms_free(gw_rooms_t *r)
+{
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->nbuckets; i++) {
@@ -160,7 +168,8 @@ gw__rooms_free(gw_rooms_t *r) {
 }
 
 int
-gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m) {
+gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
+{
     uint64_t h = room_hash(room, len);
     gw_room_t *rm = room_find(r, room, len, h);
     struct gw_membership *ms;
@@ -200,7 +209,8 @@ gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m) {
 }
 
 int
-gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m) {
+gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
+{
     gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
     struct gw_membership *ms;
 
@@ -211,24 +221,28 @@ gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m) {
 }
 
 void
-gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m) {
+gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m)
+{
     while (m->rooms)
         membership_drop(r, m->rooms);
 }
 
 size_t
-gw__rooms_size(const gw_rooms_t *r, const char *room, size_t len) {
+gw__rooms_size(const gw_rooms_t *r, const char *room, size_t len)
+{
     gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
     return rm ? rm->size : 0;
 }
 
 size_t
-gw__rooms_count(const gw_rooms_t *r) {
+gw__rooms_count(const gw_rooms_t *r)
+{
     return r->count;
 }
 
 int
-gw__rooms_is_member(const gw_rooms_t *r, const char *room, size_t len, const gw_member_t *m) {
+gw__rooms_is_member(const gw_rooms_t *r, const char *room, size_t len, const gw_member_t *m)
+{
     gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
     return rm != NULL && membership_find(rm, m) != NULL;
 }
@@ -240,7 +254,8 @@ gw__rooms_is_member(const gw_rooms_t *r, const char *room, size_t len, const gw_
  */
 size_t
 gw__rooms_visit(gw_rooms_t *r, const char *room, size_t len, void (*fn)(void *ctx, void *owner),
-                void *ctx) {
+                void *ctx)
+{
     gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
     struct gw_membership *ms, *next;
     size_t n = 0;

@@ -21,7 +21,8 @@ static const char tradedata_prefix[] = "tradeData:";
 /* ---- tradestate ---- */
 
 int
-gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]) {
+gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
+{
     json_t *root, *id;
     int rc = GW_EPARSE;
 
@@ -55,12 +56,14 @@ done:
 /* ---- canceledtrades ---- */
 
 static int
-is_space(unsigned char c) {
+is_space(unsigned char c)
+{
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 int
-gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]) {
+gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
+{
     size_t b = 0, e = len;
 
     if (payload == NULL || len > GW_PAYLOAD_MAX)
@@ -85,7 +88,8 @@ gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
 /* ---- bot channels and the bot text protocol ---- */
 
 int
-gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen) {
+gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen)
+{
     if (channel == NULL || len <= 4 || memcmp(channel, "bot ", 4) != 0 ||
         !gw__valid_name_id(channel + 4, len - 4))
         return GW_EPARSE;
@@ -95,7 +99,8 @@ gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idl
 }
 
 static int
-valid_command(const char *s, size_t n) {
+valid_command(const char *s, size_t n)
+{
     if (n == 0 || n > GW_COMMAND_MAX)
         return 0;
     for (size_t i = 0; i < n; i++) {
@@ -108,7 +113,8 @@ valid_command(const char *s, size_t n) {
 }
 
 static int
-valid_tradehash(const char *s, size_t n) {
+valid_tradehash(const char *s, size_t n)
+{
     /* same alphabet as a command, longer */
     if (n == 0 || n > GW_TRADEHASH_MAX)
         return 0;
@@ -122,14 +128,16 @@ valid_tradehash(const char *s, size_t n) {
 }
 
 static int
-is_tradedata(const char *s, size_t n) {
+is_tradedata(const char *s, size_t n)
+{
     return n >= sizeof tradedata_prefix - 1 &&
            memcmp(s, tradedata_prefix, sizeof tradedata_prefix - 1) == 0;
 }
 
 /* The length of the token at p[0..n): up to the first space or the end. */
 static size_t
-token_len(const char *p, size_t n) {
+token_len(const char *p, size_t n)
+{
     const char *sp = memchr(p, ' ', n);
     return sp ? (size_t)(sp - p) : n;
 }
@@ -143,7 +151,8 @@ token_len(const char *p, size_t n) {
  * outside every alphabet) but not in the opaque rest, which may be JSON.
  */
 int
-gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out) {
+gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out)
+{
     const char *p = payload;
     size_t n = len, t;
 

@@ -146,15 +146,15 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
             json_object_set_new(o, "steamId", json_stringn(cmd.steamid, cmd.steamid_len));
         if (cmd.tradehash)
             json_object_set_new(o, "tradeHash", json_stringn(cmd.tradehash, cmd.tradehash_len));
-        /* raw is opaque and may hold bytes that are not UTF-8: json_stringn
-         * refuses those, so escape them ourselves in that case */
+        /* raw is opaque and may hold bytes that are not UTF-8, which
+         * json_stringn refuses: those become U+FFFD */
         {
             json_t *raw = json_stringn(payload, len);
             if (raw == NULL) {
-                char *esc = util_malloc(len * 6 + 1);
-                util_json_escape(esc, len * 6 + 1, payload, len);
-                raw = json_string(esc);
-                free(esc);
+                char *clean = util_malloc(len * 3 + 1);
+                size_t cl = util_utf8_sanitize(clean, payload, len);
+                raw = json_stringn(clean, cl);
+                free(clean);
             }
             json_object_set_new(o, "raw", raw ? raw : json_string(""));
         }
@@ -203,8 +203,8 @@ classify(const char *channel, size_t n)
 }
 
 void
-gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen,
-              const char *payload, size_t len)
+gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, const char *payload,
+              size_t len)
 {
     uint64_t born = uv_hrtime();
     char id[GW_ID_MAX + 1], room[GW_ROOM_MAX + 1];
@@ -243,14 +243,9 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen,
         return;
     case GW_CH_ITEMRESERVED:
         switch (gw__throttle_hit(&gw->reserve_throttle, uv_now(gw->loop), &delay)) {
-        case GW_THROTTLE_FIRE:
-            fire_reserve_items(gw);
-            break;
-        case GW_THROTTLE_ARM:
-            uv_timer_start(&gw->reserve_timer, on_reserve_timer, delay, 0);
-            break;
-        default:
-            break;
+        case GW_THROTTLE_FIRE: fire_reserve_items(gw); break;
+        case GW_THROTTLE_ARM: uv_timer_start(&gw->reserve_timer, on_reserve_timer, delay, 0); break;
+        default: break;
         }
         return;
     case GW_CH_FINISHED:
@@ -264,7 +259,6 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen,
                 born);
         free(data);
         return;
-    default:
-        return;
+    default: return;
     }
 }

@@ -7,7 +7,8 @@
 #include "gw_int.h"
 
 int
-gw__throttle_hit(gw_throttle_t *t, uint64_t now, uint64_t *delay_ms) {
+gw__throttle_hit(gw_throttle_t *t, uint64_t now, uint64_t *delay_ms)
+{
     uint64_t due;
 
     if (t->pending)
@@ -29,7 +30,8 @@ gw__throttle_hit(gw_throttle_t *t, uint64_t now, uint64_t *delay_ms) {
  * owed (a spurious call) fires nothing.
  */
 int
-gw__throttle_expire(gw_throttle_t *t, uint64_t now) {
+gw__throttle_expire(gw_throttle_t *t, uint64_t now)
+{
     if (!t->pending)
         return 0;
     t->pending = 0;
@@ -44,7 +46,8 @@ gw__throttle_expire(gw_throttle_t *t, uint64_t now) {
  * adds nothing.
  */
 int
-gw__bucket_take(gw_bucket_t *b, uint64_t now_ms, double rate, double burst) {
+gw__bucket_take(gw_bucket_t *b, uint64_t now_ms, double rate, double burst)
+{
     if (!b->init) {
         b->init = 1;
         b->tokens = burst;

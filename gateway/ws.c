@@ -231,9 +231,7 @@ handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         return;
     }
     switch (op.op) {
-    case GW_OP_PING:
-        gw__ws_send_event(gw, c, "pong", NULL, 0);
-        break;
+    case GW_OP_PING: gw__ws_send_event(gw, c, "pong", NULL, 0); break;
     case GW_OP_JOIN:
         if (gw__room_check(&c->claims, op.room, &code) != 0) {
             send_error(gw, c, code,

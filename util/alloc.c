@@ -8,8 +8,9 @@
 static void
 oom(size_t n)
 {
-    fprintf(stderr, "{\"level\":\"error\",\"mod\":\"util\",\"msg\":\"out of memory allocating %zu "
-                    "bytes\"}\n",
+    fprintf(stderr,
+            "{\"level\":\"error\",\"mod\":\"util\",\"msg\":\"out of memory allocating %zu "
+            "bytes\"}\n",
             n);
     abort();
 }

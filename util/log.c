@@ -102,6 +102,27 @@ util_json_escape(char *out, size_t cap, const char *s, size_t n)
     return o;
 }
 
+size_t
+util_utf8_sanitize(char *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t sl = utf8_seq_len(p + i, n - i);
+        if (sl == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, p + i, sl);
+            o += sl;
+            i += sl;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void
 util_log(int level, const char *mod, const char *fmt, ...)
 {

@@ -69,4 +69,9 @@ unsigned util_ratelog_allow(util_ratelog_t *rl, uint64_t now_ms, unsigned burst)
  * UTF-8. `out` has room for `cap`; returns bytes written, truncating. */
 size_t util_json_escape(char *out, size_t cap, const char *s, size_t n);
 
+/* Copies `s` into `out` replacing each byte that does not start a valid UTF-8
+ * sequence with U+FFFD; `out` needs 3 * n + 1 bytes. Returns bytes written
+ * (NUL-terminated). */
+size_t util_utf8_sanitize(char *out, const char *s, size_t n);
+
 #endif

@@ -23,7 +23,8 @@ typedef struct guard {
 /* Maps enough pages for `n` bytes plus one guard page and copies `src`
  * to the end of the readable part. Returns the copy, or NULL. */
 static inline const char *
-guard_place(guard_t *g, const void *src, size_t n) {
+guard_place(guard_t *g, const void *src, size_t n)
+{
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t data_pages = n / page + 1;
     unsigned char *base;
@@ -44,7 +45,8 @@ guard_place(guard_t *g, const void *src, size_t n) {
 }
 
 static inline void
-guard_release(guard_t *g) {
+guard_release(guard_t *g)
+{
     if (g->base != NULL)
         munmap(g->base, g->maplen);
     g->base = NULL;
@@ -53,7 +55,8 @@ guard_release(guard_t *g) {
 /* A small deterministic PRNG (xorshift64*) for the random-input tests, so a
  * failure reproduces. */
 static inline uint64_t
-test_rand(uint64_t *s) {
+test_rand(uint64_t *s)
+{
     *s ^= *s >> 12;
     *s ^= *s << 25;
     *s ^= *s >> 27;

@@ -18,7 +18,9 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 #define BAD(lit)                                                                                   \
-    { S(lit), GW_EPARSE, NULL, NULL, NULL, NULL }
+    {                                                                                              \
+        S(lit), GW_EPARSE, NULL, NULL, NULL, NULL                                                  \
+    }
 
 typedef struct bot_case {
     const char *in;
@@ -103,7 +105,8 @@ static const bot_case_t bot_cases[] = {
 
 static void
 expect_part(const char *name, const char *payload, size_t len, const char *got, size_t gotlen,
-            const char *want) {
+            const char *want)
+{
     if (want == NULL) {
         if (got != NULL || gotlen != 0)
             fail_msg("%s: expected absent, got '%.*s'", name, (int)gotlen, got);
@@ -118,7 +121,8 @@ expect_part(const char *name, const char *payload, size_t len, const char *got, 
 }
 
 static void
-check_case(const bot_case_t *c, const char *in) {
+check_case(const bot_case_t *c, const char *in)
+{
     gw_bot_cmd_t out;
     int rc = gw__bot_parse(in, c->len, &out);
 
@@ -139,7 +143,8 @@ check_case(const bot_case_t *c, const char *in) {
 }
 
 static void
-test_bot_table(void **state) {
+test_bot_table(void **state)
+{
     (void)state;
     for (size_t i = 0; i < sizeof bot_cases / sizeof bot_cases[0]; i++) {
         guard_t g;
@@ -155,7 +160,8 @@ test_bot_table(void **state) {
 
 /* Builds "<pre><n times c><post>" into buf. */
 static size_t
-build(char *buf, const char *pre, char c, size_t n, const char *post) {
+build(char *buf, const char *pre, char c, size_t n, const char *post)
+{
     size_t o = strlen(pre);
     memcpy(buf, pre, o);
     memset(buf + o, c, n);
@@ -165,7 +171,8 @@ build(char *buf, const char *pre, char c, size_t n, const char *post) {
 }
 
 static void
-test_bot_lengths(void **state) {
+test_bot_lengths(void **state)
+{
     char buf[512];
     gw_bot_cmd_t out;
     size_t n;
@@ -206,7 +213,8 @@ test_bot_lengths(void **state) {
 }
 
 static void
-test_bot_payload_max(void **state) {
+test_bot_payload_max(void **state)
+{
     size_t max = 1024 * 1024;
     char *big = malloc(max + 1);
     gw_bot_cmd_t out;
@@ -224,7 +232,8 @@ test_bot_payload_max(void **state) {
 /* Every prefix of a full payload, each against a guard page, checked against
  * what the grammar says that prefix means. */
 static void
-test_bot_prefixes(void **state) {
+test_bot_prefixes(void **state)
+{
     static const char full[] = "withdraw 7 76561198000000001_ab12 tradeData:{\"a\":1}";
     const size_t cmd_end = 8, bot_at = 9, id_at = 11, us_at = 28, hash_end = 33;
     (void)state;
@@ -273,13 +282,15 @@ test_bot_prefixes(void **state) {
 }
 
 static int
-in_set(unsigned char c, const char *extra) {
+in_set(unsigned char c, const char *extra)
+{
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
            (c && strchr(extra, c) != NULL);
 }
 
 static int
-all_in_set(const char *s, size_t n, const char *extra) {
+all_in_set(const char *s, size_t n, const char *extra)
+{
     for (size_t i = 0; i < n; i++)
         if (!in_set((unsigned char)s[i], extra))
             return 0;
@@ -290,7 +301,8 @@ all_in_set(const char *s, size_t n, const char *extra) {
  * parser must never over-read (guard page) and whatever it accepts must
  * obey the grammar, checked here with our own alphabet tests. */
 static void
-test_bot_random(void **state) {
+test_bot_random(void **state)
+{
     static const char alphabet[] = "ab7 _ _ 12 tradeData:\n\r\t\x01\x7f\xff.-!{}\"";
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     char buf[64];
@@ -352,7 +364,8 @@ typedef struct chan_case {
 } chan_case_t;
 
 static void
-test_bot_channel(void **state) {
+test_bot_channel(void **state)
+{
     static const chan_case_t cases[] = {
         {S("bot 7"), "7"},
         {S("bot abc.def-1_x"), "abc.def-1_x"},
@@ -395,7 +408,8 @@ test_bot_channel(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bot_table),       cmocka_unit_test(test_bot_lengths),
         cmocka_unit_test(test_bot_payload_max), cmocka_unit_test(test_bot_prefixes),

@@ -15,7 +15,9 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 #define ERR(lit, code)                                                                             \
-    { S(lit), code, 0, NULL }
+    {                                                                                              \
+        S(lit), code, 0, NULL                                                                      \
+    }
 #define R80 "user:012345678901234567890123456789012345678901234567890123456789012345678901234"
 
 typedef struct op_case {
@@ -71,7 +73,8 @@ static const op_case_t op_cases[] = {
 };
 
 static void
-test_client_op_table(void **state) {
+test_client_op_table(void **state)
+{
     (void)state;
     assert_int_equal(strlen(R80), GW_ROOM_MAX);
     for (size_t i = 0; i < sizeof op_cases / sizeof op_cases[0]; i++) {
@@ -109,7 +112,8 @@ typedef struct room_case {
 } room_case_t;
 
 static void
-test_room_check(void **state) {
+test_room_check(void **state)
+{
     static const room_case_t cases[] = {
         {"user:76561198000000001", 0, NULL},
         {"user:76561198000000001", GW_ROLE_OPS, NULL},
@@ -161,7 +165,8 @@ test_room_check(void **state) {
 
 /* A subject that is a valid name id but not a user id has no user room. */
 static void
-test_room_check_sub_forms(void **state) {
+test_room_check_sub_forms(void **state)
+{
     gw_claims_t cl = {.sub = "svc.worker-1", .roles = 0, .exp = 1};
     const char *code;
     (void)state;
@@ -175,7 +180,8 @@ test_room_check_sub_forms(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_op_table),
         cmocka_unit_test(test_room_check),

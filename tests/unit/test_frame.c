@@ -26,20 +26,23 @@ void __real_free(void *p);
 void __wrap_free(void *p);
 
 void
-__wrap_free(void *p) {
+__wrap_free(void *p)
+{
     if (p != NULL && p == watched)
         watched_frees++;
     __real_free(p);
 }
 
 static void
-watch(const void *p) {
+watch(const void *p)
+{
     watched = p;
     watched_frees = 0;
 }
 
 static void
-test_frame_new(void **state) {
+test_frame_new(void **state)
+{
     size_t sizes[] = {0, 1, 100, 65536};
     (void)state;
 
@@ -73,7 +76,8 @@ typedef struct ev_case {
 } ev_case_t;
 
 static void
-test_frame_event(void **state) {
+test_frame_event(void **state)
+{
     static const char longdata[] = "{\"a\":1}TRAILING-JUNK";
     static const ev_case_t cases[] = {
         {GW_FRAMING_NATIVE, "tradestate", "{\"steamId\":\"1\",\"state\":3}", 25,
@@ -121,14 +125,16 @@ test_frame_event(void **state) {
 }
 
 static gw_frame_t *
-numbered_frame(uint32_t n) {
+numbered_frame(uint32_t n)
+{
     gw_frame_t *f = gw__frame_new(n % 7 + 4);
     memcpy(gw__frame_data(f), &n, sizeof n);
     return f;
 }
 
 static uint32_t
-frame_number(gw_frame_t *f) {
+frame_number(gw_frame_t *f)
+{
     uint32_t n;
     memcpy(&n, gw__frame_data(f), sizeof n);
     return n;
@@ -137,7 +143,8 @@ frame_number(gw_frame_t *f) {
 /* One frame in three queues: each queue holds one reference, and the frame
  * is freed exactly when the last queue drops it. */
 static void
-test_outq_shared(void **state) {
+test_outq_shared(void **state)
+{
     gw_outq_t q[3] = {{0}};
     gw_frame_t *f = gw__frame_event(GW_FRAMING_NATIVE, "tradestate", "{}", 2);
     (void)state;
@@ -170,7 +177,8 @@ test_outq_shared(void **state) {
 }
 
 static void
-test_outq_order_growth(void **state) {
+test_outq_order_growth(void **state)
+{
     gw_outq_t q = {0};
     uint32_t next_in = 0, next_out = 0;
     size_t bytes = 0;
@@ -216,7 +224,8 @@ test_outq_order_growth(void **state) {
 }
 
 static void
-test_outq_free_drops_refs(void **state) {
+test_outq_free_drops_refs(void **state)
+{
     gw_outq_t q = {0};
     gw_frame_t *keep = gw__frame_new(10);
     (void)state;
@@ -241,7 +250,8 @@ test_outq_free_drops_refs(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_new),
         cmocka_unit_test(test_frame_event),

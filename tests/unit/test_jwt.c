@@ -26,7 +26,8 @@
 /* ---- token makers ---- */
 
 static char *
-b64url(const char *s, size_t n) {
+b64url(const char *s, size_t n)
+{
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char *out = malloc(n / 3 * 4 + 5), *o = out;
     size_t i = 0;
@@ -56,7 +57,8 @@ b64url(const char *s, size_t n) {
 
 /* A token over `claims` (a JSON object) signed by libjwt with `alg`. */
 static char *
-make_token(const char *secret, jwt_alg_t alg, const char *claims) {
+make_token(const char *secret, jwt_alg_t alg, const char *claims)
+{
     jwt_t *j = NULL;
     char *tok;
 
@@ -70,13 +72,15 @@ make_token(const char *secret, jwt_alg_t alg, const char *claims) {
 }
 
 static char *
-make_hs256(const char *claims) {
+make_hs256(const char *claims)
+{
     return make_token(SECRET, JWT_ALG_HS256, claims);
 }
 
 /* header.payload.sig by hand from JSON texts and a raw signature string. */
 static char *
-make_raw(const char *header, const char *claims, const char *sig) {
+make_raw(const char *header, const char *claims, const char *sig)
+{
     char *h = b64url(header, strlen(header)), *p = b64url(claims, strlen(claims));
     size_t n = strlen(h) + strlen(p) + strlen(sig) + 3;
     char *tok = malloc(n);
@@ -89,7 +93,8 @@ make_raw(const char *header, const char *claims, const char *sig) {
 }
 
 static int
-verify(const char *tok, size_t len, gw_claims_t *cl, const char **why) {
+verify(const char *tok, size_t len, gw_claims_t *cl, const char **why)
+{
     return gw__jwt_verify(SECRET, tok, len, NOW, cl, why);
 }
 
@@ -150,7 +155,8 @@ static const claims_case_t claims_cases[] = {
 };
 
 static void
-test_jwt_claims_table(void **state) {
+test_jwt_claims_table(void **state)
+{
     (void)state;
     for (size_t i = 0; i < sizeof claims_cases / sizeof claims_cases[0]; i++) {
         const claims_case_t *c = &claims_cases[i];
@@ -177,7 +183,8 @@ test_jwt_claims_table(void **state) {
 }
 
 static void
-test_jwt_valid_fields(void **state) {
+test_jwt_valid_fields(void **state)
+{
     char *tok = make_hs256("{" SUB ",\"exp\":1700000123,\"roles\":[\"ops\"],\"iat\":1}");
     gw_claims_t cl;
     const char *why;
@@ -200,7 +207,8 @@ test_jwt_valid_fields(void **state) {
 /* ---- algorithms ---- */
 
 static void
-test_jwt_other_algs(void **state) {
+test_jwt_other_algs(void **state)
+{
     const char *claims = "{" SUB "," EXP_OK "}";
     jwt_alg_t algs[] = {JWT_ALG_HS384, JWT_ALG_HS512};
     gw_claims_t cl;
@@ -216,7 +224,8 @@ test_jwt_other_algs(void **state) {
 }
 
 static void
-test_jwt_alg_none(void **state) {
+test_jwt_alg_none(void **state)
+{
     static const char *headers[] = {
         "{\"alg\":\"none\",\"typ\":\"JWT\"}",
         "{\"alg\":\"none\"}",
@@ -251,7 +260,8 @@ test_jwt_alg_none(void **state) {
 /* A genuine token with its header swapped for alg none keeps its payload
  * and signature: still refused. */
 static void
-test_jwt_header_swap(void **state) {
+test_jwt_header_swap(void **state)
+{
     char *good = make_hs256("{" SUB "," EXP_OK "}");
     static const char none_h[] = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
     static const char hs512_h[] = "{\"alg\":\"HS512\",\"typ\":\"JWT\"}";
@@ -280,7 +290,8 @@ test_jwt_header_swap(void **state) {
 /* ---- tampering, garbage, sizes ---- */
 
 static void
-test_jwt_tampered(void **state) {
+test_jwt_tampered(void **state)
+{
     char *good = make_hs256("{" SUB "," EXP_OK ",\"roles\":[\"service\"]}");
     size_t n = strlen(good);
     char *evil_claims, *evil;
@@ -339,7 +350,8 @@ test_jwt_tampered(void **state) {
 }
 
 static void
-test_jwt_garbage(void **state) {
+test_jwt_garbage(void **state)
+{
     static const char *cases[] = {
         "",
         ".",
@@ -395,7 +407,8 @@ test_jwt_garbage(void **state) {
 /* A valid token placed against a guard page, not NUL-terminated: accepted,
  * so the NUL the library needs comes from our copy, not from the caller. */
 static void
-test_jwt_unterminated(void **state) {
+test_jwt_unterminated(void **state)
+{
     char *tok = make_hs256("{" SUB "," EXP_OK "}");
     guard_t g;
     const char *in = guard_place(&g, tok, strlen(tok));
@@ -413,7 +426,8 @@ test_jwt_unterminated(void **state) {
 /* Tokens around GW_TOKEN_MAX: the longest one that fits is accepted, the
  * shortest one over is refused, whatever its signature. */
 static void
-test_jwt_size_limit(void **state) {
+test_jwt_size_limit(void **state)
+{
     char *claims = malloc(GW_TOKEN_MAX + 100);
     size_t best_under = 0, best_over = SIZE_MAX;
     gw_claims_t cl;
@@ -449,7 +463,8 @@ test_jwt_size_limit(void **state) {
 /* ---- signing ---- */
 
 static void
-test_sign_round_trip(void **state) {
+test_sign_round_trip(void **state)
+{
     typedef struct {
         const char *sub, *roles;
         unsigned want;
@@ -501,7 +516,8 @@ test_sign_round_trip(void **state) {
 }
 
 static void
-test_sign_bad_input(void **state) {
+test_sign_bad_input(void **state)
+{
     typedef struct {
         const char *secret, *sub, *roles;
         long long ttl;
@@ -541,7 +557,8 @@ test_sign_bad_input(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jwt_claims_table), cmocka_unit_test(test_jwt_valid_fields),
         cmocka_unit_test(test_jwt_other_algs),   cmocka_unit_test(test_jwt_alg_none),

@@ -24,14 +24,16 @@ typedef struct conn {
 } conn_t;
 
 static void
-conn_init(conn_t *c, int id) {
+conn_init(conn_t *c, int id)
+{
     memset(c, 0, sizeof *c);
     c->m.owner = c;
     c->id = id;
 }
 
 static void
-test_rooms_join_leave(void **state) {
+test_rooms_join_leave(void **state)
+{
     gw_rooms_t *r = gw__rooms_new();
     conn_t a, b;
     (void)state;
@@ -89,7 +91,8 @@ test_rooms_join_leave(void **state) {
 }
 
 static void
-test_rooms_leave_all(void **state) {
+test_rooms_leave_all(void **state)
+{
     gw_rooms_t *r = gw__rooms_new();
     conn_t a, b;
     (void)state;
@@ -119,7 +122,8 @@ test_rooms_leave_all(void **state) {
 }
 
 static void
-collect(void *ctx, void *owner) {
+collect(void *ctx, void *owner)
+{
     int *seen = ctx;
     conn_t *c = owner;
     seen[c->id]++;
@@ -127,7 +131,8 @@ collect(void *ctx, void *owner) {
 }
 
 static void
-test_rooms_visit(void **state) {
+test_rooms_visit(void **state)
+{
     gw_rooms_t *r = gw__rooms_new();
     conn_t c[10];
     int seen[10] = {0};
@@ -167,7 +172,8 @@ typedef struct self_leave {
 } self_leave_t;
 
 static void
-leave_self(void *ctx, void *owner) {
+leave_self(void *ctx, void *owner)
+{
     self_leave_t *s = ctx;
     conn_t *c = owner;
     s->calls++;
@@ -177,7 +183,8 @@ leave_self(void *ctx, void *owner) {
 /* The documented exception: the visited member may leave during the visit
  * (a slow consumer closed while being delivered to). */
 static void
-test_rooms_visit_self_leave(void **state) {
+test_rooms_visit_self_leave(void **state)
+{
     gw_rooms_t *r = gw__rooms_new();
     conn_t c[4];
     self_leave_t s = {r, 0};
@@ -197,7 +204,8 @@ test_rooms_visit_self_leave(void **state) {
 /* Many rooms force the table to grow several times; every room must still
  * be found with the right members afterwards. */
 static void
-test_rooms_growth(void **state) {
+test_rooms_growth(void **state)
+{
     enum { N = 20000 };
     gw_rooms_t *r = gw__rooms_new();
     conn_t *c = calloc(N, sizeof *c);
@@ -248,7 +256,8 @@ test_rooms_growth(void **state) {
  * of rooms per chain). CPU time, so a busy machine does not make it flaky.
  */
 static void
-test_rooms_lookup_is_hashed(void **state) {
+test_rooms_lookup_is_hashed(void **state)
+{
     enum { N = 100000, LOOKUPS = 1000000 };
     gw_rooms_t *r = gw__rooms_new();
     gw_member_t *m = calloc(N, sizeof *m);
@@ -287,7 +296,8 @@ test_rooms_lookup_is_hashed(void **state) {
 /* Freeing with members still inside releases everything (LeakSanitizer
  * checks under the sanitizer build) and detaches the members. */
 static void
-test_rooms_free_with_members(void **state) {
+test_rooms_free_with_members(void **state)
+{
     gw_rooms_t *r = gw__rooms_new();
     conn_t a, b;
     (void)state;
@@ -305,7 +315,8 @@ test_rooms_free_with_members(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rooms_join_leave),
         cmocka_unit_test(test_rooms_leave_all),

@@ -82,8 +82,8 @@ static const id_case_t ts_cases[] = {
 };
 
 static void
-run_id_table(const id_case_t *cases, size_t n,
-             int (*fn)(const char *, size_t, char[GW_ID_MAX + 1])) {
+run_id_table(const id_case_t *cases, size_t n, int (*fn)(const char *, size_t, char[GW_ID_MAX + 1]))
+{
     for (size_t i = 0; i < n; i++) {
         for (int placed = 0; placed < 2; placed++) {
             guard_t g;
@@ -113,7 +113,8 @@ run_id_table(const id_case_t *cases, size_t n,
 }
 
 static void
-test_tradestate_table(void **state) {
+test_tradestate_table(void **state)
+{
     (void)state;
     run_id_table(ts_cases, sizeof ts_cases / sizeof ts_cases[0], gw__route_tradestate);
 }
@@ -121,7 +122,8 @@ test_tradestate_table(void **state) {
 /* Every proper prefix of a valid payload is invalid JSON, and must be
  * refused without reading past its end. */
 static void
-test_tradestate_prefixes(void **state) {
+test_tradestate_prefixes(void **state)
+{
     static const char full[] =
         "{\"steamId\":\"76561198000000001\",\"token\":\"abc\",\"state\":2,\"msg\":\"x\"}";
     char id[GW_ID_MAX + 1];
@@ -145,7 +147,8 @@ test_tradestate_prefixes(void **state) {
 }
 
 static void
-test_tradestate_random(void **state) {
+test_tradestate_random(void **state)
+{
     static const char alphabet[] = "{}[]\":,steamId0123 \\u\xff\x01";
     uint64_t seed = 42;
     char buf[48], id[GW_ID_MAX + 1];
@@ -171,7 +174,8 @@ test_tradestate_random(void **state) {
 }
 
 static void
-test_tradestate_oversize(void **state) {
+test_tradestate_oversize(void **state)
+{
     size_t max = 1024 * 1024;
     char *big = malloc(max + 1), id[GW_ID_MAX + 1];
     static const char head[] = "{\"steamId\":\"5\",\"pad\":\"";
@@ -217,13 +221,15 @@ static const id_case_t cancel_cases[] = {
 };
 
 static void
-test_canceled_table(void **state) {
+test_canceled_table(void **state)
+{
     (void)state;
     run_id_table(cancel_cases, sizeof cancel_cases / sizeof cancel_cases[0], gw__route_canceled);
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tradestate_table),  cmocka_unit_test(test_tradestate_prefixes),
         cmocka_unit_test(test_tradestate_random), cmocka_unit_test(test_tradestate_oversize),

@@ -22,7 +22,8 @@ typedef struct sim {
 } sim_t;
 
 static void
-sim_advance(sim_t *s, uint64_t now) {
+sim_advance(sim_t *s, uint64_t now)
+{
     if (s->timer_armed && s->timer_due <= now) {
         s->timer_armed = 0;
         if (gw__throttle_expire(&s->t, s->timer_due))
@@ -31,7 +32,8 @@ sim_advance(sim_t *s, uint64_t now) {
 }
 
 static int
-sim_hit(sim_t *s, uint64_t now) {
+sim_hit(sim_t *s, uint64_t now)
+{
     uint64_t delay = 0;
     int r;
 
@@ -49,7 +51,8 @@ sim_hit(sim_t *s, uint64_t now) {
 }
 
 static void
-test_throttle_burst(void **state) {
+test_throttle_burst(void **state)
+{
     sim_t s = {.t = {.interval_ms = 1000}};
     int counts[4] = {0};
     (void)state;
@@ -73,7 +76,8 @@ test_throttle_burst(void **state) {
 }
 
 static void
-test_throttle_spaced(void **state) {
+test_throttle_spaced(void **state)
+{
     sim_t s = {.t = {.interval_ms = 1000}};
     (void)state;
 
@@ -94,7 +98,8 @@ test_throttle_spaced(void **state) {
 /* After a trailing fire, the next hit waits a whole interval from it: the
  * rate stays at most one per interval under a steady stream. */
 static void
-test_throttle_steady_stream(void **state) {
+test_throttle_steady_stream(void **state)
+{
     sim_t s = {.t = {.interval_ms = 1000}};
     (void)state;
 
@@ -109,7 +114,8 @@ test_throttle_steady_stream(void **state) {
 }
 
 static void
-test_bucket(void **state) {
+test_bucket(void **state)
+{
     gw_bucket_t b = {0};
     int allowed = 0;
     (void)state;
@@ -139,7 +145,8 @@ test_bucket(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_throttle_burst),
         cmocka_unit_test(test_throttle_spaced),

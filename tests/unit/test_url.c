@@ -23,7 +23,9 @@ typedef struct url_case {
 } url_case_t;
 
 #define BAD(url)                                                                                   \
-    { url, 0, NULL, 0, NULL, NULL, 0 }
+    {                                                                                              \
+        url, 0, NULL, 0, NULL, NULL, 0                                                             \
+    }
 
 static const url_case_t url_cases[] = {
     {"redis://127.0.0.1:6379/0", 1, "127.0.0.1", 6379, NULL, NULL, 0},
@@ -80,7 +82,8 @@ static const url_case_t url_cases[] = {
 };
 
 static void
-expect_str(const char *what, const char *url, const char *got, const char *want) {
+expect_str(const char *what, const char *url, const char *got, const char *want)
+{
     if (want == NULL && got == NULL)
         return;
     if (want == NULL || got == NULL || strcmp(got, want) != 0)
@@ -89,7 +92,8 @@ expect_str(const char *what, const char *url, const char *got, const char *want)
 }
 
 static void
-test_url_table(void **state) {
+test_url_table(void **state)
+{
     (void)state;
     for (size_t i = 0; i < sizeof url_cases / sizeof url_cases[0]; i++) {
         const url_case_t *c = &url_cases[i];
@@ -119,7 +123,8 @@ test_url_table(void **state) {
 }
 
 static void
-test_url_length(void **state) {
+test_url_length(void **state)
+{
     char url[2048];
     bus_url_t u;
     const char *err;
@@ -139,7 +144,8 @@ test_url_length(void **state) {
 }
 
 int
-main(void) {
+main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_table),
         cmocka_unit_test(test_url_length),
