@@ -116,6 +116,24 @@ env_or(const char *name, const char *def)
     return v && *v ? v : def;
 }
 
+/* A positive number of milliseconds from the environment, or 0 (default). */
+static unsigned
+env_ms(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n;
+    if (v == NULL || *v == '\0')
+        return 0;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || n <= 0 || n > 3600000) {
+        LOG_WARN("main", "ignoring %s='%s': want milliseconds 1..3600000", name, v);
+        return 0;
+    }
+    return (unsigned)n;
+}
+
 enum {
     OPT_LISTEN = 256,
     OPT_REDIS,
@@ -342,6 +360,9 @@ run(hub_t *hub)
     go.jwt_secret = hub->cfg.jwt_secret;
     go.web_root = hub->cfg.web_root;
     go.bus = hub->bus;
+    /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
+    go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
+    go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
     rc = gw_new(&hub->loop, &go, &hub->gw, &err);
     if (rc != 0) {
         fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host, hub->cfg.port,

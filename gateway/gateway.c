@@ -69,6 +69,8 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->slow_bytes = opt->slow_bytes ? opt->slow_bytes : 1024 * 1024;
     gw->op_rate = opt->op_rate > 0 ? opt->op_rate : 20;
     gw->op_burst = opt->op_burst > 0 ? opt->op_burst : 40;
+    gw->sio_ping_interval_ms = opt->sio_ping_interval_ms ? opt->sio_ping_interval_ms : 25000;
+    gw->sio_ping_timeout_ms = opt->sio_ping_timeout_ms ? opt->sio_ping_timeout_ms : 20000;
     gw->rooms = gw__rooms_new();
     gw__router_init(gw, opt->coalesce_ms ? opt->coalesce_ms : 1000);
     uv_timer_init(loop, &gw->shutdown_timer);

@@ -1,7 +1,7 @@
 /*
  * gateway: the hub's front door. One libwebsockets context on the caller's
- * libuv loop serving, on one port, the WebSocket protocols (/ws native;
- * Socket.IO later), the operational HTTP endpoints (/healthz, /readyz,
+ * libuv loop serving, on one port, the WebSocket protocols (/ws native,
+ * /socket.io/ Socket.IO v4 over WebSocket), the operational HTTP endpoints (/healthz, /readyz,
  * /metrics) and the static web demo; and the routing core that turns Redis
  * messages into events for user, bot and ops rooms.
  */
@@ -21,13 +21,15 @@ typedef struct gw_options {
     const char *host; /* listen address, e.g. "127.0.0.1" */
     int port;         /* 0 = any free port (see gw_port) */
     const char *jwt_secret;
-    const char *web_root; /* NULL: no static files */
-    bus_t *bus;           /* readiness and, later, commands */
-    size_t max_frame;     /* 0: 64 KiB */
-    size_t slow_bytes;    /* 0: 1 MiB */
-    double op_rate;       /* 0: 20 ops/s per connection */
-    double op_burst;      /* 0: 40 */
-    unsigned coalesce_ms; /* 0: 1000, reserve-items throttle */
+    const char *web_root;          /* NULL: no static files */
+    bus_t *bus;                    /* readiness and, later, commands */
+    size_t max_frame;              /* 0: 64 KiB */
+    size_t slow_bytes;             /* 0: 1 MiB */
+    double op_rate;                /* 0: 20 ops/s per connection */
+    double op_burst;               /* 0: 40 */
+    unsigned coalesce_ms;          /* 0: 1000, reserve-items throttle */
+    unsigned sio_ping_interval_ms; /* 0: 25000, Engine.IO pingInterval */
+    unsigned sio_ping_timeout_ms;  /* 0: 20000, Engine.IO pingTimeout */
 } gw_options_t;
 
 /*

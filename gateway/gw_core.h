@@ -65,7 +65,11 @@ struct gw_conn {
     gw_bucket_t bucket;
     char *rx; /* reassembly of a fragmented message, NULL when unused */
     size_t rxlen;
-    int close_code; /* non-zero: close with it at the next writeable */
+    int ready;           /* receives events: native at once, Socket.IO after CONNECT */
+    int close_code;      /* non-zero: close with it at the next writeable */
+    int sio_pong_due;    /* a ping is out and unanswered */
+    int sio_have_claims; /* a valid ?token= was given with the upgrade */
+    char sio_sid[24];
     int linked;
     gw_conn_t *prev, *next;
 
@@ -90,6 +94,7 @@ struct gw {
     size_t max_frame;
     size_t slow_bytes;
     double op_rate, op_burst;
+    unsigned sio_ping_interval_ms, sio_ping_timeout_ms;
 
     gw_rooms_t *rooms;
     gw_conn_t *conns; /* every established WebSocket */
@@ -123,6 +128,12 @@ void gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *b
 void gw__http_error(gw_conn_t *c, int status, const char *code, const char *message);
 /* Writes a complete response at once (inside CONFIRM_UPGRADE); returns 1. */
 int gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message);
+/* The same with a JSON body of the caller's. */
+int gw__http_reject_body(struct lws *wsi, int status, const char *body);
+/* Socket.IO's own HTTP error for /socket.io/ requests it cannot serve:
+ * returns the status and sets `*body` (static JSON), or 0 when the query is
+ * a valid WebSocket handshake. */
+int gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body);
 
 /* ws.c */
 int gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi);
@@ -130,6 +141,21 @@ int gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 int gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);
 int gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 void gw__ws_closed(gw_t *gw, gw_conn_t *c);
+int gw__ws_timer(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* Verifies a token (counting refusals); 0 or GW_EPARSE. */
+int gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, gw_claims_t *claims);
+/* The connection is authenticated: join user:<sub>, start receiving events. */
+void gw__ws_enter(gw_t *gw, gw_conn_t *c);
+/* Room ops with the role rules; on refusal `*code`/`*msg` for the client. */
+int gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg);
+int gw__ws_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg);
+/* Queues `n` bytes of text as one frame of its own (not the fan-out path). */
+void gw__ws_send_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n);
+
+/* ws_sio.c: the Socket.IO framing of a connection */
+void gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* One complete inbound message: 0, or a WebSocket close code. */
+int gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);
 /* Queues a frame (takes a reference); may mark the connection slow. */
 void gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f);
 /* Asks for a close with `code` at the next writeable (not from RECEIVE). */

@@ -56,22 +56,55 @@ gw__http_error(gw_conn_t *c, int status, const char *code, const char *message)
 }
 
 int
-gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message)
+gw__http_reject_body(struct lws *wsi, int status, const char *text)
 {
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
-    char *s = error_json(code, message);
-    size_t len = strlen(s);
+    size_t len = strlen(text);
     unsigned char *body = util_malloc(LWS_PRE + len);
     int rc = 1;
 
-    memcpy(body + LWS_PRE, s, len);
-    free(s);
+    memcpy(body + LWS_PRE, text, len);
     if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end) ||
         lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
         rc = -1; /* just hang up */
     free(body);
     return rc;
+}
+
+int
+gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message)
+{
+    char *s = error_json(code, message);
+    int rc = gw__http_reject_body(wsi, status, s);
+    free(s);
+    return rc;
+}
+
+int
+gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
+{
+    char arg[32];
+    const char *v;
+
+    /* Engine.IO's own codes and messages, as the official server answers */
+    v = lws_get_urlarg_by_name(wsi, "EIO=", arg, sizeof arg);
+    if (v == NULL || strcmp(v, "4") != 0) {
+        *body = "{\"code\":5,\"message\":\"Unsupported protocol version\"}";
+        return 400;
+    }
+    v = lws_get_urlarg_by_name(wsi, "transport=", arg, sizeof arg);
+    if (v == NULL || strcmp(v, "websocket") != 0 || !want_upgrade) {
+        /* long-polling is not implemented: "transports: ['websocket']" */
+        *body = "{\"code\":0,\"message\":\"Transport unknown\"}";
+        return 400;
+    }
+    if (lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg) != NULL) {
+        /* an upgrade of a polling session we never opened */
+        *body = "{\"code\":1,\"message\":\"Session ID unknown\"}";
+        return 400;
+    }
+    return 0;
 }
 
 static int
@@ -175,6 +208,12 @@ gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
             gw__http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
             free(text);
         }
+        return 0;
+    }
+    if (strncmp(uri, "/socket.io", 10) == 0 && (uri[10] == '\0' || uri[10] == '/')) {
+        const char *body = NULL;
+        int status = gw__sio_http_check(wsi, 0, &body);
+        gw__http_respond(c, status, "application/json", body, strlen(body));
         return 0;
     }
     if (method == 0 && gw->web_root != NULL)

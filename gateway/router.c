@@ -28,7 +28,7 @@ deliver(void *ctx, void *owner)
     gw_conn_t *c = owner;
     gw_frame_t *f = fo->frames[c->framing];
 
-    if (c->close_code)
+    if (c->close_code || !c->ready)
         return;
     if (f == NULL) {
         f = gw__frame_event(c->framing, fo->event, fo->data, fo->dlen);

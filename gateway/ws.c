@@ -73,6 +73,10 @@ path_framing(struct lws *wsi, enum gw_framing *out)
         *out = GW_FRAMING_NATIVE;
         return 0;
     }
+    if (strcmp(uri, "/socket.io/") == 0 || strcmp(uri, "/socket.io") == 0) {
+        *out = GW_FRAMING_SIO;
+        return 0;
+    }
     return GW_EPARSE;
 }
 
@@ -81,16 +85,35 @@ gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi)
 {
     gw_claims_t claims;
     enum gw_framing framing;
-    const char *why;
+    const char *why, *body;
+    int status;
 
     if (gw->shutting_down)
         return gw__http_reject_now(wsi, 503, "shutting_down", "the hub is stopping");
     if (path_framing(wsi, &framing) != 0)
-        return gw__http_reject_now(wsi, 404, "not_found", "WebSocket endpoint is /ws");
+        return gw__http_reject_now(wsi, 404, "not_found",
+                                   "WebSocket endpoints are /ws and /socket.io/");
+    if (framing == GW_FRAMING_SIO) {
+        /* Socket.IO authenticates in its CONNECT packet, not at the upgrade */
+        status = gw__sio_http_check(wsi, 1, &body);
+        return status ? gw__http_reject_body(wsi, status, body) : 0;
+    }
     if (authenticate(gw, wsi, &claims, &why) != 0) {
         gw->m.auth_failures++;
         LOG_DEBUG("gw", "upgrade refused: %s", why);
         return gw__http_reject_now(wsi, 401, "unauthorized", "missing or invalid token");
+    }
+    return 0;
+}
+
+int
+gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, gw_claims_t *claims)
+{
+    const char *why;
+    if (gw__jwt_verify(gw->secret, tok, len, time(NULL), claims, &why) != 0) {
+        gw->m.auth_failures++;
+        LOG_DEBUG("gw", "token refused: %s", why);
+        return GW_EPARSE;
     }
     return 0;
 }
@@ -126,25 +149,64 @@ int
 gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
     const char *why;
-    char room[GW_ROOM_MAX + 1];
-    int n;
 
     memset(c, 0, sizeof *c);
     c->gw = gw;
     c->wsi = wsi;
     c->is_ws = 1;
     c->member.owner = c;
-    /* The upgrade was authenticated in CONFIRM_UPGRADE; the headers are
-     * still attached here, and verifying again is what fills the claims
-     * (the HTTP half's per-session data is not carried over). */
-    if (path_framing(wsi, &c->framing) != 0 || authenticate(gw, wsi, &c->claims, &why) != 0)
+    if (path_framing(wsi, &c->framing) != 0)
         return -1;
-    link_conn(gw, c);
-    n = snprintf(room, sizeof room, "user:%s", c->claims.sub);
-    gw__rooms_join(gw->rooms, room, (size_t)n, &c->member);
-    gw->m.ws_accepted++;
+    if (c->framing == GW_FRAMING_SIO) {
+        /* a valid ?token= is remembered for the CONNECT packet */
+        c->sio_have_claims = authenticate(gw, wsi, &c->claims, &why) == 0;
+        link_conn(gw, c);
+        gw->m.ws_accepted++;
+        gw__sio_established(gw, c, wsi);
+    } else {
+        /* The upgrade was authenticated in CONFIRM_UPGRADE; the headers are
+         * still attached here, and verifying again is what fills the claims
+         * (the HTTP half's per-session data is not carried over). */
+        if (authenticate(gw, wsi, &c->claims, &why) != 0)
+            return -1;
+        link_conn(gw, c);
+        gw->m.ws_accepted++;
+        gw__ws_enter(gw, c);
+    }
     if (gw->shutting_down)
         gw__ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+    return 0;
+}
+
+void
+gw__ws_enter(gw_t *gw, gw_conn_t *c)
+{
+    char room[GW_ROOM_MAX + 1];
+    int n = snprintf(room, sizeof room, "user:%s", c->claims.sub);
+    gw__rooms_join(gw->rooms, room, (size_t)n, &c->member);
+    c->ready = 1;
+}
+
+int
+gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
+{
+    if (gw__room_check(&c->claims, room, code) != 0) {
+        *msg = strcmp(*code, "forbidden") == 0 ? "not allowed to join this room"
+                                               : "rooms are user:<id>, bot:<id> or ops";
+        return GW_EPARSE;
+    }
+    gw__rooms_join(gw->rooms, room, strlen(room), &c->member);
+    return 0;
+}
+
+int
+gw__ws_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
+{
+    if (gw__rooms_leave(gw->rooms, room, strlen(room), &c->member) != 0) {
+        *code = "not_member";
+        *msg = "not in this room";
+        return GW_EPARSE;
+    }
     return 0;
 }
 
@@ -192,6 +254,15 @@ gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
 }
 
 void
+gw__ws_send_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n)
+{
+    gw_frame_t *f = gw__frame_new(n);
+    memcpy(gw__frame_data(f), text, n);
+    gw__ws_enqueue(gw, c, f);
+    gw__frame_unref(f);
+}
+
+void
 gw__ws_send_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen)
 {
     gw_frame_t *f = gw__frame_event(c->framing, event, data, dlen);
@@ -233,22 +304,42 @@ handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
     switch (op.op) {
     case GW_OP_PING: gw__ws_send_event(gw, c, "pong", NULL, 0); break;
     case GW_OP_JOIN:
-        if (gw__room_check(&c->claims, op.room, &code) != 0) {
-            send_error(gw, c, code,
-                       strcmp(code, "forbidden") == 0 ? "not allowed to join this room"
-                                                      : "rooms are user:<id>, bot:<id> or ops");
-            return;
-        }
-        gw__rooms_join(gw->rooms, op.room, strlen(op.room), &c->member);
-        send_room_ack(gw, c, "joined", op.room);
+        if (gw__ws_join(gw, c, op.room, &code, &msg) != 0)
+            send_error(gw, c, code, msg);
+        else
+            send_room_ack(gw, c, "joined", op.room);
         break;
     case GW_OP_LEAVE:
-        if (gw__rooms_leave(gw->rooms, op.room, strlen(op.room), &c->member) != 0) {
-            send_error(gw, c, "not_member", "not in this room");
-            return;
-        }
-        send_room_ack(gw, c, "left", op.room);
+        if (gw__ws_leave(gw, c, op.room, &code, &msg) != 0)
+            send_error(gw, c, code, msg);
+        else
+            send_room_ack(gw, c, "left", op.room);
         break;
+    }
+}
+
+/* One complete inbound message: returns 0, or a close code. */
+static int
+dispatch(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
+{
+    if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst)) {
+        gw->m.rate_closes++;
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
+    if (c->framing == GW_FRAMING_SIO)
+        return gw__sio_receive(gw, c, buf, len);
+    handle_op(gw, c, buf, len);
+    return 0;
+}
+
+static const char *
+close_text(int code)
+{
+    switch (code) {
+    case LWS_CLOSE_STATUS_POLICY_VIOLATION: return "rate limit";
+    case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return "unsupported packet";
+    case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "protocol error";
+    default: return "";
     }
 }
 
@@ -257,6 +348,7 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
 {
     int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
     size_t remaining = lws_remaining_packet_payload(wsi);
+    int code;
 
     if (c->close_code)
         return 0; /* closing: ignore what it still sends */
@@ -274,30 +366,26 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
     }
     if (first && final && remaining == 0) {
         /* the common case: the whole message in one piece, no copy */
-        if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst))
-            goto rate;
-        handle_op(gw, c, in, len);
-        return 0;
-    }
-    if (first)
+        code = dispatch(gw, c, in, len);
+    } else {
+        if (first)
+            c->rxlen = 0;
+        if (c->rx == NULL)
+            c->rx = util_malloc(gw->max_frame);
+        memcpy(c->rx + c->rxlen, in, len);
+        c->rxlen += len;
+        if (!final || remaining > 0)
+            return 0;
+        code = dispatch(gw, c, c->rx, c->rxlen);
+        /* do not keep 64 KiB per connection for one large message */
+        free(c->rx);
+        c->rx = NULL;
         c->rxlen = 0;
-    if (c->rx == NULL)
-        c->rx = util_malloc(gw->max_frame);
-    memcpy(c->rx + c->rxlen, in, len);
-    c->rxlen += len;
-    if (!final || remaining > 0)
+    }
+    if (code == 0)
         return 0;
-    if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst))
-        goto rate;
-    handle_op(gw, c, c->rx, c->rxlen);
-    /* do not keep 64 KiB per connection for one large message */
-    free(c->rx);
-    c->rx = NULL;
-    c->rxlen = 0;
-    return 0;
-rate:
-    gw->m.rate_closes++;
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"rate limit", 10);
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)close_text(code),
+                     strlen(close_text(code)));
     return -1;
 }
 

@@ -1,0 +1,261 @@
+/*
+ * gateway/ws_sio.c: the Socket.IO v4 framing of a WebSocket connection
+ * (Engine.IO v4 over the websocket transport only), so that pages using the
+ * official socket.io-client keep working with `transports: ["websocket"]`.
+ *
+ * The rooms, role rules, limits and fan-out are those of the native
+ * protocol (ws.c, router.c); this file only speaks the packets: the open
+ * packet and server pings of Engine.IO, and Socket.IO's CONNECT (the token
+ * is in its auth payload, or in ?token=), events, acks and DISCONNECT on
+ * namespace "/". Events reach a socket only after its CONNECT succeeded.
+ */
+#include "gw_core.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* 120 random bits as 20 base64url characters: the Engine.IO session id. */
+static void
+make_sid(char out[21])
+{
+    unsigned char r[15];
+    size_t got = 0;
+
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < sizeof r) /* getrandom cannot fail for 15 bytes; keep sane */
+        for (size_t i = got; i < sizeof r; i++)
+            r[i] = (unsigned char)(uv_hrtime() >> (i % 8));
+    for (int i = 0; i < 5; i++) {
+        uint32_t v = (uint32_t)r[3 * i] << 16 | (uint32_t)r[3 * i + 1] << 8 | r[3 * i + 2];
+        out[4 * i] = b64url[(v >> 18) & 63];
+        out[4 * i + 1] = b64url[(v >> 12) & 63];
+        out[4 * i + 2] = b64url[(v >> 6) & 63];
+        out[4 * i + 3] = b64url[v & 63];
+    }
+    out[20] = '\0';
+}
+
+void
+gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    char open[256];
+    int n;
+
+    make_sid(c->sio_sid);
+    n = snprintf(open, sizeof open,
+                 "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                 "\"maxPayload\":%zu}",
+                 c->sio_sid, gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
+    gw__ws_send_text(gw, c, open, (size_t)n);
+    lws_set_timer_usecs(wsi, (lws_usec_t)gw->sio_ping_interval_ms * 1000);
+}
+
+int
+gw__ws_timer(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    if (c == NULL || !c->is_ws || c->framing != GW_FRAMING_SIO || c->close_code)
+        return 0;
+    if (c->sio_pong_due) {
+        /* no pong within pingTimeout: the peer is gone or not Engine.IO */
+        LOG_DEBUG("gw", "socket.io client %s missed its pong", c->sio_sid);
+        gw__ws_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        return 0;
+    }
+    gw__ws_send_text(gw, c, "2", 1);
+    c->sio_pong_due = 1;
+    lws_set_timer_usecs(wsi, (lws_usec_t)gw->sio_ping_timeout_ms * 1000);
+    return 0;
+}
+
+static void
+send_json_packet(gw_t *gw, gw_conn_t *c, const char *prefix, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t pl = strlen(prefix), sl = strlen(s);
+    char *text = util_malloc(pl + sl);
+
+    memcpy(text, prefix, pl);
+    memcpy(text + pl, s, sl);
+    gw__ws_send_text(gw, c, text, pl + sl);
+    free(text);
+    free(s);
+}
+
+static int
+sio_connect(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
+{
+    gw_claims_t claims;
+    json_t *auth = NULL, *tok = NULL;
+    int ok = 0;
+    char reply[64];
+    int n;
+
+    if (c->ready)
+        return 0; /* already connected to "/": nothing more to do */
+    if (p->data_len > 0) {
+        auth = json_loadb(p->data, p->data_len, 0, NULL);
+        if (auth == NULL)
+            return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        tok = json_object_get(auth, "token");
+    }
+    if (json_is_string(tok)) {
+        /* a token in the auth payload decides, whatever the query said */
+        ok = gw__ws_verify_token(gw, json_string_value(tok), json_string_length(tok), &claims) == 0;
+    } else if (c->sio_have_claims) {
+        claims = c->claims;
+        ok = 1;
+    } else {
+        gw->m.auth_failures++;
+    }
+    json_decref(auth);
+    if (!ok) {
+        static const char refused[] =
+            "44{\"message\":\"unauthorized\",\"data\":{\"code\":\"unauthorized\"}}";
+        gw__ws_send_text(gw, c, refused, sizeof refused - 1);
+        return 0;
+    }
+    c->claims = claims;
+    gw__ws_enter(gw, c);
+    n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->sio_sid);
+    gw__ws_send_text(gw, c, reply, (size_t)n);
+    return 0;
+}
+
+/* The room of a join/leave: "bot:7" or {"room": "bot:7"}. */
+static const char *
+room_arg(json_t *arg)
+{
+    json_t *r = json_is_object(arg) ? json_object_get(arg, "room") : arg;
+    if (!json_is_string(r) || json_string_length(r) == 0 || json_string_length(r) > GW_ROOM_MAX ||
+        strlen(json_string_value(r)) != json_string_length(r))
+        return NULL;
+    return json_string_value(r);
+}
+
+static void
+answer(gw_t *gw, gw_conn_t *c, long long ack_id, const char *event, const char *room,
+       const char *code, const char *msg)
+{
+    json_t *body;
+
+    if (code)
+        gw->m.client_errors++;
+    if (ack_id >= 0) {
+        char prefix[32];
+        if (code)
+            body = json_pack("[{s:b,s:{s:s,s:s}}]", "ok", 0, "error", "code", code, "message", msg);
+        else if (room)
+            body = json_pack("[{s:b,s:s}]", "ok", 1, "room", room);
+        else
+            body = json_pack("[{s:b}]", "ok", 1);
+        snprintf(prefix, sizeof prefix, "43%lld", ack_id);
+        send_json_packet(gw, c, prefix, body);
+    } else {
+        if (code)
+            body = json_pack("[s,{s:s,s:s}]", "error", "code", code, "message", msg);
+        else if (room)
+            body = json_pack("[s,{s:s}]", event, "room", room);
+        else
+            body = json_pack("[s]", event);
+        send_json_packet(gw, c, "42", body);
+    }
+    json_decref(body);
+}
+
+static int
+sio_event(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
+{
+    json_t *arr = json_loadb(p->data, p->data_len, 0, NULL);
+    const char *name, *room, *code = NULL, *msg = NULL;
+
+    if (!json_is_array(arr) || json_array_size(arr) < 1 ||
+        !json_is_string(json_array_get(arr, 0))) {
+        json_decref(arr);
+        return LWS_CLOSE_STATUS_PROTOCOL_ERR; /* as the official parser: not an event */
+    }
+    name = json_string_value(json_array_get(arr, 0));
+    if (strcmp(name, "ping") == 0) {
+        answer(gw, c, p->ack_id, "pong", NULL, NULL, NULL);
+    } else if (strcmp(name, "join") == 0 || strcmp(name, "leave") == 0) {
+        int join = name[0] == 'j';
+        room = room_arg(json_array_get(arr, 1));
+        if (room == NULL)
+            answer(gw, c, p->ack_id, NULL, NULL, "bad_request",
+                   "join and leave take a room name, or {\"room\": name}");
+        else if ((join ? gw__ws_join : gw__ws_leave)(gw, c, room, &code, &msg) != 0)
+            answer(gw, c, p->ack_id, NULL, NULL, code, msg);
+        else
+            answer(gw, c, p->ack_id, join ? "joined" : "left", room, NULL, NULL);
+    } else {
+        answer(gw, c, p->ack_id, NULL, NULL, "unknown_op", "events are join, leave and ping");
+    }
+    json_decref(arr);
+    return 0;
+}
+
+int
+gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
+{
+    gw_sio_packet_t p;
+
+    if (gw__sio_parse(buf, len, &p) != 0)
+        return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    switch (p.eio) {
+    case GW_EIO_PONG:
+        if (c->sio_pong_due) {
+            c->sio_pong_due = 0;
+            lws_set_timer_usecs(c->wsi, (lws_usec_t)gw->sio_ping_interval_ms * 1000);
+        }
+        return 0;
+    case GW_EIO_PING: {
+        /* v4 clients do not ping, but answering costs nothing */
+        char pong[64];
+        if (p.data_len > sizeof pong - 1)
+            return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        pong[0] = '3';
+        memcpy(pong + 1, p.data, p.data_len);
+        gw__ws_send_text(gw, c, pong, p.data_len + 1);
+        return 0;
+    }
+    case GW_EIO_CLOSE: return LWS_CLOSE_STATUS_NORMAL;
+    case GW_EIO_NOOP:
+    case GW_EIO_UPGRADE: return 0;
+    case GW_EIO_OPEN: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    case GW_EIO_MESSAGE: break;
+    }
+    if (p.sio == GW_SIO_BINARY_EVENT || p.sio == GW_SIO_BINARY_ACK) {
+        /* binary attachments are not carried: refuse the connection cleanly */
+        gw->m.binary_closes++;
+        return LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
+    }
+    if (p.nsp_len != 1) {
+        if (p.sio == GW_SIO_CONNECT) {
+            char prefix[GW_SIO_NSP_MAX + 8];
+            json_t *body = json_pack("{s:s}", "message", "Invalid namespace");
+            snprintf(prefix, sizeof prefix, "44%.*s,", (int)p.nsp_len, p.nsp);
+            send_json_packet(gw, c, prefix, body);
+            json_decref(body);
+        }
+        return 0; /* packets of a namespace never joined are ignored */
+    }
+    switch (p.sio) {
+    case GW_SIO_CONNECT: return sio_connect(gw, c, &p);
+    case GW_SIO_DISCONNECT:
+        gw__rooms_leave_all(gw->rooms, &c->member);
+        c->ready = 0;
+        return LWS_CLOSE_STATUS_NORMAL;
+    case GW_SIO_EVENT: return c->ready ? sio_event(gw, c, &p) : 0;
+    case GW_SIO_ACK: return 0; /* the hub never asks for acks */
+    default: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    }
+}
