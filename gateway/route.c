@@ -98,10 +98,11 @@ gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idl
     return GW_OK;
 }
 
+/* 1..max bytes of [A-Za-z0-9_-]: the alphabet of commands and trade hashes */
 static int
-valid_command(const char *s, size_t n)
+valid_token(const char *s, size_t n, size_t max)
 {
-    if (n == 0 || n > GW_COMMAND_MAX)
+    if (n == 0 || n > max)
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -113,18 +114,15 @@ valid_command(const char *s, size_t n)
 }
 
 static int
+valid_command(const char *s, size_t n)
+{
+    return valid_token(s, n, GW_COMMAND_MAX);
+}
+
+static int
 valid_tradehash(const char *s, size_t n)
 {
-    /* same alphabet as a command, longer */
-    if (n == 0 || n > GW_TRADEHASH_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return valid_token(s, n, GW_TRADEHASH_MAX);
 }
 
 static int

@@ -19,8 +19,9 @@ is_digit(char c)
 static int
 json_start(char c)
 {
-    return c == '[' || c == '{' || c == '"' || is_digit(c) || c == '-' || c == 't' || c == 'f' ||
-           c == 'n';
+    /* no '-': Socket.IO data is an array or object, and "421-[..]" is an
+     * attachment count on a packet type that has none */
+    return c == '[' || c == '{' || c == '"' || is_digit(c) || c == 't' || c == 'f' || c == 'n';
 }
 
 int
