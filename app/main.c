@@ -9,6 +9,7 @@
  */
 #include "bus.h"
 #include "gateway.h"
+#include "locks.h"
 #include "util.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@ typedef struct hub {
     uv_loop_t loop;
     config_t cfg;
     bus_t *bus;
+    lock_mgr_t *locks;
     gw_t *gw;
     uv_signal_t sigint, sigterm;
     int stopping;
@@ -45,8 +47,9 @@ typedef struct hub {
     int signals_closed;
 } hub_t;
 
-static const char *const sub_channels[] = {"tradestate", "canceledtrades", "itemReserved",
-                                           "finishedtrades", "steamDown"};
+static const char *const sub_channels[] = {"tradestate",   "canceledtrades",
+                                           "itemReserved", "finishedtrades",
+                                           "steamDown",    LOCK_RELEASE_CHANNEL};
 static const char *const sub_patterns[] = {"bot *"};
 
 static void
@@ -257,10 +260,20 @@ cmd_token(int argc, char **argv)
 /* ---- the stop sequence ---- */
 
 static void
+on_locks_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->locks = NULL;
+}
+
+static void
 on_bus_closed(void *privdata)
 {
     hub_t *hub = privdata;
     hub->bus = NULL;
+    /* after the bus: closing it answered every lock command in flight */
+    if (hub->locks)
+        lock_mgr_close(hub->locks, on_locks_closed, hub);
 }
 
 static void
@@ -285,6 +298,10 @@ stop(hub_t *hub, int exit_code)
     hub->exit_code = exit_code;
     if (exit_code == 0)
         LOG_INFO("main", "stopping");
+    /* lock waiters are answered 503 now, so that the gateway can finish
+     * every in-flight HTTP answer before it closes */
+    if (hub->locks)
+        lock_mgr_drain(hub->locks);
     gw_shutdown(hub->gw, 3000, on_gw_stopped, hub);
 }
 
@@ -318,6 +335,8 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
         LOG_INFO("main", "ready again: redis is back");
     else
         LOG_WARN("main", "not ready: redis %s", error ? error : "unavailable");
+    if (hub->locks)
+        lock_on_redis_state(hub->locks, ready);
     gw_on_redis_state(hub->gw, ready);
 }
 
@@ -326,6 +345,12 @@ on_bus_message(void *privdata, const char *pattern, const char *channel, size_t 
                const char *payload, size_t len)
 {
     hub_t *hub = privdata;
+    if (pattern == NULL && channel_len == sizeof LOCK_RELEASE_CHANNEL - 1 &&
+        memcmp(channel, LOCK_RELEASE_CHANNEL, channel_len) == 0) {
+        if (hub->locks)
+            lock_on_release(hub->locks, payload, len);
+        return;
+    }
     if (hub->gw)
         gw_on_message(hub->gw, pattern, channel, channel_len, payload, len);
 }
@@ -354,12 +379,15 @@ run(hub_t *hub)
         return 2;
     }
 
+    hub->locks = lock_mgr_new(&hub->loop, hub->bus);
+
     memset(&go, 0, sizeof go);
     go.host = hub->cfg.host;
     go.port = hub->cfg.port;
     go.jwt_secret = hub->cfg.jwt_secret;
     go.web_root = hub->cfg.web_root;
     go.bus = hub->bus;
+    go.locks = hub->locks;
     /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
@@ -367,7 +395,7 @@ run(hub_t *hub)
     if (rc != 0) {
         fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host, hub->cfg.port,
                 err);
-        bus_close(hub->bus, NULL, NULL);
+        bus_close(hub->bus, on_bus_closed, hub);
         uv_run(&hub->loop, UV_RUN_DEFAULT);
         uv_loop_close(&hub->loop);
         return 2;

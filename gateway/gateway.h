@@ -22,7 +22,8 @@ typedef struct gw_options {
     int port;         /* 0 = any free port (see gw_port) */
     const char *jwt_secret;
     const char *web_root;          /* NULL: no static files */
-    bus_t *bus;                    /* readiness and, later, commands */
+    bus_t *bus;                    /* readiness */
+    struct lock_mgr *locks;        /* the /v1/locks routes; NULL: not served */
     size_t max_frame;              /* 0: 64 KiB */
     size_t slow_bytes;             /* 0: 1 MiB */
     double op_rate;                /* 0: 20 ops/s per connection */

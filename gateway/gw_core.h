@@ -9,6 +9,7 @@
 
 #include "gateway.h"
 #include "gw_int.h"
+#include "locks.h"
 #include "util.h"
 
 #include <string.h>
@@ -80,6 +81,13 @@ struct gw_conn {
     const char *http_ctype;
     char *http_body;
     size_t http_len;
+
+    /* HTTP API (/v1/...): the request being served on this connection */
+    int api_method; /* lws method index: 0 GET, 1 POST, 3 PUT, 4 PATCH, 5 DELETE */
+    char api_path[512];
+    char *req_body; /* Content-Length bytes, read before dispatch */
+    size_t req_len, req_cap;
+    struct lock_op *api_op; /* a lock request in flight: cancelled if the client goes */
 };
 
 struct gw {
@@ -90,6 +98,7 @@ struct gw {
     char *secret;
     char *web_root;
     bus_t *bus;
+    lock_mgr_t *locks;
     int port;
     size_t max_frame;
     size_t slow_bytes;
@@ -165,6 +174,15 @@ void gw__ws_send_event(gw_t *gw, gw_conn_t *c, const char *event, const char *da
 
 /* router.c */
 void gw__router_init(gw_t *gw, unsigned coalesce_ms);
+
+/* api.c: the JSON API under /v1/ */
+#define GW_BODY_MAX (1024 * 1024)
+enum { GW_M_GET = 0, GW_M_POST = 1, GW_M_PUT = 3, GW_M_PATCH = 4, GW_M_DELETE = 5 };
+int gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method);
+int gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len);
+int gw__api_body_done(gw_t *gw, gw_conn_t *c);
+/* Frees the request's body and cancels what it waits for. */
+void gw__api_reset(gw_conn_t *c);
 
 /* metrics.c */
 void gw__metrics_observe_latency(struct gw_metrics *m, uint64_t ns);

@@ -17,6 +17,7 @@
 static void
 reset(gw_conn_t *c)
 {
+    gw__api_reset(c);
     free(c->http_body);
     c->http_body = NULL;
     c->http_len = 0;
@@ -187,6 +188,8 @@ gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
         return 0;
     }
+    if (strncmp(uri, "/v1/", 4) == 0)
+        return gw__api_request(gw, c, wsi, uri, method);
     /* lws method index: 0 GET, 1 POST, 2 OPTIONS, 3 PUT, 4 PATCH, 5 DELETE */
     if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
         strcmp(uri, "/metrics") == 0) {

@@ -119,6 +119,29 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         (unsigned long long)cum);
     put(&b, "coordhub_delivery_latency_seconds_sum %.9f\n", m->lat_sum);
     put(&b, "coordhub_delivery_latency_seconds_count %llu\n", (unsigned long long)m->lat_count);
+    if (gw->locks != NULL) {
+        const lock_metrics_t *lm = lock_metrics(gw->locks);
+        counter(&b, "coordhub_lock_acquisitions_total", "Locks granted.", lm->acquisitions);
+        counter(&b, "coordhub_lock_contention_total", "Acquires answered 409 locked.",
+                lm->contention);
+        counter(&b, "coordhub_lock_waits_total", "Acquires that had to wait.", lm->waits);
+        put(&b,
+            "# HELP coordhub_lock_wait_seconds Time spent waiting for locks.\n"
+            "# TYPE coordhub_lock_wait_seconds summary\n"
+            "coordhub_lock_wait_seconds_sum %.6f\ncoordhub_lock_wait_seconds_count %llu\n",
+            lm->wait_seconds, (unsigned long long)lm->wait_count);
+        put(&b,
+            "# HELP coordhub_lock_releases_total Releases by result.\n"
+            "# TYPE coordhub_lock_releases_total counter\n"
+            "coordhub_lock_releases_total{result=\"released\"} %llu\n"
+            "coordhub_lock_releases_total{result=\"not_owner\"} %llu\n",
+            (unsigned long long)lm->releases, (unsigned long long)lm->releases_not_owner);
+        counter(&b, "coordhub_lock_extends_total", "Locks extended.", lm->extends);
+        counter(&b, "coordhub_lock_not_owner_total", "Extends and releases refused: not_owner.",
+                lm->not_owner);
+        counter(&b, "coordhub_lock_script_reloads_total", "Lua scripts reloaded after NOSCRIPT.",
+                lm->noscript_reloads);
+    }
     *len = b.len;
     return b.p;
 }

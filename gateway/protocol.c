@@ -24,6 +24,10 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 
     case LWS_CALLBACK_HTTP: return gw__http_request(gw, c, wsi, in);
 
+    case LWS_CALLBACK_HTTP_BODY: return gw__api_body(gw, c, in, len);
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return gw__api_body_done(gw, c);
+
     case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
 
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:

@@ -1,0 +1,214 @@
+/*
+ * gateway/api.c: the JSON API under /v1/ (SPEC §6): bodies by
+ * Content-Length (411 without one, 413 over 1 MiB), Bearer tokens and
+ * roles, and the lock routes over the locks module. Answers that wait on
+ * Redis are deferred: the connection keeps the lock request's handle and
+ * cancels it if the client goes away first.
+ */
+#include "gw_core.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+gw__api_reset(gw_conn_t *c)
+{
+    if (c->api_op != NULL) {
+        lock_cancel(c->api_op);
+        c->api_op = NULL;
+    }
+    free(c->req_body);
+    c->req_body = NULL;
+    c->req_len = c->req_cap = 0;
+}
+
+/* Answers at once and closes the connection: used before a body we will
+ * not read (lws would otherwise wait for it). */
+static int
+refuse_and_close(struct lws *wsi, int status, const char *code, const char *message)
+{
+    gw__http_reject_now(wsi, status, code, message);
+    return -1;
+}
+
+int
+gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method)
+{
+    char clbuf[32];
+    int has_cl;
+    char *end;
+    unsigned long long cl = 0;
+
+    if (strlen(uri) >= sizeof c->api_path) {
+        gw__http_error(c, 400, "bad_request", "path too long");
+        return 0;
+    }
+    strcpy(c->api_path, uri);
+    c->api_method = method;
+    has_cl = lws_hdr_copy(wsi, clbuf, sizeof clbuf, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_cl) {
+        cl = strtoull(clbuf, &end, 10);
+        if (end == clbuf || *end != '\0')
+            return refuse_and_close(wsi, 400, "bad_request", "bad Content-Length");
+    }
+    if (!has_cl && (method == GW_M_POST || method == GW_M_PUT || method == GW_M_PATCH))
+        return refuse_and_close(wsi, 411, "length_required",
+                                "request bodies need Content-Length (no chunked encoding)");
+    if (cl > GW_BODY_MAX)
+        return refuse_and_close(wsi, 413, "too_large", "request body over 1 MiB");
+    if (cl > 0) {
+        c->req_body = util_malloc(cl);
+        c->req_cap = cl;
+        c->req_len = 0;
+        return 0; /* dispatched at BODY_COMPLETION */
+    }
+    return gw__api_body_done(gw, c);
+}
+
+int
+gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
+{
+    (void)gw;
+    if (c->req_body == NULL || len > c->req_cap - c->req_len)
+        return -1; /* more than Content-Length said: not HTTP we speak */
+    memcpy(c->req_body + c->req_len, in, len);
+    c->req_len += len;
+    return 0;
+}
+
+/* ---- locks ---- */
+
+static void
+respond_json(gw_conn_t *c, int status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw__http_respond(c, status, "application/json", s, strlen(s));
+    free(s);
+    json_decref(o);
+}
+
+static void
+on_lock_result(void *privdata, const lock_result_t *r)
+{
+    gw_conn_t *c = privdata;
+    json_t *o;
+
+    c->api_op = NULL;
+    switch (r->status) {
+    case LOCK_OK:
+        switch (c->api_method) {
+        case GW_M_POST:
+            o = json_pack("{s:s,s:s,s:I,s:I}", "name", r->name, "token", r->token, "fence",
+                          (json_int_t)r->fence, "ttl_ms", (json_int_t)r->ttl_ms);
+            break;
+        case GW_M_PATCH:
+            o = json_pack("{s:s,s:I}", "name", r->name, "ttl_ms", (json_int_t)r->ttl_ms);
+            break;
+        case GW_M_DELETE: o = json_pack("{s:s,s:b}", "name", r->name, "released", 1); break;
+        default: /* GET: never the token */
+            o = json_pack("{s:s,s:b,s:o,s:o}", "name", r->name, "held", r->held, "ttl_ms",
+                          r->held ? json_integer(r->ttl_ms) : json_null(), "fence",
+                          r->fence >= 0 ? json_integer(r->fence) : json_null());
+            break;
+        }
+        respond_json(c, 200, o);
+        return;
+    case LOCK_HELD: gw__http_error(c, 409, "locked", "the lock is held by another owner"); return;
+    case LOCK_NOT_OWNER:
+        gw__http_error(c, 409, "not_owner", "this token does not hold the lock");
+        return;
+    case LOCK_UNAVAILABLE:
+        gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+        return;
+    case LOCK_ERROR:
+        gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+        return;
+    }
+}
+
+static void
+api_locks(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *name)
+{
+    size_t len = strlen(name);
+    const char *err;
+    char token[LOCK_TOKEN_MAX + 1];
+    lock_acquire_args_t a;
+    long long ttl;
+    int rc;
+
+    if (lock_valid_name(name, len, &err) != 0) {
+        gw__http_error(c, 400, "bad_request", err);
+        return;
+    }
+    if (!(claims->roles & GW_ROLE_SERVICE) &&
+        !(c->api_method == GW_M_GET && (claims->roles & GW_ROLE_OPS))) {
+        gw__http_error(c, 403, "forbidden", "locks need role service");
+        return;
+    }
+    switch (c->api_method) {
+    case GW_M_POST:
+        if (lock_parse_acquire(c->req_body, c->req_len, &a, &err) != 0) {
+            gw__http_error(c, 400, "bad_request", err);
+            return;
+        }
+        rc = lock_acquire(gw->locks, name, len, &a, on_lock_result, c, &c->api_op);
+        break;
+    case GW_M_PATCH:
+        if (lock_parse_extend(c->req_body, c->req_len, token, &ttl, &err) != 0) {
+            gw__http_error(c, 400, "bad_request", err);
+            return;
+        }
+        rc = lock_extend(gw->locks, name, len, token, ttl, on_lock_result, c, &c->api_op);
+        break;
+    case GW_M_DELETE:
+        if (lock_parse_release(c->req_body, c->req_len, token, &err) != 0) {
+            gw__http_error(c, 400, "bad_request", err);
+            return;
+        }
+        rc = lock_release(gw->locks, name, len, token, on_lock_result, c, &c->api_op);
+        break;
+    case GW_M_GET: rc = lock_inspect(gw->locks, name, len, on_lock_result, c, &c->api_op); break;
+    default: gw__http_error(c, 405, "method_not_allowed", "use GET, POST, PATCH or DELETE"); return;
+    }
+    if (rc != 0)
+        gw__http_error(c, 503, "unavailable", "redis unavailable");
+}
+
+/* ---- dispatch ---- */
+
+static int
+bearer(gw_t *gw, struct lws *wsi, gw_claims_t *claims)
+{
+    char buf[GW_TOKEN_MAX + 16];
+    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
+
+    if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0) {
+        gw->m.auth_failures++;
+        return GW_EPARSE;
+    }
+    return gw__ws_verify_token(gw, buf + 7, (size_t)n - 7, claims);
+}
+
+int
+gw__api_body_done(gw_t *gw, gw_conn_t *c)
+{
+    gw_claims_t claims;
+    const char *path = c->api_path;
+
+    if (c->req_len != c->req_cap) {
+        gw__http_error(c, 400, "bad_request", "body shorter than its Content-Length");
+        return 0;
+    }
+    if (bearer(gw, c->wsi, &claims) != 0) {
+        gw__http_error(c, 401, "unauthorized", "missing or invalid bearer token");
+        return 0;
+    }
+    if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL &&
+        strchr(path + 10, '/') == NULL) {
+        api_locks(gw, c, &claims, path + 10);
+        return 0;
+    }
+    gw__http_error(c, 404, "not_found", "no such route");
+    return 0;
+}

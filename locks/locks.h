@@ -1,0 +1,131 @@
+/*
+ * locks: distributed locks on Redis (SPEC §6 "Locks").
+ *
+ * The lock name is the Redis key itself, holding a random token, with a PX
+ * TTL: a legacy `SET lockTrade:<id> x NX EX 900` and a lock taken here
+ * exclude each other. Acquire runs one Lua script that does SET NX PX and
+ * INCR of the fencing counter `coordhub:fence:{<name>}` (no TTL: fences only
+ * grow, across holders and restarts). Release and extend compare the token
+ * in Lua before DEL / PEXPIRE; release PUBLISHes the name on
+ * `coordhub:lock-released`. Scripts are SCRIPT LOADed and run by EVALSHA,
+ * reloaded transparently on NOSCRIPT (a Redis restart flushes them).
+ *
+ * A request that may wait is queued per name, first come first served among
+ * this hub's waiters, and retried only when a release notice for the name
+ * arrives or a timer at the holder's remaining PTTL fires (a legacy holder
+ * never publishes): never by polling.
+ */
+#ifndef COORDHUB_LOCKS_H
+#define COORDHUB_LOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "bus.h"
+
+#define LOCK_NAME_MAX 200
+#define LOCK_TTL_MAX 86400000LL
+#define LOCK_WAIT_MAX 60000LL
+#define LOCK_OWNER_MAX 128
+#define LOCK_TOKEN_MAX 64 /* accepted from clients; ours are 32 hex chars */
+#define LOCK_RELEASE_CHANNEL "coordhub:lock-released"
+
+typedef struct lock_mgr lock_mgr_t;
+typedef struct lock_op lock_op_t;
+
+enum lock_status {
+    LOCK_OK = 0,
+    LOCK_HELD,        /* held by someone else (after waiting, if asked) */
+    LOCK_NOT_OWNER,   /* the token does not hold the lock */
+    LOCK_UNAVAILABLE, /* Redis down, or went down while waiting */
+    LOCK_ERROR,       /* Redis answered something unexpected */
+};
+
+typedef struct lock_result {
+    enum lock_status status;
+    const char *name;
+    char token[33];     /* acquire */
+    long long fence;    /* acquire; inspect: -1 when never taken */
+    long long ttl_ms;   /* acquire, extend; inspect: -1 no expiry, -2 not held */
+    int held;           /* inspect */
+    const char *detail; /* for LOCK_ERROR/UNAVAILABLE: why (static or transient) */
+} lock_result_t;
+
+/* Fires exactly once per accepted request, unless lock_cancel came first. */
+typedef void (*lock_cb)(void *privdata, const lock_result_t *r);
+
+typedef struct lock_metrics {
+    uint64_t acquisitions;
+    uint64_t contention; /* answered held */
+    uint64_t waits;      /* requests that had to wait */
+    uint64_t wait_count; /* waits that ended (granted or not) */
+    double wait_seconds;
+    uint64_t releases;
+    uint64_t releases_not_owner;
+    uint64_t extends;
+    uint64_t not_owner; /* extend or release refused */
+    uint64_t noscript_reloads;
+} lock_metrics_t;
+
+/* ---- request validation (pure; validate.c) ---- */
+
+/* 1..200 of [A-Za-z0-9:_.-{}], not starting "coordhub:". 0, or -22 with *err. */
+int lock_valid_name(const char *s, size_t n, const char **err);
+
+typedef struct lock_acquire_args {
+    long long ttl_ms;
+    long long wait_ms;
+    char owner[LOCK_OWNER_MAX + 1];
+} lock_acquire_args_t;
+
+/* Bodies of the HTTP routes: a JSON object of the SPEC's fields, typed and
+ * range-checked. Return 0, or -22 with *err naming the problem. */
+int lock_parse_acquire(const char *body, size_t len, lock_acquire_args_t *out, const char **err);
+int lock_parse_extend(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1],
+                      long long *ttl_ms, const char **err);
+int lock_parse_release(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1],
+                       const char **err);
+
+/* ---- the manager (locks.c) ---- */
+
+/* Creates a manager using `bus`'s command connection. The caller routes
+ * messages of LOCK_RELEASE_CHANNEL to lock_on_release and readiness to
+ * lock_on_redis_state. */
+lock_mgr_t *lock_mgr_new(uv_loop_t *loop, bus_t *bus);
+
+void lock_on_release(lock_mgr_t *m, const char *name, size_t len);
+void lock_on_redis_state(lock_mgr_t *m, int ready);
+
+/*
+ * Each request copies its arguments. Returns 0 (the callback will fire once
+ * unless cancelled, and `*op` is the handle for lock_cancel), or UV_ENOTCONN
+ * when Redis is not ready (the callback never fires). Names must have passed
+ * lock_valid_name.
+ */
+int lock_acquire(lock_mgr_t *m, const char *name, size_t len, const lock_acquire_args_t *a,
+                 lock_cb cb, void *privdata, lock_op_t **op);
+int lock_extend(lock_mgr_t *m, const char *name, size_t len, const char *token, long long ttl_ms,
+                lock_cb cb, void *privdata, lock_op_t **op);
+int lock_release(lock_mgr_t *m, const char *name, size_t len, const char *token, lock_cb cb,
+                 void *privdata, lock_op_t **op);
+int lock_inspect(lock_mgr_t *m, const char *name, size_t len, lock_cb cb, void *privdata,
+                 lock_op_t **op);
+
+/* The requester is gone: its callback never fires. A waiter leaves the
+ * queue at once; a Redis command in flight finishes unseen. */
+void lock_cancel(lock_op_t *op);
+
+/* Answers every waiter LOCK_UNAVAILABLE ("shutting down") and refuses new
+ * waits: the first step of a graceful stop. */
+void lock_mgr_drain(lock_mgr_t *m);
+
+const lock_metrics_t *lock_metrics(const lock_mgr_t *m);
+
+/* Closes every handle; `close_cb` fires once the memory is freed. Call it
+ * after bus_close: closing the bus answers every command in flight (NULL
+ * replies), which is what lets each request's memory go. */
+void lock_mgr_close(lock_mgr_t *m, void (*close_cb)(void *privdata), void *privdata);
+
+#endif
