@@ -85,7 +85,9 @@ gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *m
 int
 gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
 {
-    char arg[32];
+    /* lws stops looking at the first query argument longer than the buffer
+     * (a ?token= is long): size it for the longest argument we accept */
+    char arg[GW_TOKEN_MAX + 16];
     const char *v;
 
     /* Engine.IO's own codes and messages, as the official server answers */

@@ -238,6 +238,14 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         gw->m.binary_closes++;
         return LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
     }
+    /* As the official decoder: a payload that is not JSON is a parse error
+     * that closes the connection, before the packet is routed anywhere. */
+    if (p.data_len > 0) {
+        json_t *j = json_loadb(p.data, p.data_len, JSON_DECODE_ANY, NULL);
+        if (j == NULL)
+            return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        json_decref(j);
+    }
     if (p.nsp_len != 1) {
         if (p.sio == GW_SIO_CONNECT) {
             char prefix[GW_SIO_NSP_MAX + 8];
