@@ -94,6 +94,7 @@ export function makeTmpDir(prefix) {
 const liveProcs = new Set(); // ChildProcess
 const liveClients = new Set(); // WsClient
 const liveResp = new Set(); // RespClient
+const liveAgents = new Set(); // http.Agent from keepAliveAgent()
 const tmpDirs = new Set();
 const hubs = []; // every hub started in this file, for log dumps
 
@@ -149,6 +150,8 @@ export async function cleanupAll() {
   liveClients.clear();
   for (const r of liveResp) r.close();
   liveResp.clear();
+  for (const a of liveAgents) a.destroy();
+  liveAgents.clear();
   await Promise.all([...liveProcs].map((p) => killAndWait(p)));
   for (const h of hubs) {
     if (h.checked) continue;
@@ -168,7 +171,10 @@ export async function cleanupAll() {
   if (problems.length) throw new Error(`after the tests:\n${problems.join('\n')}`);
 }
 
-after(cleanupAll);
+// A script that is not a test file (bench/) sets COORDHUB_HARNESS_NO_HOOKS=1
+// before importing this module and calls cleanupAll() itself: no node:test
+// root (and no TAP output) then.
+if (process.env.COORDHUB_HARNESS_NO_HOOKS !== '1') after(cleanupAll);
 process.on('exit', () => {
   for (const p of liveProcs) {
     try {
@@ -315,6 +321,7 @@ export class RespClient {
       off = r.next;
       const p = this.pending.shift();
       if (p) p.resolve(r.value);
+      else if (this.onPush) this.onPush(r.value); // MONITOR lines, pub/sub messages
     }
     this.buf = this.buf.subarray(off);
   }
@@ -479,6 +486,59 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeoutMs
 
 export const httpGet = (url, opts) => httpRequest(url, opts);
 
+// An http.Agent that keeps its connections open between requests (one
+// connection unless `maxSockets` says more); destroyed by cleanupAll().
+export function keepAliveAgent(opts = {}) {
+  const a = new http.Agent({ keepAlive: true, maxSockets: 1, ...opts });
+  liveAgents.add(a);
+  return a;
+}
+
+// A JSON request with a deadline. `body`: a string or Buffer is sent as is,
+// anything else JSON-encoded; always with Content-Length (never chunked).
+// `token` adds `Authorization: Bearer <token>`. The path after host:port is
+// sent exactly as written (no URL normalisation, so `%2F`, `{` and the like
+// reach the server untouched). `agent`: an http.Agent (keepAliveAgent()) or
+// false for a connection of its own; `signal`: an AbortSignal that destroys
+// the request. Resolves {status, headers, body (text), json (undefined when
+// the body is not JSON), ms (send to end of response)}.
+export function httpJson(url, { method = 'GET', body, token, headers = {}, agent = false, timeoutMs = 5000, signal } = {}) {
+  const m = /^http:\/\/([^/:]+):(\d+)(\/.*)?$/.exec(url);
+  if (!m) throw new Error(`httpJson: unsupported URL ${url}`);
+  const h = { ...headers };
+  if (token !== undefined) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (body !== undefined) {
+    payload = typeof body === 'string' || Buffer.isBuffer(body) ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+    if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+    h['content-length'] = String(payload.length);
+  }
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: m[1], port: Number(m[2]), path: m[3] || '/', method, headers: h, agent, signal },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, body: text, json, ms: performance.now() - t0 });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`HTTP ${method} ${url} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 // ---------------------------------------------------------------- metrics
 
 // Parses Prometheus text into [{name, labels: {..}, value}] (comments skipped).
@@ -545,7 +605,8 @@ export function token(sub, roles = [], ttl = 300, secret) {
 
 // Spawns the hub on a free port with a fresh secret and waits for /readyz
 // 200. `args` replaces the default flags entirely (then no readiness wait
-// unless `waitReady`).
+// unless `waitReady`). `port` starts it on that port instead (to restart a
+// hub where its clients will reconnect; pass the old hub's `secret` too).
 export async function startHub({
   redisUrl,
   extraArgs = [],
@@ -553,13 +614,14 @@ export async function startHub({
   secret = crypto.randomBytes(16).toString('hex'),
   readyTimeoutMs = 20000,
   logLevel,
+  port: fixedPort,
 } = {}) {
   if (!fs.existsSync(HUB_BIN)) {
     throw new Error(`hub binary not found at ${HUB_BIN} (build it, or set COORDHUB_BIN)`);
   }
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const args = ['--listen', `127.0.0.1:${port}`, '--redis', redisUrl, '--jwt-secret', secret];
     if (logLevel) args.push('--log-level', logLevel);
     args.push(...extraArgs);
@@ -581,8 +643,8 @@ export async function startHub({
     } catch (e) {
       lastErr = new Error(`${e.message}\n--- hub stderr ---\n${hub.stderr().slice(-4000)}`);
       await killAndWait(hub.proc);
-      // Retry only when the port was taken under us.
-      if (!/in use|EADDRINUSE|bind/i.test(hub.stderr())) break;
+      // Retry only when the port was taken under us (and may be another).
+      if (fixedPort !== undefined || !/in use|EADDRINUSE|bind/i.test(hub.stderr())) break;
     }
   }
   throw lastErr;
