@@ -91,6 +91,29 @@ int bus_command_argv(bus_t *bus, bus_reply_cb cb, void *privdata, int argc, cons
                      const size_t *argvlen);
 
 /*
+ * A Lua script run by EVALSHA. Declare one per script (static storage is
+ * fine: the sha is a cache of the text's SHA1, valid on any server).
+ */
+typedef struct bus_script {
+    const char *text;
+    char sha[41];     /* "" until SCRIPT LOAD has answered */
+    uint64_t reloads; /* NOSCRIPT answers recovered from */
+} bus_script_t;
+
+/*
+ * Runs `s` with `numkeys` keys among `argc` arguments (keys first), copying
+ * them. The script is SCRIPT LOADed first if its sha is not known; a
+ * NOSCRIPT answer (Redis restarted, SCRIPT FLUSH) loads it again and retries
+ * once, so the callback sees the script's own reply. Returns 0 (the callback
+ * fires once), or UV_ENOTCONN (it never does).
+ */
+int bus_evalsha(bus_t *bus, bus_script_t *s, int numkeys, int argc, const char **argv,
+                const size_t *argvlen, bus_reply_cb cb, void *privdata);
+
+/* SCRIPT LOADs `s` now (fire and forget), e.g. when the bus becomes ready. */
+void bus_script_preload(bus_t *bus, bus_script_t *s);
+
+/*
  * Closes both connections (pending callbacks get NULL) and every handle;
  * `close_cb` fires once, from the loop, when the bus memory is freed.
  */

@@ -64,7 +64,6 @@ struct lock_op {
     void *privdata;
     int done;     /* the callback fired, or the request was cancelled */
     int in_redis; /* a command is in flight for it */
-    int reloaded; /* NOSCRIPT answered once already */
     int orphan;   /* cancelled while its acquire was in flight */
     /* waiting */
     lock_name_t *ln;
@@ -89,7 +88,7 @@ struct lock_name {
 struct lock_mgr {
     uv_loop_t *loop;
     bus_t *bus;
-    char sha[S_COUNT][41];
+    bus_script_t scripts[S_COUNT];
     int ready;
     int draining;
     int closing;
@@ -382,79 +381,40 @@ reply_int(const redisReply *r, long long *out)
 
 static void on_op_reply(void *privdata, redisReply *reply);
 
-static void
-on_script_loaded(void *privdata, redisReply *reply)
-{
-    lock_op_t *op = privdata;
-    lock_mgr_t *m = op->m;
-    enum script s = op_script(op);
-
-    op->in_redis = 0;
-    if (reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
-        memcpy(m->sha[s], reply->str, 40);
-        m->sha[s][40] = '\0';
-        if (send_op(op) == 0)
-            return; /* now by EVALSHA */
-    }
-    if (op->ln && op->ln->head == op)
-        op->ln->attempt = 0;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-        finish(op, LOCK_ERROR, 0, 0, 0, reply->str);
-    else
-        finish(op, LOCK_UNAVAILABLE, 0, 0, 0, "could not load a lock script");
-    op_release(op);
-}
-
-/* Sends the op's script (loading it first when its sha is not known).
- * Returns 0, or UV_ENOTCONN. */
+/* Sends the op's script. Returns 0, or UV_ENOTCONN. */
 static int
 send_op(lock_op_t *op)
 {
     lock_mgr_t *m = op->m;
-    enum script s = op_script(op);
     char fence_key[LOCK_NAME_MAX + 32], ttl[24];
-    const char *argv[8];
-    size_t argvlen[8];
-    int argc = 0, rc;
+    const char *argv[4];
+    size_t argvlen[4];
+    int argc = 0, numkeys = 1, rc;
 
-    if (m->sha[s][0] == '\0') {
-        rc = bus_command(m->bus, on_script_loaded, op, "SCRIPT LOAD %s", script_text[s]);
-        if (rc == 0)
-            op->in_redis = 1;
-        return rc;
-    }
 #define ARG(p, n) (argv[argc] = (p), argvlen[argc++] = (n))
-    ARG("EVALSHA", 7);
-    ARG(m->sha[s], 40);
     snprintf(fence_key, sizeof fence_key, "coordhub:fence:{%.*s}", (int)op->name_len, op->name);
     snprintf(ttl, sizeof ttl, "%lld", op->ttl_ms);
+    ARG(op->name, op->name_len);
     switch (op->kind) {
     case OP_ACQUIRE:
-        ARG("2", 1);
-        ARG(op->name, op->name_len);
+        numkeys = 2;
         ARG(fence_key, strlen(fence_key));
         ARG(op->token, strlen(op->token));
         ARG(ttl, strlen(ttl));
         break;
-    case OP_RELEASE:
-        ARG("1", 1);
-        ARG(op->name, op->name_len);
-        ARG(op->token, strlen(op->token));
-        break;
+    case OP_RELEASE: ARG(op->token, strlen(op->token)); break;
     case OP_EXTEND:
-        ARG("1", 1);
-        ARG(op->name, op->name_len);
         ARG(op->token, strlen(op->token));
         ARG(ttl, strlen(ttl));
         break;
     case OP_INSPECT:
-        ARG("2", 1);
-        ARG(op->name, op->name_len);
+        numkeys = 2;
         ARG(fence_key, strlen(fence_key));
         break;
     }
 #undef ARG
-    rc = bus_command_argv(m->bus, on_op_reply, op, argc, argv, argvlen);
+    rc = bus_evalsha(m->bus, &m->scripts[op_script(op)], numkeys, argc, argv, argvlen, on_op_reply,
+                     op);
     if (rc == 0)
         op->in_redis = 1;
     return rc;
@@ -466,7 +426,6 @@ static void
 release_orphan(lock_op_t *op)
 {
     op->kind = OP_RELEASE;
-    op->reloaded = 0;
     if (send_op(op) != 0)
         op_release(op);
 }
@@ -542,16 +501,6 @@ on_op_reply(void *privdata, redisReply *reply)
         op_release(op);
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
-        !op->reloaded) {
-        /* Redis restarted or SCRIPT FLUSH: load it again, retry once */
-        op->reloaded = 1;
-        m->sha[op_script(op)][0] = '\0';
-        m->metrics.noscript_reloads++;
-        if (send_op(op) == 0)
-            return;
-        reply = NULL;
-    }
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (op->ln && op->ln->head == op)
             op->ln->attempt = 0;
@@ -625,6 +574,8 @@ lock_mgr_new(uv_loop_t *loop, bus_t *bus)
     lock_mgr_t *m = util_calloc(1, sizeof *m);
     m->loop = loop;
     m->bus = bus;
+    for (int s = 0; s < S_COUNT; s++)
+        m->scripts[s].text = script_text[s];
     uv_timer_init(loop, &m->closer);
     m->closer.data = m;
     m->handles_open = 1;
@@ -642,16 +593,6 @@ lock_on_release(lock_mgr_t *m, const char *name, size_t len)
         wake(ln);
 }
 
-static void
-on_preload(void *privdata, redisReply *reply)
-{
-    char *dst = privdata;
-    if (reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
-        memcpy(dst, reply->str, 40);
-        dst[40] = '\0';
-    }
-}
-
 void
 lock_on_redis_state(lock_mgr_t *m, int ready)
 {
@@ -663,7 +604,7 @@ lock_on_redis_state(lock_mgr_t *m, int ready)
     }
     /* SCRIPT LOAD once per connection; EVALSHA from then on */
     for (int s = 0; s < S_COUNT; s++)
-        bus_command(m->bus, on_preload, m->sha[s], "SCRIPT LOAD %s", script_text[s]);
+        bus_script_preload(m->bus, &m->scripts[s]);
 }
 
 static lock_op_t *
@@ -769,8 +710,11 @@ lock_mgr_drain(lock_mgr_t *m)
 }
 
 const lock_metrics_t *
-lock_metrics(const lock_mgr_t *m)
+lock_metrics(lock_mgr_t *m)
 {
+    m->metrics.noscript_reloads = 0;
+    for (int s = 0; s < S_COUNT; s++)
+        m->metrics.noscript_reloads += m->scripts[s].reloads;
     return &m->metrics;
 }
 

@@ -121,7 +121,7 @@ void lock_cancel(lock_op_t *op);
  * waits: the first step of a graceful stop. */
 void lock_mgr_drain(lock_mgr_t *m);
 
-const lock_metrics_t *lock_metrics(const lock_mgr_t *m);
+const lock_metrics_t *lock_metrics(lock_mgr_t *m);
 
 /* Closes every handle; `close_cb` fires once the memory is freed. Call it
  * after bus_close: closing the bus answers every command in flight (NULL
