@@ -10,6 +10,9 @@
 #include "bus.h"
 #include "gateway.h"
 #include "locks.h"
+#include "reserve.h"
+
+#include <hiredis/hiredis.h>
 #include "util.h"
 
 #include <errno.h>
@@ -32,6 +35,7 @@ typedef struct config {
     const char *mongo_uri;
     const char *jwt_secret;
     const char *web_root;
+    const char *apps; /* comma-separated app ids to watch */
     int log_level;
 } config_t;
 
@@ -40,6 +44,7 @@ typedef struct hub {
     config_t cfg;
     bus_t *bus;
     lock_mgr_t *locks;
+    resv_mgr_t *resv;
     gw_t *gw;
     uv_signal_t sigint, sigterm;
     int stopping;
@@ -67,6 +72,7 @@ usage(FILE *f)
           "  --jwt-secret S      COORDHUB_JWT_SECRET  required: HS256 secret for tokens\n"
           "  --web-root DIR      COORDHUB_WEB_ROOT    serve static files at /\n"
           "  --log-level L       COORDHUB_LOG_LEVEL   error|warn|info|debug (default info)\n"
+          "  --apps ID,ID        COORDHUB_APPS        app ids whose reservations to sweep\n"
           "  --help, --version\n",
           f);
 }
@@ -148,8 +154,37 @@ enum {
     OPT_VERSION,
     OPT_SUB,
     OPT_ROLES,
-    OPT_TTL
+    OPT_TTL,
+    OPT_APPS,
+    OPT_APP,
+    OPT_OWNER,
+    OPT_IDS_KEY,
+    OPT_INFO_KEY
 };
+
+/* Calls fn for each id of "730,440,570"; -1 if one is not a valid app id. */
+static int
+for_each_app(const char *list, void (*fn)(void *, const char *, size_t), void *ctx)
+{
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (resv_valid_app(p, n) != 0)
+            return -1;
+        if (fn)
+            fn(ctx, p, n);
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+static void
+watch_app(void *ctx, const char *app, size_t n)
+{
+    resv_watch(ctx, app, n);
+}
 
 static int
 parse_config(int argc, char **argv, config_t *cfg)
@@ -163,6 +198,7 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"apps", required_argument, NULL, OPT_APPS},
         {NULL, 0, NULL, 0},
     };
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
@@ -174,6 +210,7 @@ parse_config(int argc, char **argv, config_t *cfg)
     cfg->mongo_uri = env_or("MONGODB_URI", NULL);
     cfg->jwt_secret = env_or("COORDHUB_JWT_SECRET", NULL);
     cfg->web_root = env_or("COORDHUB_WEB_ROOT", NULL);
+    cfg->apps = env_or("COORDHUB_APPS", NULL);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -182,6 +219,7 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_MONGO: cfg->mongo_uri = optarg; break;
         case OPT_SECRET: cfg->jwt_secret = optarg; break;
         case OPT_WEBROOT: cfg->web_root = optarg; break;
+        case OPT_APPS: cfg->apps = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -195,6 +233,9 @@ parse_config(int argc, char **argv, config_t *cfg)
         return fail_usage("bad listen address '%s': want HOST:PORT", listen);
     if (util_log_parse_level(level, &cfg->log_level) != 0)
         return fail_usage("bad log level '%s': want error, warn, info or debug", level);
+    if (cfg->apps && for_each_app(cfg->apps, NULL, NULL) != 0)
+        return fail_usage("bad --apps '%s': want app ids (A-Za-z0-9_-) separated by commas",
+                          cfg->apps);
     if (cfg->jwt_secret == NULL)
         return fail_usage("%s", "no JWT secret: give --jwt-secret or COORDHUB_JWT_SECRET");
     if (cfg->web_root && (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode)))
@@ -257,6 +298,88 @@ cmd_token(int argc, char **argv)
     return 0;
 }
 
+/* coordhub migrate-reservations --app ID [--redis URL] [--owner NAME]
+ *                               [--ids-key K] [--info-key K] */
+static int
+cmd_migrate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"app", required_argument, NULL, OPT_APP},
+        {"redis", required_argument, NULL, OPT_REDIS},
+        {"owner", required_argument, NULL, OPT_OWNER},
+        {"ids-key", required_argument, NULL, OPT_IDS_KEY},
+        {"info-key", required_argument, NULL, OPT_INFO_KEY},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *url = env_or("REDIS_URL", "redis://127.0.0.1:6379/0"), *err;
+    resv_migrate_opts_t mo = {0};
+    struct timeval tv = {2, 0};
+    redisContext *rc;
+    redisReply *r;
+    bus_url_t u;
+    int c, status;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_APP: mo.app = optarg; break;
+        case OPT_REDIS: url = optarg; break;
+        case OPT_OWNER: mo.owner = optarg; break;
+        case OPT_IDS_KEY: mo.ids_key = optarg; break;
+        case OPT_INFO_KEY: mo.info_key = optarg; break;
+        case OPT_HELP:
+            puts("usage: coordhub migrate-reservations --app ID [--redis URL] [--owner NAME]\n"
+                 "         [--ids-key K] [--info-key K]\n"
+                 "imports reserved-assets_<app> / reserved-assets-info_<app> as TTL'd\n"
+                 "reservations; idempotent; the legacy lists are left untouched");
+            return 0;
+        case ':': return fail_usage("option %s needs a value", argv[optind - 1]);
+        default: return fail_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail_usage("unexpected argument '%s'", argv[optind]);
+    if (mo.app == NULL || resv_valid_app(mo.app, strlen(mo.app)) != 0)
+        return fail_usage("%s", "migrate-reservations needs --app ID (A-Za-z0-9_-, 1-32)");
+    if ((mo.ids_key && strlen(mo.ids_key) > 100) || (mo.info_key && strlen(mo.info_key) > 100))
+        return fail_usage("%s", "key names over 100 characters");
+    if (bus_url_parse(url, &u, &err) != 0)
+        return fail_usage("bad Redis URL: %s", err);
+    rc = redisConnectWithTimeout(u.host, u.port, tv);
+    if (rc == NULL || rc->err) {
+        fprintf(stderr, "coordhub: cannot connect to Redis at %s: %s\n", url,
+                rc ? rc->errstr : "out of memory");
+        redisFree(rc);
+        bus_url_free(&u);
+        return 2;
+    }
+    redisSetTimeout(rc, tv);
+    r = NULL;
+    if (u.pass)
+        r = u.user ? redisCommand(rc, "AUTH %s %s", u.user, u.pass)
+                   : redisCommand(rc, "AUTH %s", u.pass);
+    if (r == NULL && u.pass == NULL && u.db)
+        r = redisCommand(rc, "SELECT %d", u.db);
+    else if (r != NULL && r->type != REDIS_REPLY_ERROR && u.db) {
+        freeReplyObject(r);
+        r = redisCommand(rc, "SELECT %d", u.db);
+    }
+    if ((u.pass || u.db) && (r == NULL || r->type == REDIS_REPLY_ERROR)) {
+        fprintf(stderr, "coordhub: Redis refused AUTH/SELECT: %s\n", r ? r->str : rc->errstr);
+        freeReplyObject(r);
+        redisFree(rc);
+        bus_url_free(&u);
+        return 2;
+    }
+    freeReplyObject(r);
+    bus_url_free(&u);
+    status = resv_migrate(rc, &mo, stdout, stderr) == 0 ? 0 : 2;
+    redisFree(rc);
+    return status;
+}
+
 /* ---- the stop sequence ---- */
 
 static void
@@ -267,13 +390,22 @@ on_locks_closed(void *privdata)
 }
 
 static void
+on_resv_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->resv = NULL;
+}
+
+static void
 on_bus_closed(void *privdata)
 {
     hub_t *hub = privdata;
     hub->bus = NULL;
-    /* after the bus: closing it answered every lock command in flight */
+    /* after the bus: closing it answered every command in flight */
     if (hub->locks)
         lock_mgr_close(hub->locks, on_locks_closed, hub);
+    if (hub->resv)
+        resv_mgr_close(hub->resv, on_resv_closed, hub);
 }
 
 static void
@@ -337,6 +469,8 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
         LOG_WARN("main", "not ready: redis %s", error ? error : "unavailable");
     if (hub->locks)
         lock_on_redis_state(hub->locks, ready);
+    if (hub->resv)
+        resv_on_redis_state(hub->resv, ready);
     gw_on_redis_state(hub->gw, ready);
 }
 
@@ -351,6 +485,9 @@ on_bus_message(void *privdata, const char *pattern, const char *channel, size_t 
             lock_on_release(hub->locks, payload, len);
         return;
     }
+    if (pattern == NULL && channel_len == 12 && memcmp(channel, "itemReserved", 12) == 0 &&
+        hub->resv)
+        resv_on_item_reserved(hub->resv); /* maybe an earlier expiry to sweep */
     if (hub->gw)
         gw_on_message(hub->gw, pattern, channel, channel_len, payload, len);
 }
@@ -380,6 +517,9 @@ run(hub_t *hub)
     }
 
     hub->locks = lock_mgr_new(&hub->loop, hub->bus);
+    hub->resv = resv_mgr_new(&hub->loop, hub->bus);
+    if (hub->cfg.apps)
+        for_each_app(hub->cfg.apps, watch_app, hub->resv);
 
     memset(&go, 0, sizeof go);
     go.host = hub->cfg.host;
@@ -388,6 +528,7 @@ run(hub_t *hub)
     go.web_root = hub->cfg.web_root;
     go.bus = hub->bus;
     go.locks = hub->locks;
+    go.resv = hub->resv;
     /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
@@ -435,6 +576,8 @@ main(int argc, char **argv)
     int rc;
 
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "migrate-reservations") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return cmd_token(argc - 1, argv + 1);
     memset(&hub, 0, sizeof hub);

@@ -18,6 +18,10 @@ gw__api_reset(gw_conn_t *c)
         lock_cancel(c->api_op);
         c->api_op = NULL;
     }
+    if (c->api_resv != NULL) {
+        resv_cancel(c->api_resv);
+        c->api_resv = NULL;
+    }
     free(c->req_body);
     c->req_body = NULL;
     c->req_len = c->req_cap = 0;
@@ -175,6 +179,100 @@ api_locks(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *name)
         gw__http_error(c, 503, "unavailable", "redis unavailable");
 }
 
+/* ---- reservations ---- */
+
+static void
+on_resv_result(void *privdata, const resv_result_t *r)
+{
+    gw_conn_t *c = privdata;
+    json_t *o, *arr;
+
+    c->api_resv = NULL;
+    switch (r->status) {
+    case RESV_OK:
+        if (c->api_method == GW_M_POST) {
+            arr = json_array();
+            for (size_t i = 0; i < r->nassets; i++)
+                json_array_append_new(arr, json_string(r->assets[i]));
+            o = json_pack("{s:o,s:I}", "reserved", arr, "expires_at_ms",
+                          (json_int_t)r->expires_at_ms);
+        } else if (c->api_method == GW_M_DELETE) {
+            o = json_pack("{s:s,s:s,s:b}", "app", r->app, "asset", r->asset, "released", 1);
+        } else {
+            arr = json_array();
+            for (size_t i = 0; i < r->nentries; i++)
+                json_array_append_new(arr, json_pack("{s:s,s:s,s:I}", "asset", r->entries[i].asset,
+                                                     "owner", r->entries[i].owner, "expires_at_ms",
+                                                     (json_int_t)r->entries[i].expires_at_ms));
+            o = json_pack("{s:o}", "assets", arr);
+        }
+        respond_json(c, 200, o);
+        return;
+    case RESV_CONFLICT:
+        arr = json_array();
+        for (size_t i = 0; i < r->nassets; i++)
+            json_array_append_new(arr, json_string(r->assets[i]));
+        o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "already_reserved", "message",
+                      "some assets are reserved already; nothing was reserved", "assets", arr);
+        respond_json(c, 409, o);
+        return;
+    case RESV_NOT_FOUND: gw__http_error(c, 404, "not_found", "this asset is not reserved"); return;
+    case RESV_UNAVAILABLE:
+        gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+        return;
+    case RESV_ERROR:
+        gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+        return;
+    }
+}
+
+/* /v1/reservations/{app} and /v1/reservations/{app}/{asset} */
+static void
+api_reservations(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    char app[RESV_APP_MAX + 1];
+    size_t applen = slash ? (size_t)(slash - rest) : strlen(rest);
+    const char *asset = slash ? slash + 1 : NULL;
+    resv_reserve_args_t a;
+    const char *err;
+    int rc;
+
+    if (resv_valid_app(rest, applen) != 0) {
+        gw__http_error(c, 400, "bad_request", "app ids are 1-32 characters of A-Za-z0-9_-");
+        return;
+    }
+    memcpy(app, rest, applen);
+    app[applen] = '\0';
+    if (asset != NULL && resv_valid_asset(asset, strlen(asset)) != 0) {
+        gw__http_error(c, 400, "bad_request", "asset ids are 1-128 characters of A-Za-z0-9_.-");
+        return;
+    }
+    if (!(claims->roles & GW_ROLE_SERVICE) &&
+        !(c->api_method == GW_M_GET && (claims->roles & GW_ROLE_OPS))) {
+        gw__http_error(c, 403, "forbidden", "reservations need role service");
+        return;
+    }
+    if (asset != NULL && c->api_method == GW_M_DELETE) {
+        rc = resv_release(gw->resv, app, asset, on_resv_result, c, &c->api_resv);
+    } else if (asset == NULL && c->api_method == GW_M_POST) {
+        if (resv_parse_reserve(c->req_body, c->req_len, &a, &err) != 0) {
+            gw__http_error(c, 400, "bad_request", err);
+            return;
+        }
+        rc = resv_reserve(gw->resv, app, &a, on_resv_result, c, &c->api_resv);
+        resv_reserve_args_free(&a);
+    } else if (asset == NULL && c->api_method == GW_M_GET) {
+        rc = resv_list(gw->resv, app, on_resv_result, c, &c->api_resv);
+    } else {
+        gw__http_error(c, 405, "method_not_allowed",
+                       asset ? "use DELETE on an asset" : "use GET or POST on an app");
+        return;
+    }
+    if (rc != 0)
+        gw__http_error(c, 503, "unavailable", "redis unavailable");
+}
+
 /* ---- dispatch ---- */
 
 static int
@@ -207,6 +305,10 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
     if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL &&
         strchr(path + 10, '/') == NULL) {
         api_locks(gw, c, &claims, path + 10);
+        return 0;
+    }
+    if (strncmp(path, "/v1/reservations/", 17) == 0 && gw->resv != NULL) {
+        api_reservations(gw, c, &claims, path + 17);
         return 0;
     }
     gw__http_error(c, 404, "not_found", "no such route");

@@ -24,6 +24,7 @@ typedef struct gw_options {
     const char *web_root;          /* NULL: no static files */
     bus_t *bus;                    /* readiness */
     struct lock_mgr *locks;        /* the /v1/locks routes; NULL: not served */
+    struct resv_mgr *resv;         /* the /v1/reservations routes; NULL: not served */
     size_t max_frame;              /* 0: 64 KiB */
     size_t slow_bytes;             /* 0: 1 MiB */
     double op_rate;                /* 0: 20 ops/s per connection */

@@ -10,6 +10,7 @@
 #include "gateway.h"
 #include "gw_int.h"
 #include "locks.h"
+#include "reserve.h"
 #include "util.h"
 
 #include <string.h>
@@ -87,7 +88,8 @@ struct gw_conn {
     char api_path[512];
     char *req_body; /* Content-Length bytes, read before dispatch */
     size_t req_len, req_cap;
-    struct lock_op *api_op; /* a lock request in flight: cancelled if the client goes */
+    struct lock_op *api_op;   /* a lock request in flight: cancelled if the client goes */
+    struct resv_op *api_resv; /* a reservation request in flight, likewise */
 };
 
 struct gw {
@@ -99,6 +101,7 @@ struct gw {
     char *web_root;
     bus_t *bus;
     lock_mgr_t *locks;
+    resv_mgr_t *resv;
     int port;
     size_t max_frame;
     size_t slow_bytes;

@@ -142,6 +142,26 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         counter(&b, "coordhub_lock_script_reloads_total", "Lua scripts reloaded after NOSCRIPT.",
                 lm->noscript_reloads);
     }
+    if (gw->resv != NULL) {
+        const resv_metrics_t *rm = resv_metrics(gw->resv);
+        put(&b,
+            "# HELP coordhub_reservations_total Reserve requests by result.\n"
+            "# TYPE coordhub_reservations_total counter\n"
+            "coordhub_reservations_total{result=\"reserved\"} %llu\n"
+            "coordhub_reservations_total{result=\"conflict\"} %llu\n",
+            (unsigned long long)rm->reserved, (unsigned long long)rm->conflicts);
+        put(&b,
+            "# HELP coordhub_reservation_releases_total Releases by result.\n"
+            "# TYPE coordhub_reservation_releases_total counter\n"
+            "coordhub_reservation_releases_total{result=\"released\"} %llu\n"
+            "coordhub_reservation_releases_total{result=\"not_found\"} %llu\n",
+            (unsigned long long)rm->released, (unsigned long long)rm->not_found);
+        counter(&b, "coordhub_reservation_lists_total", "Listings served.", rm->lists);
+        counter(&b, "coordhub_reservation_sweeps_total", "Expiry sweeps run by this hub.",
+                rm->sweeps);
+        counter(&b, "coordhub_reservation_expired_total",
+                "Expired reservations removed from the index by this hub.", rm->expired);
+    }
     *len = b.len;
     return b.p;
 }
