@@ -49,6 +49,7 @@ typedef struct conn {
     int ping_outstanding;
     unsigned attempt;      /* consecutive failures, for backoff */
     unsigned subs_pending; /* subscriptions not yet confirmed */
+    long long client_id;   /* CLIENT ID of this connection, 0 unknown */
 } conn_t;
 
 struct bus {
@@ -161,6 +162,16 @@ on_handshake_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+static void
+on_client_id(redisAsyncContext *ac, void *r, void *privdata)
+{
+    conn_t *c = ac->data;
+    redisReply *reply = r;
+    (void)privdata;
+    if (c != NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        c->client_id = reply->integer;
+}
+
 static int
 str_eq(const redisReply *r, const char *s)
 {
@@ -191,7 +202,15 @@ on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (reply->element[i] == NULL)
             return;
 
-    if (str_eq(reply->element[0], "message") && reply->elements == 3) {
+    if (str_eq(reply->element[0], "message") && reply->elements == 3 &&
+        str_eq(reply->element[1], "__redis__:invalidate")) {
+        /* RESP2 client tracking: an array of keys, or nil for a flush */
+        redisReply *keys = reply->element[2];
+        if (bus->opt.on_invalidate &&
+            (keys->type == REDIS_REPLY_ARRAY || keys->type == REDIS_REPLY_NIL))
+            bus->opt.on_invalidate(bus->opt.privdata,
+                                   keys->type == REDIS_REPLY_ARRAY ? keys : NULL);
+    } else if (str_eq(reply->element[0], "message") && reply->elements == 3) {
         redisReply *ch = reply->element[1], *pl = reply->element[2];
         if (ch->type == REDIS_REPLY_STRING && pl->type == REDIS_REPLY_STRING && bus->opt.on_message)
             bus->opt.on_message(bus->opt.privdata, NULL, ch->str, ch->len, pl->str, pl->len);
@@ -237,6 +256,8 @@ send_handshake(conn_t *c)
     if (bus->url.db != 0)
         rc |= redisAsyncCommand(ac, on_handshake_reply, "SELECT", "SELECT %d", bus->url.db);
     /* named, so that an operator's CLIENT LIST tells them apart */
+    c->client_id = 0;
+    rc |= redisAsyncCommand(ac, on_client_id, NULL, "CLIENT ID");
     rc |= redisAsyncCommand(ac, on_handshake_reply, "CLIENT SETNAME", "CLIENT SETNAME %s",
                             c->kind == CONN_SUB ? "coordhub-sub" : "coordhub-cmd");
     if (c->kind == CONN_CMD) {
@@ -489,6 +510,12 @@ int
 bus_ready(const bus_t *bus)
 {
     return bus->ready;
+}
+
+long long
+bus_subscriber_id(const bus_t *bus)
+{
+    return bus->ready ? bus->sub.client_id : 0;
 }
 
 uint64_t

@@ -57,6 +57,10 @@ typedef struct bus_options {
     const char *const *patterns;
     size_t npatterns;
     bus_message_cb on_message;
+    /* Client-side caching invalidations (RESP2: messages on
+     * "__redis__:invalidate", subscribe to it in `channels`): `keys` is the
+     * array of invalidated keys, or NULL when Redis flushed everything. */
+    void (*on_invalidate)(void *privdata, const redisReply *keys);
     bus_state_cb on_state;
     void *privdata;
 } bus_options_t;
@@ -71,6 +75,10 @@ int bus_new(uv_loop_t *loop, const bus_options_t *opt, bus_t **out, const char *
 void bus_start(bus_t *bus);
 
 int bus_ready(const bus_t *bus);
+
+/* The subscriber connection's CLIENT ID (for CLIENT TRACKING ... REDIRECT),
+ * valid while the bus is ready; 0 when unknown. */
+long long bus_subscriber_id(const bus_t *bus);
 uint64_t bus_reconnects(const bus_t *bus);
 
 /*

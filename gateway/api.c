@@ -25,6 +25,7 @@ gw__api_reset(gw_conn_t *c)
     free(c->req_body);
     c->req_body = NULL;
     c->req_len = c->req_cap = 0;
+    c->api_dispatched = 0;
 }
 
 /* Answers at once and closes the connection: used before a body we will
@@ -44,6 +45,12 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
     char *end;
     unsigned long long cl = 0;
 
+    /* lws decodes %XX while it parses the request line, so an encoded CR or
+     * LF ends that line early: the path is cut short and the HTTP version
+     * never seen. Refuse such a request rather than act on a truncated name
+     * (POST /v1/locks/ctl%0Ab must not take the lock "ctl"). */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) == 0)
+        return refuse_and_close(wsi, 400, "bad_request", "malformed request line");
     if (strlen(uri) >= sizeof c->api_path) {
         gw__http_error(c, 400, "bad_request", "path too long");
         return 0;
@@ -67,6 +74,10 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
         c->req_len = 0;
         return 0; /* dispatched at BODY_COMPLETION */
     }
+    /* A POST with an explicit Content-Length: 0 gets an empty BODY and a
+     * BODY_COMPLETION from lws itself: dispatch there, not twice. */
+    if (has_cl && method == GW_M_POST)
+        return 0;
     return gw__api_body_done(gw, c);
 }
 
@@ -74,6 +85,8 @@ int
 gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 {
     (void)gw;
+    if (len == 0)
+        return 0;
     if (c->req_body == NULL || len > c->req_cap - c->req_len)
         return -1; /* more than Content-Length said: not HTTP we speak */
     memcpy(c->req_body + c->req_len, in, len);
@@ -294,6 +307,9 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
     gw_claims_t claims;
     const char *path = c->api_path;
 
+    if (c->api_dispatched)
+        return 0;
+    c->api_dispatched = 1;
     if (c->req_len != c->req_cap) {
         gw__http_error(c, 400, "bad_request", "body shorter than its Content-Length");
         return 0;
@@ -302,9 +318,11 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
         gw__http_error(c, 401, "unauthorized", "missing or invalid bearer token");
         return 0;
     }
-    if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL &&
-        strchr(path + 10, '/') == NULL) {
-        api_locks(gw, c, &claims, path + 10);
+    if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL) {
+        if (strchr(path + 10, '/') != NULL)
+            gw__http_error(c, 400, "bad_request", "lock names may not contain '/'");
+        else
+            api_locks(gw, c, &claims, path + 10);
         return 0;
     }
     if (strncmp(path, "/v1/reservations/", 17) == 0 && gw->resv != NULL) {

@@ -88,6 +88,7 @@ struct gw_conn {
     char api_path[512];
     char *req_body; /* Content-Length bytes, read before dispatch */
     size_t req_len, req_cap;
+    int api_dispatched;       /* the route has run for this request */
     struct lock_op *api_op;   /* a lock request in flight: cancelled if the client goes */
     struct resv_op *api_resv; /* a reservation request in flight, likewise */
 };
