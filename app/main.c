@@ -8,6 +8,7 @@
  * (port, Redis), 1 if the loop did not close cleanly (a leak of handles).
  */
 #include "bus.h"
+#include "cache.h"
 #include "gateway.h"
 #include "locks.h"
 #include "reserve.h"
@@ -45,6 +46,7 @@ typedef struct hub {
     bus_t *bus;
     lock_mgr_t *locks;
     resv_mgr_t *resv;
+    cache_t *cache;
     gw_t *gw;
     uv_signal_t sigint, sigterm;
     int stopping;
@@ -52,9 +54,14 @@ typedef struct hub {
     int signals_closed;
 } hub_t;
 
-static const char *const sub_channels[] = {"tradestate",   "canceledtrades",
-                                           "itemReserved", "finishedtrades",
-                                           "steamDown",    LOCK_RELEASE_CHANNEL};
+static const char *const sub_channels[] = {"tradestate",
+                                           "canceledtrades",
+                                           "itemReserved",
+                                           "finishedtrades",
+                                           "steamDown",
+                                           LOCK_RELEASE_CHANNEL,
+                                           "configuration-invalidate",
+                                           "__redis__:invalidate"};
 static const char *const sub_patterns[] = {"bot *"};
 
 static void
@@ -68,7 +75,8 @@ usage(FILE *f)
           "options (flags override environment variables):\n"
           "  --listen HOST:PORT  COORDHUB_LISTEN      default 127.0.0.1:8080\n"
           "  --redis URL         REDIS_URL            default redis://127.0.0.1:6379/0\n"
-          "  --mongo URI         MONGODB_URI          configuration store (not used yet)\n"
+          "  --mongo URI         MONGODB_URI          configuration store (default: the Redis\n"
+          "                                           hash configuration-store)\n"
           "  --jwt-secret S      COORDHUB_JWT_SECRET  required: HS256 secret for tokens\n"
           "  --web-root DIR      COORDHUB_WEB_ROOT    serve static files at /\n"
           "  --log-level L       COORDHUB_LOG_LEVEL   error|warn|info|debug (default info)\n"
@@ -397,6 +405,13 @@ on_resv_closed(void *privdata)
 }
 
 static void
+on_cache_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->cache = NULL;
+}
+
+static void
 on_bus_closed(void *privdata)
 {
     hub_t *hub = privdata;
@@ -406,6 +421,8 @@ on_bus_closed(void *privdata)
         lock_mgr_close(hub->locks, on_locks_closed, hub);
     if (hub->resv)
         resv_mgr_close(hub->resv, on_resv_closed, hub);
+    if (hub->cache)
+        cache_close(hub->cache, on_cache_closed, hub);
 }
 
 static void
@@ -471,6 +488,8 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
         lock_on_redis_state(hub->locks, ready);
     if (hub->resv)
         resv_on_redis_state(hub->resv, ready);
+    if (hub->cache)
+        cache_on_redis_state(hub->cache, ready);
     gw_on_redis_state(hub->gw, ready);
 }
 
@@ -485,11 +504,33 @@ on_bus_message(void *privdata, const char *pattern, const char *channel, size_t 
             lock_on_release(hub->locks, payload, len);
         return;
     }
+    if (pattern == NULL && channel_len == 24 &&
+        memcmp(channel, "configuration-invalidate", 24) == 0) {
+        if (hub->cache)
+            cache_on_publish(hub->cache, payload, len);
+        return;
+    }
     if (pattern == NULL && channel_len == 12 && memcmp(channel, "itemReserved", 12) == 0 &&
         hub->resv)
         resv_on_item_reserved(hub->resv); /* maybe an earlier expiry to sweep */
     if (hub->gw)
         gw_on_message(hub->gw, pattern, channel, channel_len, payload, len);
+}
+
+static void
+on_tracking(void *privdata, const redisReply *keys)
+{
+    hub_t *hub = privdata;
+    if (hub->cache)
+        cache_on_tracking(hub->cache, keys);
+}
+
+static void
+on_config_change(void *privdata, const char *key, const char *value, long long version)
+{
+    hub_t *hub = privdata;
+    if (hub->gw)
+        gw_config_changed(hub->gw, key, value, version);
 }
 
 static int
@@ -509,6 +550,7 @@ run(hub_t *hub)
     bo.npatterns = 1;
     bo.on_message = on_bus_message;
     bo.on_state = on_bus_state;
+    bo.on_invalidate = on_tracking;
     bo.privdata = hub;
     if (bus_new(&hub->loop, &bo, &hub->bus, &err) != 0) {
         fprintf(stderr, "coordhub: bad Redis URL '%s': %s\n", hub->cfg.redis_url, err);
@@ -518,6 +560,22 @@ run(hub_t *hub)
 
     hub->locks = lock_mgr_new(&hub->loop, hub->bus);
     hub->resv = resv_mgr_new(&hub->loop, hub->bus);
+    {
+        cache_options_t co = {0};
+        cache_store_t *store;
+        co.on_change = on_config_change;
+        co.privdata = hub;
+        if (hub->cfg.mongo_uri) {
+            store = cache_store_mongo_new(&hub->loop, hub->cfg.mongo_uri, &err);
+            if (store == NULL) {
+                fprintf(stderr, "coordhub: bad --mongo: %s\n", err);
+                return 2;
+            }
+        } else {
+            store = cache_store_redis_new(hub->bus);
+        }
+        hub->cache = cache_new(&hub->loop, hub->bus, store, &co);
+    }
     if (hub->cfg.apps)
         for_each_app(hub->cfg.apps, watch_app, hub->resv);
 
@@ -529,6 +587,7 @@ run(hub_t *hub)
     go.bus = hub->bus;
     go.locks = hub->locks;
     go.resv = hub->resv;
+    go.cache = hub->cache;
     /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
@@ -547,9 +606,6 @@ run(hub_t *hub)
     uv_signal_start(&hub->sigint, on_signal, SIGINT);
     uv_signal_start(&hub->sigterm, on_signal, SIGTERM);
 
-    if (hub->cfg.mongo_uri)
-        LOG_WARN("main", "--mongo is accepted but the configuration cache is not in this build "
-                         "yet; it is ignored");
     bus_start(hub->bus);
 
     uv_run(&hub->loop, UV_RUN_DEFAULT);

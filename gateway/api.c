@@ -22,6 +22,11 @@ gw__api_reset(gw_conn_t *c)
         resv_cancel(c->api_resv);
         c->api_resv = NULL;
     }
+    if (c->api_cache != NULL) {
+        cache_cancel(c->api_cache);
+        c->api_cache = NULL;
+    }
+    c->api_query[0] = '\0';
     free(c->req_body);
     c->req_body = NULL;
     c->req_len = c->req_cap = 0;
@@ -57,6 +62,15 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
     }
     strcpy(c->api_path, uri);
     c->api_method = method;
+    {
+        /* sized for the longest argument lws will split (it stops at one
+         * longer than the buffer) */
+        char q[GW_TOKEN_MAX + 16];
+        const char *v = lws_get_urlarg_by_name(wsi, "category=", q, sizeof q);
+        if (v != NULL)
+            snprintf(c->api_query, sizeof c->api_query, "%s",
+                     strlen(v) < sizeof c->api_query ? v : "\x01");
+    }
     has_cl = lws_hdr_copy(wsi, clbuf, sizeof clbuf, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
     if (has_cl) {
         cl = strtoull(clbuf, &end, 10);
@@ -286,6 +300,121 @@ api_reservations(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *
         gw__http_error(c, 503, "unavailable", "redis unavailable");
 }
 
+/* ---- configuration ---- */
+
+static json_t *
+doc_json(const cache_doc_t *d, int with_category)
+{
+    json_t *v = json_loads(d->value, JSON_DECODE_ANY, NULL);
+    json_t *o = json_pack("{s:s,s:o,s:I}", "key", d->key, "value", v ? v : json_null(), "version",
+                          (json_int_t)d->version);
+    if (with_category)
+        json_object_set_new(o, "category", json_string(d->category ? d->category : ""));
+    return o;
+}
+
+static void
+cache_error(gw_conn_t *c, int status)
+{
+    if (status == CACHE_NOT_FOUND)
+        gw__http_error(c, 404, "not_found", "no such configuration key");
+    else
+        gw__http_error(c, 503, "unavailable", "redis or the configuration store is unavailable");
+}
+
+static void
+on_cache_get(void *privdata, int status, const cache_doc_t *doc, int stale)
+{
+    gw_conn_t *c = privdata;
+    json_t *o;
+
+    c->api_cache = NULL;
+    if (status != CACHE_OK) {
+        cache_error(c, status);
+        return;
+    }
+    o = doc_json(doc, 1);
+    if (stale) /* served from this hub's memory while Redis is down */
+        json_object_set_new(o, "stale", json_true());
+    respond_json(c, 200, o);
+}
+
+static void
+on_cache_put(void *privdata, int status, const cache_doc_t *doc)
+{
+    gw_conn_t *c = privdata;
+    c->api_cache = NULL;
+    if (status != CACHE_OK) {
+        cache_error(c, status);
+        return;
+    }
+    respond_json(c, 200, doc_json(doc, 1));
+}
+
+static void
+on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int stale)
+{
+    gw_conn_t *c = privdata;
+    json_t *items, *o;
+
+    c->api_cache = NULL;
+    if (status != CACHE_OK) {
+        cache_error(c, status);
+        return;
+    }
+    items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, doc_json(&docs[i], 0));
+    o = json_pack("{s:s,s:o}", "category", c->api_query, "items", items);
+    if (stale)
+        json_object_set_new(o, "stale", json_true());
+    respond_json(c, 200, o);
+}
+
+/* /v1/config/{key} (GET, PUT) and /v1/config?category=NAME (GET) */
+static void
+api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
+{
+    char *value, *category;
+    const char *err;
+    int rc;
+
+    if (rest == NULL) {
+        if (c->api_method != GW_M_GET) {
+            gw__http_error(c, 405, "method_not_allowed", "use GET /v1/config?category=NAME");
+            return;
+        }
+        if (cache_valid_category(c->api_query, strlen(c->api_query)) != 0) {
+            gw__http_error(c, 400, "bad_request",
+                           "category must be 1-64 characters of A-Za-z0-9_.:-");
+            return;
+        }
+        rc = cache_list(gw->cache, c->api_query, on_cache_list, c, &c->api_cache);
+    } else if (cache_valid_key(rest, strlen(rest)) != 0) {
+        gw__http_error(c, 400, "bad_request", "keys are 1-64 characters of A-Za-z0-9_.:-");
+        return;
+    } else if (c->api_method == GW_M_GET) {
+        rc = cache_get(gw->cache, rest, on_cache_get, c, &c->api_cache);
+    } else if (c->api_method == GW_M_PUT) {
+        if (!(claims->roles & GW_ROLE_ADMIN)) {
+            gw__http_error(c, 403, "forbidden", "configuration writes need role admin");
+            return;
+        }
+        if (cache_parse_put(c->req_body, c->req_len, &value, &category, &err) != 0) {
+            gw__http_error(c, 400, "bad_request", err);
+            return;
+        }
+        rc = cache_put(gw->cache, rest, value, category, on_cache_put, c, &c->api_cache);
+        free(value);
+        free(category);
+    } else {
+        gw__http_error(c, 405, "method_not_allowed", "use GET or PUT");
+        return;
+    }
+    if (rc != 0)
+        gw__http_error(c, 503, "unavailable", "redis unavailable");
+}
+
 /* ---- dispatch ---- */
 
 static int
@@ -323,6 +452,15 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
             gw__http_error(c, 400, "bad_request", "lock names may not contain '/'");
         else
             api_locks(gw, c, &claims, path + 10);
+        return 0;
+    }
+    if (gw->cache != NULL &&
+        (strcmp(path, "/v1/config") == 0 || strcmp(path, "/v1/config/") == 0)) {
+        api_config(gw, c, &claims, NULL);
+        return 0;
+    }
+    if (gw->cache != NULL && strncmp(path, "/v1/config/", 11) == 0) {
+        api_config(gw, c, &claims, path + 11);
         return 0;
     }
     if (strncmp(path, "/v1/reservations/", 17) == 0 && gw->resv != NULL) {

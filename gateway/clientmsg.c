@@ -17,6 +17,40 @@ fail(const char **code, const char **msg, const char *c, const char *m)
 }
 
 int
+gw__watch_keys_parse(const json_t *keys, gw_client_op_t *out, const char **msg)
+{
+    size_t i;
+    json_t *k;
+
+    if (!json_is_array(keys) || json_array_size(keys) == 0 ||
+        json_array_size(keys) > GW_WATCH_KEYS_MAX) {
+        *msg = "\"keys\" must be an array of 1 to 32 configuration keys";
+        return GW_EPARSE;
+    }
+    out->nkeys = 0;
+    json_array_foreach(keys, i, k)
+    {
+        const char *s = json_string_value(k);
+        size_t n = json_string_length(k);
+        if (!json_is_string(k) || n == 0 || n > GW_WATCH_KEY_MAX || strlen(s) != n)
+            goto bad;
+        for (size_t j = 0; j < n; j++) {
+            char c = s[j];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == ':' || c == '-'))
+                goto bad;
+        }
+        memcpy(out->keys[out->nkeys], s, n + 1);
+        out->nkeys++;
+    }
+    return GW_OK;
+bad:
+    out->nkeys = 0;
+    *msg = "configuration keys are 1-64 characters of A-Za-z0-9_.:-";
+    return GW_EPARSE;
+}
+
+int
 gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char **code,
                     const char **msg)
 {
@@ -43,6 +77,15 @@ gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char
     if (strcmp(name, "ping") == 0) {
         out->op = GW_OP_PING;
         rc = GW_OK;
+        goto done;
+    }
+    if (strcmp(name, "config.watch") == 0) {
+        out->op = GW_OP_CONFIG_WATCH;
+        rc = gw__watch_keys_parse(json_object_get(root, "keys"), out, msg);
+        if (rc != GW_OK) {
+            out->op = 0;
+            *code = "bad_request";
+        }
         goto done;
     }
     if (strcmp(name, "join") == 0)

@@ -11,6 +11,7 @@
 #include "gw_int.h"
 #include "locks.h"
 #include "reserve.h"
+#include "cache.h"
 #include "util.h"
 
 #include <string.h>
@@ -88,9 +89,11 @@ struct gw_conn {
     char api_path[512];
     char *req_body; /* Content-Length bytes, read before dispatch */
     size_t req_len, req_cap;
-    int api_dispatched;       /* the route has run for this request */
-    struct lock_op *api_op;   /* a lock request in flight: cancelled if the client goes */
-    struct resv_op *api_resv; /* a reservation request in flight, likewise */
+    int api_dispatched;          /* the route has run for this request */
+    struct lock_op *api_op;      /* a lock request in flight: cancelled if the client goes */
+    struct resv_op *api_resv;    /* a reservation request in flight, likewise */
+    struct cache_req *api_cache; /* a configuration request in flight, likewise */
+    char api_query[80];          /* ?category= of GET /v1/config */
 };
 
 struct gw {
@@ -103,6 +106,7 @@ struct gw {
     bus_t *bus;
     lock_mgr_t *locks;
     resv_mgr_t *resv;
+    cache_t *cache;
     int port;
     size_t max_frame;
     size_t slow_bytes;
@@ -164,6 +168,11 @@ int gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, con
 int gw__ws_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg);
 /* Queues `n` bytes of text as one frame of its own (not the fan-out path). */
 void gw__ws_send_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n);
+
+/* Starts watching `op`'s keys for `c` (config events); 0, or GW_EPARSE with
+ * `code` and `msg` for the client. */
+int gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const gw_client_op_t *op, const char **code,
+                        const char **msg);
 
 /* ws_sio.c: the Socket.IO framing of a connection */
 void gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);

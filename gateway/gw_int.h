@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 
 /* Parser results, picohttpparser style: >= 0 ok, negative = error. */
@@ -90,12 +91,21 @@ int gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out);
 
 /* ---- native client frames (clientmsg.c) ---- */
 
-enum gw_op { GW_OP_JOIN = 1, GW_OP_LEAVE, GW_OP_PING };
+enum gw_op { GW_OP_JOIN = 1, GW_OP_LEAVE, GW_OP_PING, GW_OP_CONFIG_WATCH };
+
+#define GW_WATCH_KEYS_MAX 32 /* keys per config.watch */
+#define GW_WATCH_KEY_MAX 64
 
 typedef struct gw_client_op {
     enum gw_op op;
-    char room[GW_ROOM_MAX + 1]; /* for join/leave */
+    char room[GW_ROOM_MAX + 1];                         /* for join/leave */
+    char keys[GW_WATCH_KEYS_MAX][GW_WATCH_KEY_MAX + 1]; /* for config.watch */
+    size_t nkeys;
 } gw_client_op_t;
+
+/* The keys of a config.watch ({"keys": [...]}, or a bare array): 1..32
+ * strings of 1..64 of [A-Za-z0-9_.:-]. 0, or GW_EPARSE with *msg. */
+int gw__watch_keys_parse(const json_t *keys, gw_client_op_t *out, const char **msg);
 
 /* Parses one client text frame. On error `*code` is the error code for the
  * client ("bad_json", "bad_request", "unknown_op") and `*msg` a message.

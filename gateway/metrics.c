@@ -162,6 +162,39 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         counter(&b, "coordhub_reservation_expired_total",
                 "Expired reservations removed from the index by this hub.", rm->expired);
     }
+    if (gw->cache != NULL) {
+        const cache_metrics_t *cm = cache_metrics(gw->cache);
+        put(&b,
+            "# HELP coordhub_config_cache_hits_total Configuration reads by the tier that "
+            "answered.\n# TYPE coordhub_config_cache_hits_total counter\n"
+            "coordhub_config_cache_hits_total{tier=\"l1\"} %llu\n"
+            "coordhub_config_cache_hits_total{tier=\"l2\"} %llu\n"
+            "coordhub_config_cache_hits_total{tier=\"store\"} %llu\n",
+            (unsigned long long)cm->hits_l1, (unsigned long long)cm->hits_l2,
+            (unsigned long long)cm->hits_store);
+        counter(&b, "coordhub_config_cache_misses_total", "L1 misses (fetches started).",
+                cm->misses);
+        counter(&b, "coordhub_config_stale_served_total",
+                "Reads answered from L1 marked stale while Redis was down.", cm->stale_served);
+        put(&b,
+            "# HELP coordhub_config_invalidations_total Invalidations received by source.\n"
+            "# TYPE coordhub_config_invalidations_total counter\n"
+            "coordhub_config_invalidations_total{source=\"publish\"} %llu\n"
+            "coordhub_config_invalidations_total{source=\"tracking\"} %llu\n"
+            "coordhub_config_invalidations_total{source=\"flush\"} %llu\n",
+            (unsigned long long)cm->inval_publish, (unsigned long long)cm->inval_tracking,
+            (unsigned long long)cm->inval_flush);
+        counter(&b, "coordhub_config_changes_total", "Changes reported to watchers.", cm->changes);
+        counter(&b, "coordhub_config_writes_total", "Configuration writes.", cm->writes);
+        counter(&b, "coordhub_config_tracking_errors_total", "Failures to enable client tracking.",
+                cm->tracking_errors);
+        put(&b,
+            "# HELP coordhub_config_store_seconds Time spent in store calls.\n"
+            "# TYPE coordhub_config_store_seconds summary\n"
+            "coordhub_config_store_seconds_sum %.6f\ncoordhub_config_store_seconds_count "
+            "%llu\n",
+            cm->store_seconds, (unsigned long long)cm->store_calls);
+    }
     *len = b.len;
     return b.p;
 }

@@ -94,6 +94,26 @@ malformed(gw_t *gw, enum gw_channel ch, const char *channel, size_t chlen, const
                  (int)(chlen > 64 ? 64 : chlen), channel, what, n);
 }
 
+void
+gw_config_changed(gw_t *gw, const char *key, const char *value, long long version)
+{
+    char room[GW_ROOM_MAX + 1];
+    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL), *o;
+    char *data;
+    int n = snprintf(room, sizeof room, "config:%s", key);
+
+    if (n < 0 || (size_t)n >= sizeof room || gw__rooms_size(gw->rooms, room, (size_t)n) == 0) {
+        json_decref(v);
+        return;
+    }
+    o = json_pack("{s:s,s:o,s:I}", "key", key, "value", v ? v : json_null(), "version",
+                  (json_int_t)version);
+    data = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    to_room(gw, room, (size_t)n, "config", data, strlen(data), uv_hrtime());
+    free(data);
+}
+
 static void
 fire_reserve_items(gw_t *gw)
 {

@@ -200,6 +200,30 @@ gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const c
 }
 
 int
+gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const gw_client_op_t *op, const char **code,
+                    const char **msg)
+{
+    char room[GW_ROOM_MAX + 1];
+
+    if (gw->cache == NULL) {
+        *code = "unavailable";
+        *msg = "the configuration cache is not enabled";
+        return GW_EPARSE;
+    }
+    for (size_t i = 0; i < op->nkeys; i++) {
+        int n = snprintf(room, sizeof room, "config:%s", op->keys[i]);
+        if (cache_watch(gw->cache, op->keys[i]) != 0) {
+            *code = "too_many_watches";
+            *msg = "this hub watches too many configuration keys";
+            return GW_EPARSE;
+        }
+        /* an internal room: join/leave refuse "config:" names */
+        gw__rooms_join(gw->rooms, room, (size_t)n, &c->member);
+    }
+    return 0;
+}
+
+int
 gw__ws_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
 {
     if (gw__rooms_leave(gw->rooms, room, strlen(room), &c->member) != 0) {
@@ -314,6 +338,21 @@ handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
             send_error(gw, c, code, msg);
         else
             send_room_ack(gw, c, "left", op.room);
+        break;
+    case GW_OP_CONFIG_WATCH:
+        if (gw__ws_config_watch(gw, c, &op, &code, &msg) != 0) {
+            send_error(gw, c, code, msg);
+        } else {
+            json_t *keys = json_array(), *o;
+            char *s;
+            for (size_t i = 0; i < op.nkeys; i++)
+                json_array_append_new(keys, json_string(op.keys[i]));
+            o = json_pack("{s:o}", "keys", keys);
+            s = json_dumps(o, JSON_COMPACT);
+            gw__ws_send_event(gw, c, "watching", s, strlen(s));
+            free(s);
+            json_decref(o);
+        }
         break;
     }
 }

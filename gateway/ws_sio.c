@@ -196,8 +196,21 @@ sio_event(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
             answer(gw, c, p->ack_id, NULL, NULL, code, msg);
         else
             answer(gw, c, p->ack_id, join ? "joined" : "left", room, NULL, NULL);
+    } else if (strcmp(name, "config.watch") == 0) {
+        /* socket.emit("config.watch", ["k1", "k2"]) or ({keys: [...]}) */
+        json_t *arg = json_array_get(arr, 1);
+        gw_client_op_t op;
+        memset(&op, 0, sizeof op);
+        if (gw__watch_keys_parse(json_is_object(arg) ? json_object_get(arg, "keys") : arg, &op,
+                                 &msg) != 0)
+            answer(gw, c, p->ack_id, NULL, NULL, "bad_request", msg);
+        else if (gw__ws_config_watch(gw, c, &op, &code, &msg) != 0)
+            answer(gw, c, p->ack_id, NULL, NULL, code, msg);
+        else
+            answer(gw, c, p->ack_id, "watching", NULL, NULL, NULL);
     } else {
-        answer(gw, c, p->ack_id, NULL, NULL, "unknown_op", "events are join, leave and ping");
+        answer(gw, c, p->ack_id, NULL, NULL, "unknown_op",
+               "events are join, leave, ping and config.watch");
     }
     json_decref(arr);
     return 0;

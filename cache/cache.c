@@ -1,0 +1,1013 @@
+/*
+ * cache/cache.c: L1, the read and write paths, invalidation and watches.
+ *
+ * Trust. An L1 entry is fresh only if it was filled in the current epoch,
+ * tracking is on, and it is younger than the L1 TTL. The epoch grows when
+ * the subscriber connection drops or tracking cannot be enabled: what was
+ * learnt before may have been overwritten while we could not hear it.
+ * While Redis is down, entries younger than the TTL may still be served,
+ * marked stale.
+ *
+ * The in-flight race. A fetch of a key records that it is in flight; an
+ * invalidation of the key meanwhile marks it. A marked fetch fills nothing
+ * into L1 and is retried once, so a GET answer overtaken by an
+ * invalidation never becomes a cached value.
+ */
+#include "cache.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 1024
+#define WATCH_MAX 10000
+#define TRACKING_RETRY_MS 1000
+
+typedef struct entry {
+    cache_doc_t doc;
+    uint64_t filled_ms;
+    unsigned epoch;
+    struct entry *next;
+} entry_t;
+
+typedef struct bundle {
+    char category[CACHE_CATEGORY_MAX + 1];
+    cache_doc_t *docs;
+    size_t n;
+    uint64_t filled_ms;
+    unsigned epoch;
+    struct bundle *next;
+} bundle_t;
+
+typedef struct watch {
+    char key[CACHE_KEY_MAX + 1];
+    int have;   /* a (version, value) has been seen */
+    int absent; /* the last read found nothing */
+    long long version;
+    char *value;
+    struct watch *next;
+} watch_t;
+
+enum req_kind { REQ_GET, REQ_LIST, REQ_PUT, REQ_WATCH };
+
+struct cache_req {
+    cache_t *c;
+    enum req_kind kind;
+    char key[CACHE_KEY_MAX + 1];
+    char *value;    /* put */
+    char *category; /* put, list */
+    union {
+        cache_get_cb get;
+        cache_list_cb list;
+        cache_put_cb put;
+    } cb;
+    void *privdata;
+    int cancelled;
+    int in_flight;          /* Redis or store calls outstanding */
+    struct cache_req *next; /* in a fetch's waiters */
+    uint64_t t0;            /* when the store call started, for its latency */
+    /* put */
+    cache_doc_t doc;
+    /* list */
+    unsigned bundle_gen;
+    cache_doc_t *docs;
+    size_t ndocs;
+};
+
+/* One fetch of a key, shared by every concurrent reader (single flight). */
+typedef struct fetch {
+    cache_t *c;
+    char key[CACHE_KEY_MAX + 1];
+    int invalidated;
+    int retried;
+    int pending; /* 2: L2 and store both outstanding */
+    int store_status;
+    cache_doc_t store_doc;
+    int have_l2;
+    char *l2_value;
+    int failed;
+    uint64_t t0;
+    cache_req_t *waiters;
+    struct fetch *next;
+} fetch_t;
+
+struct cache {
+    uv_loop_t *loop;
+    bus_t *bus;
+    cache_store_t *store;
+    cache_options_t o;
+    entry_t *l1[BUCKETS];
+    size_t l1_count;
+    bundle_t *bundles;
+    unsigned bundle_gen; /* grows at every invalidation: a list in flight is then not cached */
+    watch_t *watches[BUCKETS];
+    size_t nwatches;
+    fetch_t *fetches;
+    unsigned epoch;
+    int ready;
+    int tracking_ok;
+    uv_timer_t retry; /* re-enabling tracking */
+    bus_script_t write_script;
+    cache_metrics_t m;
+    int closing;
+    int store_closed;
+    int handles_open;
+    int in_flight; /* Redis calls whose replies point at us */
+    void (*close_cb)(void *);
+    void *close_privdata;
+};
+
+static void start_fetch(cache_t *c, fetch_t *f);
+
+/* KEYS[1] configuration:<key>, KEYS[2] its category bundle; ARGV[1] value,
+ * ARGV[2] L2 TTL s, ARGV[3] the invalidation. After the store: L2, bundle,
+ * then every hub hears it. */
+static const char write_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+                                "redis.call('DEL', KEYS[2]) "
+                                "redis.call('PUBLISH', 'configuration-invalidate', ARGV[3]) "
+                                "return 1";
+
+static unsigned
+hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % BUCKETS;
+}
+
+static uint64_t
+now_ms(const cache_t *c)
+{
+    return uv_now(c->loop);
+}
+
+static void
+maybe_free(cache_t *c)
+{
+    if (!c->closing || c->handles_open > 0 || c->in_flight > 0 || !c->store_closed)
+        return;
+    if (c->close_cb)
+        c->close_cb(c->close_privdata);
+    free(c);
+}
+
+/* ---- L1 ---- */
+
+static entry_t **
+l1_slot(cache_t *c, const char *key)
+{
+    entry_t **pp = &c->l1[hash(key)];
+    while (*pp && strcmp((*pp)->doc.key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void
+l1_drop(cache_t *c, const char *key)
+{
+    entry_t **pp = l1_slot(c, key), *e = *pp;
+    if (e == NULL)
+        return;
+    *pp = e->next;
+    cache_doc_free(&e->doc);
+    free(e);
+    c->l1_count--;
+}
+
+static void
+l1_clear(cache_t *c)
+{
+    for (int b = 0; b < BUCKETS; b++) {
+        while (c->l1[b]) {
+            entry_t *e = c->l1[b];
+            c->l1[b] = e->next;
+            cache_doc_free(&e->doc);
+            free(e);
+        }
+    }
+    c->l1_count = 0;
+}
+
+static void
+bundles_clear(cache_t *c)
+{
+    while (c->bundles) {
+        bundle_t *b = c->bundles;
+        c->bundles = b->next;
+        for (size_t i = 0; i < b->n; i++)
+            cache_doc_free(&b->docs[i]);
+        free(b->docs);
+        free(b);
+    }
+    c->bundle_gen++;
+}
+
+static void
+l1_put(cache_t *c, const cache_doc_t *doc)
+{
+    entry_t **pp, *e;
+
+    l1_drop(c, doc->key);
+    if (c->l1_count >= c->o.l1_max)
+        l1_clear(c); /* a backstop bound, not an LRU: keys are few in practice */
+    e = util_calloc(1, sizeof *e);
+    cache_doc_copy(&e->doc, doc);
+    e->filled_ms = now_ms(c);
+    e->epoch = c->epoch;
+    pp = &c->l1[hash(doc->key)];
+    e->next = *pp;
+    *pp = e;
+    c->l1_count++;
+}
+
+/* A fresh entry, or (when Redis is down) one young enough to serve stale. */
+static entry_t *
+l1_get(cache_t *c, const char *key, int *stale)
+{
+    entry_t *e = *l1_slot(c, key);
+    if (e == NULL || now_ms(c) - e->filled_ms >= c->o.l1_ttl_ms)
+        return NULL;
+    if (c->ready && c->tracking_ok && e->epoch == c->epoch) {
+        *stale = 0;
+        return e;
+    }
+    if (!c->ready) {
+        *stale = 1;
+        return e;
+    }
+    return NULL;
+}
+
+/* ---- watches ---- */
+
+static watch_t *
+watch_find(cache_t *c, const char *key)
+{
+    for (watch_t *w = c->watches[hash(key)]; w; w = w->next)
+        if (strcmp(w->key, key) == 0)
+            return w;
+    return NULL;
+}
+
+/* Reports a change only when (version, value) differs from the last one
+ * reported: the publish and the tracking paths both end here, once each. */
+static void
+watch_observe(cache_t *c, const char *key, const cache_doc_t *doc)
+{
+    watch_t *w = watch_find(c, key);
+
+    if (w == NULL)
+        return;
+    if (doc == NULL) {
+        /* absent is a state too: its creation will be a change */
+        w->have = 1;
+        w->absent = 1;
+        return;
+    }
+    if (w->have && !w->absent && w->version == doc->version && w->value &&
+        strcmp(w->value, doc->value) == 0)
+        return;
+    free(w->value);
+    w->value = util_strdup(doc->value);
+    w->version = doc->version;
+    w->absent = 0;
+    if (!w->have) {
+        w->have = 1; /* the baseline: not a change */
+        return;
+    }
+    c->m.changes++;
+    if (c->o.on_change)
+        c->o.on_change(c->o.privdata, key, doc->value, doc->version);
+}
+
+/* ---- fetch (single flight) ---- */
+
+static fetch_t *
+fetch_find(cache_t *c, const char *key)
+{
+    for (fetch_t *f = c->fetches; f; f = f->next)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    return NULL;
+}
+
+static void
+fetch_unlink(cache_t *c, fetch_t *f)
+{
+    fetch_t **pp = &c->fetches;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
+}
+
+static void
+req_free(cache_req_t *r)
+{
+    free(r->value);
+    free(r->category);
+    cache_doc_free(&r->doc);
+    for (size_t i = 0; i < r->ndocs; i++)
+        cache_doc_free(&r->docs[i]);
+    free(r->docs);
+    free(r);
+}
+
+static void
+fetch_done(cache_t *c, fetch_t *f)
+{
+    cache_doc_t doc = {0}, *result = NULL;
+    int status = CACHE_OK, stale = 0;
+    cache_req_t *r;
+
+    if (f->failed) {
+        status = CACHE_EUNAVAILABLE;
+    } else if (f->have_l2 || f->store_status == CACHE_OK) {
+        /* the value from L2 when present (it is what the platform reads, and
+         * what a tool writing around the hub changed); version and category
+         * from the store */
+        doc.key = util_strdup(f->key);
+        doc.value = util_strdup(f->have_l2 ? f->l2_value : f->store_doc.value);
+        doc.category = util_strdup(f->store_status == CACHE_OK ? f->store_doc.category : "");
+        doc.version = f->store_status == CACHE_OK ? f->store_doc.version : 0;
+        doc.updated_at_ms = f->store_status == CACHE_OK ? f->store_doc.updated_at_ms : 0;
+        result = &doc;
+        if (f->have_l2)
+            c->m.hits_l2++;
+        else
+            c->m.hits_store++;
+    } else {
+        status = CACHE_NOT_FOUND;
+    }
+    if (f->invalidated && !f->retried && !f->failed && !c->closing) {
+        /* overtaken by an invalidation: this answer may be stale */
+        f->retried = 1;
+        f->invalidated = 0;
+        cache_doc_free(&doc);
+        fetch_unlink(c, f);
+        start_fetch(c, f);
+        return;
+    }
+    if (result && !f->invalidated && c->ready && c->tracking_ok && !c->closing)
+        l1_put(c, result);
+    /* the store had it but L2 did not: fill L2 for the platform's readers
+     * (best effort: a lost SET only means the next read fills it) */
+    if (result && !f->have_l2 && f->store_status == CACHE_OK && c->ready && !c->closing)
+        bus_command(c->bus, NULL, NULL, "SET configuration:%s %s EX %u", f->key, f->store_doc.value,
+                    c->o.l2_ttl_s);
+    if (status != CACHE_EUNAVAILABLE)
+        watch_observe(c, f->key, result);
+    fetch_unlink(c, f);
+    while ((r = f->waiters) != NULL) {
+        f->waiters = r->next;
+        if (!r->cancelled && r->kind == REQ_GET) {
+            if (status == CACHE_EUNAVAILABLE) {
+                /* Redis went away mid-fetch: L1 may still answer, marked */
+                entry_t *e = l1_get(c, f->key, &stale);
+                r->cb.get(r->privdata, e ? CACHE_OK : CACHE_EUNAVAILABLE, e ? &e->doc : NULL,
+                          e ? 1 : 0);
+                if (e)
+                    c->m.stale_served++;
+            } else {
+                r->cb.get(r->privdata, status, result, 0);
+            }
+        }
+        req_free(r);
+    }
+    cache_doc_free(&doc);
+    cache_doc_free(&f->store_doc);
+    free(f->l2_value);
+    free(f);
+    maybe_free(c);
+}
+
+static void
+fetch_step(cache_t *c, fetch_t *f)
+{
+    if (--f->pending == 0)
+        fetch_done(c, f);
+}
+
+static void
+on_fetch_l2(void *privdata, redisReply *r)
+{
+    fetch_t *f = privdata;
+    cache_t *c = f->c;
+
+    c->in_flight--;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        f->failed = 1;
+    else if (r->type == REDIS_REPLY_STRING) {
+        f->have_l2 = 1;
+        f->l2_value = cache_l2_to_json(r->str, r->len);
+    }
+    fetch_step(c, f);
+}
+
+static void
+on_fetch_store(void *privdata, int status, const cache_doc_t *docs, size_t n)
+{
+    fetch_t *f = privdata;
+    cache_t *c = f->c;
+
+    c->in_flight--;
+    c->m.store_seconds += (double)(uv_now(c->loop) - f->t0) / 1000.0;
+    f->store_status = status;
+    if (status == CACHE_OK && n == 1)
+        cache_doc_copy(&f->store_doc, &docs[0]);
+    else if (status == CACHE_OK)
+        f->store_status = CACHE_NOT_FOUND;
+    if (status == CACHE_EUNAVAILABLE)
+        f->failed = 1;
+    fetch_step(c, f);
+}
+
+static void
+start_fetch(cache_t *c, fetch_t *f)
+{
+    free(f->l2_value);
+    f->l2_value = NULL;
+    f->have_l2 = 0;
+    cache_doc_free(&f->store_doc);
+    f->store_status = CACHE_NOT_FOUND;
+    f->failed = 0;
+    f->pending = 2;
+    f->t0 = uv_now(c->loop);
+    f->next = c->fetches;
+    c->fetches = f;
+    c->m.misses++;
+    c->m.store_calls++;
+    if (bus_command(c->bus, on_fetch_l2, f, "GET configuration:%s", f->key) == 0) {
+        c->in_flight++;
+    } else {
+        f->failed = 1;
+        f->pending--;
+    }
+    if (c->store->ops->get(c->store, f->key, on_fetch_store, f) == 0) {
+        c->in_flight++;
+    } else {
+        f->failed = 1;
+        f->pending--;
+    }
+    if (f->pending == 0)
+        fetch_done(c, f);
+}
+
+/* Joins the fetch of `key`, or starts one. */
+static void
+fetch_key(cache_t *c, const char *key, cache_req_t *r)
+{
+    fetch_t *f = fetch_find(c, key);
+
+    if (f == NULL) {
+        f = util_calloc(1, sizeof *f);
+        f->c = c;
+        snprintf(f->key, sizeof f->key, "%s", key);
+        r->next = NULL;
+        f->waiters = r;
+        start_fetch(c, f);
+        return;
+    }
+    r->next = f->waiters;
+    f->waiters = r;
+}
+
+/* ---- invalidation ---- */
+
+static void
+invalidate_key(cache_t *c, const char *key)
+{
+    fetch_t *f = fetch_find(c, key);
+    cache_req_t *r;
+
+    l1_drop(c, key);
+    bundles_clear(c);
+    if (f != NULL) {
+        f->invalidated = 1;
+        return; /* its completion re-reads, and tells watchers */
+    }
+    if (watch_find(c, key) != NULL && c->ready) {
+        /* someone watches it: re-read to learn (and report) the change */
+        r = util_calloc(1, sizeof *r);
+        r->c = c;
+        r->kind = REQ_WATCH;
+        snprintf(r->key, sizeof r->key, "%s", key);
+        fetch_key(c, key, r);
+    }
+}
+
+static void
+refresh_watches(cache_t *c)
+{
+    for (int b = 0; b < BUCKETS; b++)
+        for (watch_t *w = c->watches[b]; w; w = w->next)
+            invalidate_key(c, w->key);
+}
+
+/* Nothing learnt so far is trusted as fresh any more. */
+static void
+distrust_all(cache_t *c)
+{
+    c->epoch++;
+    bundles_clear(c);
+    for (fetch_t *f = c->fetches; f; f = f->next)
+        f->invalidated = 1;
+}
+
+void
+cache_on_publish(cache_t *c, const char *payload, size_t len)
+{
+    json_t *o = json_loadb(payload, len, 0, NULL);
+    json_t *k = json_object_get(o, "key");
+
+    if (json_is_string(k) && cache_valid_key(json_string_value(k), json_string_length(k)) == 0) {
+        c->m.inval_publish++;
+        invalidate_key(c, json_string_value(k));
+    } else {
+        LOG_WARN("cache", "ignored a malformed configuration-invalidate message");
+    }
+    json_decref(o);
+}
+
+void
+cache_on_tracking(cache_t *c, const redisReply *keys)
+{
+    static const char prefix[] = "configuration:";
+
+    if (keys == NULL) {
+        /* Redis flushed its keyspace (FLUSHALL, FLUSHDB): forget it all */
+        c->m.inval_flush++;
+        distrust_all(c);
+        l1_clear(c);
+        refresh_watches(c);
+        return;
+    }
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type != REDIS_REPLY_STRING || k->len <= sizeof prefix - 1 ||
+            memcmp(k->str, prefix, sizeof prefix - 1) != 0)
+            continue;
+        if (cache_valid_key(k->str + sizeof prefix - 1, k->len - (sizeof prefix - 1)) != 0)
+            continue;
+        c->m.inval_tracking++;
+        invalidate_key(c, k->str + sizeof prefix - 1);
+    }
+}
+
+/* ---- tracking ---- */
+
+static void enable_tracking(cache_t *c);
+
+static void
+on_retry(uv_timer_t *t)
+{
+    enable_tracking(t->data);
+}
+
+static void
+on_tracking_on(void *privdata, redisReply *r)
+{
+    cache_t *c = privdata;
+
+    c->in_flight--;
+    if (c->closing) {
+        maybe_free(c);
+        return;
+    }
+    if (r != NULL && r->type == REDIS_REPLY_STATUS) {
+        c->tracking_ok = 1;
+        LOG_INFO("cache", "client tracking on: writes to configuration:* reach this hub");
+        /* whatever changed while we could not hear it */
+        refresh_watches(c);
+        return;
+    }
+    c->tracking_ok = 0;
+    c->m.tracking_errors++;
+    distrust_all(c);
+    LOG_WARN("cache", "client tracking could not be enabled (%s); L1 is bypassed until it is",
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    if (c->ready)
+        uv_timer_start(&c->retry, on_retry, TRACKING_RETRY_MS, 0);
+}
+
+static void
+enable_tracking(cache_t *c)
+{
+    long long id = bus_subscriber_id(c->bus);
+    char ids[24];
+
+    if (!c->ready || c->closing)
+        return;
+    snprintf(ids, sizeof ids, "%lld", id);
+    /* off first: a tracking client cannot change its redirect or prefixes.
+     * NOLOOP: our own writes are announced by our own publish. */
+    bus_command(c->bus, NULL, NULL, "CLIENT TRACKING off");
+    if (id <= 0 || bus_command(c->bus, on_tracking_on, c,
+                               "CLIENT TRACKING on REDIRECT %s BCAST PREFIX configuration: NOLOOP",
+                               ids) != 0) {
+        c->m.tracking_errors++;
+        uv_timer_start(&c->retry, on_retry, TRACKING_RETRY_MS, 0);
+        return;
+    }
+    c->in_flight++;
+}
+
+void
+cache_on_redis_state(cache_t *c, int ready)
+{
+    c->ready = ready;
+    if (!ready) {
+        /* deaf from now on: distrust L1 (it may still serve stale) */
+        c->tracking_ok = 0;
+        c->m.inval_flush++;
+        distrust_all(c);
+        uv_timer_stop(&c->retry);
+        return;
+    }
+    bus_script_preload(c->bus, &c->write_script);
+    enable_tracking(c);
+}
+
+/* ---- public reads and writes ---- */
+
+static cache_req_t *
+req_new(cache_t *c, enum req_kind kind, const char *key, void *privdata)
+{
+    cache_req_t *r = util_calloc(1, sizeof *r);
+    r->c = c;
+    r->kind = kind;
+    snprintf(r->key, sizeof r->key, "%s", key ? key : "");
+    r->privdata = privdata;
+    return r;
+}
+
+int
+cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req)
+{
+    entry_t *e;
+    int stale = 0;
+    cache_req_t *r;
+
+    if (c->closing)
+        return CACHE_EUNAVAILABLE;
+    e = l1_get(c, key, &stale);
+    if (e != NULL) {
+        *req = NULL;
+        if (stale)
+            c->m.stale_served++;
+        else
+            c->m.hits_l1++;
+        cb(privdata, CACHE_OK, &e->doc, stale);
+        return 0;
+    }
+    if (!c->ready)
+        return CACHE_EUNAVAILABLE;
+    r = req_new(c, REQ_GET, key, privdata);
+    r->cb.get = cb;
+    *req = r;
+    fetch_key(c, key, r);
+    return 0;
+}
+
+/* -- writes -- */
+
+static void
+put_finish(cache_req_t *r, int status)
+{
+    cache_t *c = r->c;
+    if (!r->cancelled)
+        r->cb.put(r->privdata, status, status == CACHE_OK ? &r->doc : NULL);
+    req_free(r);
+    maybe_free(c);
+}
+
+static void
+on_write_published(void *privdata, redisReply *reply)
+{
+    cache_req_t *r = privdata;
+    cache_t *c = r->c;
+
+    c->in_flight--;
+    put_finish(r,
+               reply != NULL && reply->type == REDIS_REPLY_INTEGER ? CACHE_OK : CACHE_EUNAVAILABLE);
+}
+
+static void
+on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
+{
+    cache_req_t *r = privdata;
+    cache_t *c = r->c;
+    char l2key[CACHE_KEY_MAX + 32], bundle[CACHE_CATEGORY_MAX + 40], ttl[16];
+    const char *argv[5];
+    size_t lens[5];
+    json_t *msg;
+    char *payload;
+    int rc;
+
+    c->in_flight--;
+    c->m.store_seconds += (double)(uv_now(c->loop) - r->t0) / 1000.0;
+    if (status != CACHE_OK || n != 1 || c->closing) {
+        put_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    cache_doc_copy(&r->doc, &docs[0]);
+    c->m.writes++;
+    /* L2, the bundle and the publish, in that order, in one script */
+    snprintf(l2key, sizeof l2key, "configuration:%s", r->key);
+    snprintf(bundle, sizeof bundle, "configurationCategory:%s:0", r->doc.category);
+    snprintf(ttl, sizeof ttl, "%u", c->o.l2_ttl_s);
+    msg = json_pack("{s:s,s:I}", "key", r->key, "version", (json_int_t)r->doc.version);
+    payload = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    argv[0] = l2key;
+    argv[1] = bundle;
+    argv[2] = r->doc.value;
+    argv[3] = ttl;
+    argv[4] = payload;
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    rc = bus_evalsha(c->bus, &c->write_script, 2, 5, argv, lens, on_write_published, r);
+    free(payload);
+    if (rc != 0) {
+        put_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    c->in_flight++;
+}
+
+int
+cache_put(cache_t *c, const char *key, const char *value, const char *category, cache_put_cb cb,
+          void *privdata, cache_req_t **req)
+{
+    cache_req_t *r;
+
+    if (c->closing || !c->ready)
+        return CACHE_EUNAVAILABLE;
+    r = req_new(c, REQ_PUT, key, privdata);
+    r->cb.put = cb;
+    r->value = util_strdup(value);
+    r->category = category ? util_strdup(category) : NULL;
+    r->t0 = uv_now(c->loop);
+    c->m.store_calls++;
+    if (c->store->ops->put(c->store, key, value, category, on_put_stored, r) != 0) {
+        req_free(r);
+        return CACHE_EUNAVAILABLE;
+    }
+    c->in_flight++;
+    *req = r;
+    return 0;
+}
+
+/* -- category reads -- */
+
+static bundle_t *
+bundle_find(cache_t *c, const char *category)
+{
+    for (bundle_t *b = c->bundles; b; b = b->next)
+        if (strcmp(b->category, category) == 0)
+            return b;
+    return NULL;
+}
+
+static void
+list_finish(cache_req_t *r, int status)
+{
+    cache_t *c = r->c;
+    if (!r->cancelled)
+        r->cb.list(r->privdata, status, r->docs, r->ndocs, 0);
+    req_free(r);
+    maybe_free(c);
+}
+
+static void
+on_list_overlay(void *privdata, redisReply *reply)
+{
+    cache_req_t *r = privdata;
+    cache_t *c = r->c;
+    bundle_t *b;
+    json_t *arr;
+    char *text;
+
+    c->in_flight--;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != r->ndocs) {
+        list_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    /* values from L2 where present: what a tool writing around the hub set */
+    for (size_t i = 0; i < r->ndocs; i++) {
+        redisReply *v = reply->element[i];
+        if (v->type == REDIS_REPLY_STRING) {
+            free(r->docs[i].value);
+            r->docs[i].value = cache_l2_to_json(v->str, v->len);
+        }
+    }
+    if (r->bundle_gen == c->bundle_gen && c->ready && c->tracking_ok && !c->closing) {
+        b = util_calloc(1, sizeof *b);
+        snprintf(b->category, sizeof b->category, "%s", r->category);
+        b->docs = util_calloc(r->ndocs + 1, sizeof *b->docs);
+        for (size_t i = 0; i < r->ndocs; i++)
+            cache_doc_copy(&b->docs[i], &r->docs[i]);
+        b->n = r->ndocs;
+        b->filled_ms = now_ms(c);
+        b->epoch = c->epoch;
+        b->next = c->bundles;
+        c->bundles = b;
+    }
+    /* the platform's bundle layout, for its readers: [{key, value, version}] */
+    arr = json_array();
+    for (size_t i = 0; i < r->ndocs; i++) {
+        json_t *v = json_loads(r->docs[i].value, JSON_DECODE_ANY, NULL);
+        json_array_append_new(arr, json_pack("{s:s,s:o,s:I}", "key", r->docs[i].key, "value",
+                                             v ? v : json_null(), "version",
+                                             (json_int_t)r->docs[i].version));
+    }
+    text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    bus_command(c->bus, NULL, NULL, "SET configurationCategory:%s:0 %s EX %u", r->category, text,
+                c->o.l2_ttl_s);
+    free(text);
+    list_finish(r, CACHE_OK);
+}
+
+static void
+on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
+{
+    cache_req_t *r = privdata;
+    cache_t *c = r->c;
+    const char **argv;
+    size_t *lens;
+    int rc;
+
+    c->in_flight--;
+    c->m.store_seconds += (double)(uv_now(c->loop) - r->t0) / 1000.0;
+    if (status != CACHE_OK || c->closing) {
+        list_finish(r, status == CACHE_OK ? CACHE_EUNAVAILABLE : status);
+        return;
+    }
+    r->docs = util_calloc(n + 1, sizeof *r->docs);
+    for (size_t i = 0; i < n; i++)
+        cache_doc_copy(&r->docs[i], &docs[i]);
+    r->ndocs = n;
+    if (n == 0) {
+        list_finish(r, CACHE_OK);
+        return;
+    }
+    argv = util_calloc(n + 1, sizeof *argv);
+    lens = util_calloc(n + 1, sizeof *lens);
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(r->docs[i].key) + 16;
+        char *k = util_malloc(kl);
+        snprintf(k, kl, "configuration:%s", r->docs[i].key);
+        argv[i + 1] = k;
+        lens[i + 1] = strlen(k);
+    }
+    rc = bus_command_argv(c->bus, on_list_overlay, r, (int)n + 1, argv, lens);
+    for (size_t i = 0; i < n; i++)
+        free((char *)argv[i + 1]);
+    free(argv);
+    free(lens);
+    if (rc != 0) {
+        list_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    c->in_flight++;
+}
+
+int
+cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, cache_req_t **req)
+{
+    bundle_t *b = bundle_find(c, category);
+    cache_req_t *r;
+
+    if (c->closing)
+        return CACHE_EUNAVAILABLE;
+    if (b != NULL && now_ms(c) - b->filled_ms < c->o.l1_ttl_ms &&
+        ((c->ready && c->tracking_ok && b->epoch == c->epoch) || !c->ready)) {
+        *req = NULL;
+        if (c->ready)
+            c->m.hits_l1++;
+        else
+            c->m.stale_served++;
+        cb(privdata, CACHE_OK, b->docs, b->n, !c->ready);
+        return 0;
+    }
+    if (!c->ready)
+        return CACHE_EUNAVAILABLE;
+    r = req_new(c, REQ_LIST, NULL, privdata);
+    r->cb.list = cb;
+    r->category = util_strdup(category);
+    r->bundle_gen = c->bundle_gen;
+    r->t0 = uv_now(c->loop);
+    c->m.misses++;
+    c->m.store_calls++;
+    if (c->store->ops->list(c->store, category, on_list_stored, r) != 0) {
+        req_free(r);
+        return CACHE_EUNAVAILABLE;
+    }
+    c->in_flight++;
+    *req = r;
+    return 0;
+}
+
+void
+cache_cancel(cache_req_t *req)
+{
+    if (req != NULL)
+        req->cancelled = 1; /* freed when its answer comes */
+}
+
+int
+cache_watch(cache_t *c, const char *key)
+{
+    watch_t *w = watch_find(c, key);
+    cache_req_t *r;
+    unsigned b;
+
+    if (w != NULL)
+        return 0;
+    if (c->nwatches >= WATCH_MAX)
+        return CACHE_EINVAL;
+    w = util_calloc(1, sizeof *w);
+    snprintf(w->key, sizeof w->key, "%s", key);
+    b = hash(key);
+    w->next = c->watches[b];
+    c->watches[b] = w;
+    c->nwatches++;
+    if (c->ready) {
+        /* the baseline, so that the first change is recognised as one */
+        r = req_new(c, REQ_WATCH, key, NULL);
+        fetch_key(c, key, r);
+    }
+    return 0;
+}
+
+/* ---- life ---- */
+
+cache_t *
+cache_new(uv_loop_t *loop, bus_t *bus, cache_store_t *store, const cache_options_t *o)
+{
+    cache_t *c = util_calloc(1, sizeof *c);
+    c->loop = loop;
+    c->bus = bus;
+    c->store = store;
+    c->o = *o;
+    if (c->o.l1_ttl_ms == 0)
+        c->o.l1_ttl_ms = 60000;
+    if (c->o.l1_max == 0)
+        c->o.l1_max = 10000;
+    if (c->o.l2_ttl_s == 0)
+        c->o.l2_ttl_s = 180;
+    c->write_script.text = write_lua;
+    uv_timer_init(loop, &c->retry);
+    c->retry.data = c;
+    c->handles_open = 1;
+    return c;
+}
+
+const cache_metrics_t *
+cache_metrics(const cache_t *c)
+{
+    return &c->m;
+}
+
+static void
+on_retry_closed(uv_handle_t *h)
+{
+    cache_t *c = h->data;
+    c->handles_open--;
+    maybe_free(c);
+}
+
+static void
+on_store_closed(void *privdata)
+{
+    cache_t *c = privdata;
+    c->store_closed = 1;
+    maybe_free(c);
+}
+
+void
+cache_close(cache_t *c, void (*close_cb)(void *privdata), void *privdata)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->close_cb = close_cb;
+    c->close_privdata = privdata;
+    l1_clear(c);
+    bundles_clear(c);
+    for (int b = 0; b < BUCKETS; b++) {
+        while (c->watches[b]) {
+            watch_t *w = c->watches[b];
+            c->watches[b] = w->next;
+            free(w->value);
+            free(w);
+        }
+    }
+    uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+    c->store->ops->close(c->store, on_store_closed, c);
+}

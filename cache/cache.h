@@ -1,0 +1,177 @@
+/*
+ * cache: configuration in three tiers (SPEC §6 "Configuration", §7).
+ *
+ *   L1     this hub's memory: key -> {value, version, category}, and category
+ *          bundles; bounded, with a TTL as a backstop only.
+ *   L2     Redis `configuration:<key>` (the value's JSON text alone, TTL
+ *          180 s: the layout the platform already reads) and the bundles
+ *          `configurationCategory:<cat>:0`.
+ *   store  the source of truth, behind cache_store_t: the Redis hash
+ *          `configuration-store` (embedded default) or MongoDB.
+ *
+ * Reads: L1, else one fetch (concurrent misses for a key share it): the
+ * value from L2 if present, else from the store (which then fills L2);
+ * version and category always from the store. Writes (role admin): store
+ * (version + 1), then L2 and the category bundle, then PUBLISH
+ * `configuration-invalidate` {key, version}.
+ *
+ * Invalidation reaches every hub two ways: that publish, and Redis
+ * client-side caching (CLIENT TRACKING ... BCAST PREFIX configuration:
+ * REDIRECT <subscriber>), which also sees writes that bypass the hub. Both
+ * paths converge: drop the L1 entry, re-read the key if anyone watches it,
+ * and report a change only when (version, value) differs from what was last
+ * reported, so each change is reported once whichever path saw it. When the
+ * subscriber drops (or tracking cannot be enabled), everything in L1 is
+ * distrusted: it may be served marked stale while Redis is down, until its
+ * TTL, and is never again served as fresh.
+ */
+#ifndef COORDHUB_CACHE_H
+#define COORDHUB_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "bus.h"
+
+#define CACHE_KEY_MAX 64
+#define CACHE_CATEGORY_MAX 64
+#define CACHE_VALUE_MAX (512 * 1024)
+
+#define CACHE_OK 0
+#define CACHE_NOT_FOUND 1
+#define CACHE_EUNAVAILABLE (-2) /* the store or Redis cannot answer now */
+#define CACHE_EINVAL (-22)
+
+/* ---- documents and the store interface (store_redis.c, store_mongo.c) ---- */
+
+/* One configuration entry. Strings are owned by whoever made the doc. */
+typedef struct cache_doc {
+    char *key;
+    char *value;    /* JSON text */
+    char *category; /* "" when none */
+    long long version;
+    long long updated_at_ms;
+} cache_doc_t;
+
+void cache_doc_free(cache_doc_t *d); /* frees the strings, not `d` */
+void cache_doc_copy(cache_doc_t *dst, const cache_doc_t *src);
+
+typedef struct cache_store cache_store_t;
+
+/* status: CACHE_OK, CACHE_NOT_FOUND or CACHE_EUNAVAILABLE. `docs` are valid
+ * during the call only. Each fires exactly once per accepted call. */
+typedef void (*cache_store_cb)(void *privdata, int status, const cache_doc_t *docs, size_t n);
+
+typedef struct cache_store_ops {
+    const char *name;
+    /* the doc of `key` (n = 1), or CACHE_NOT_FOUND */
+    int (*get)(cache_store_t *s, const char *key, cache_store_cb cb, void *privdata);
+    /* writes value (and category; NULL keeps the old one, "" for none) with
+     * version + 1; answers the new doc */
+    int (*put)(cache_store_t *s, const char *key, const char *value, const char *category,
+               cache_store_cb cb, void *privdata);
+    /* every doc of `category` */
+    int (*list)(cache_store_t *s, const char *category, cache_store_cb cb, void *privdata);
+    /* closes; `cb` fires once every call in flight has answered */
+    void (*close)(cache_store_t *s, void (*cb)(void *privdata), void *privdata);
+} cache_store_ops_t;
+
+struct cache_store {
+    const cache_store_ops_t *ops;
+};
+
+/* The embedded store: the Redis hash `configuration-store` (field = key,
+ * value = JSON {value, category, version, updatedAt}), by Lua scripts. */
+cache_store_t *cache_store_redis_new(bus_t *bus);
+
+/* The MongoDB store: collection `configurations` of `uri`'s database
+ * (default "coordhub"), documents {_id, value, category, version,
+ * updatedAt}; every driver call on libuv's thread pool. Returns NULL with
+ * *err set when the URI does not parse. */
+cache_store_t *cache_store_mongo_new(uv_loop_t *loop, const char *uri, const char **err);
+
+/* The BSON <-> doc mapping of the MongoDB store (pure; mongo_map.c).
+ * cache_mongo_to_doc: 0, or CACHE_EINVAL for a document of the wrong shape.
+ * cache_mongo_update: the findAndModify update document for a write, as
+ * canonical extended JSON text (malloc'd), or NULL if `value` is not JSON. */
+struct _bson_t;
+int cache_mongo_to_doc(const struct _bson_t *b, cache_doc_t *out);
+char *cache_mongo_update_json(const char *value, const char *category, long long now_ms);
+
+/* ---- validation (validate.c) ---- */
+
+/* 1..64 of [A-Za-z0-9_.:-]; categories the same. 0 or CACHE_EINVAL. */
+int cache_valid_key(const char *s, size_t n);
+int cache_valid_category(const char *s, size_t n);
+
+/* PUT body {"value": ANY_JSON, "category"?: string}: `*value` is the
+ * compact JSON text of the value (malloc'd), `*category` NULL if absent. */
+int cache_parse_put(const char *body, size_t len, char **value, char **category, const char **err);
+
+/* L2 holds the value's JSON text; a legacy plain string that is not JSON
+ * is served as a JSON string. Returns malloc'd JSON text. */
+char *cache_l2_to_json(const char *raw, size_t len);
+
+/* ---- the cache (cache.c) ---- */
+
+typedef struct cache cache_t;
+
+typedef struct cache_metrics {
+    uint64_t hits_l1, hits_l2, hits_store, misses;
+    uint64_t stale_served;
+    uint64_t inval_publish, inval_tracking, inval_flush;
+    uint64_t changes; /* changes reported to watchers */
+    uint64_t writes;
+    uint64_t store_calls;
+    double store_seconds;
+    uint64_t tracking_errors;
+} cache_metrics_t;
+
+typedef struct cache_options {
+    unsigned l1_ttl_ms; /* 0: 60000 */
+    size_t l1_max;      /* 0: 10000 entries */
+    unsigned l2_ttl_s;  /* 0: 180 */
+    /* a watched key changed (value is JSON text) */
+    void (*on_change)(void *privdata, const char *key, const char *value, long long version);
+    void *privdata;
+} cache_options_t;
+
+/* Takes ownership of `store`. */
+cache_t *cache_new(uv_loop_t *loop, bus_t *bus, cache_store_t *store, const cache_options_t *o);
+
+/* Wiring from the bus (main routes these). */
+void cache_on_redis_state(cache_t *c, int ready);
+void cache_on_publish(cache_t *c, const char *payload, size_t len);
+void cache_on_tracking(cache_t *c, const redisReply *keys);
+
+/* A read answer: doc NULL with status CACHE_NOT_FOUND / CACHE_EUNAVAILABLE.
+ * `stale` is 1 when served from L1 while Redis is down. */
+typedef void (*cache_get_cb)(void *privdata, int status, const cache_doc_t *doc, int stale);
+typedef void (*cache_list_cb)(void *privdata, int status, const cache_doc_t *docs, size_t n,
+                              int stale);
+typedef void (*cache_put_cb)(void *privdata, int status, const cache_doc_t *doc);
+
+typedef struct cache_req cache_req_t;
+
+/* Each returns 0 (the callback fires once unless cancelled) or a negative
+ * code (it never fires). An answer from L1 comes at once, inside the call:
+ * `*req` is then set to NULL before the callback runs. */
+int cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req);
+int cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata,
+               cache_req_t **req);
+int cache_put(cache_t *c, const char *key, const char *value, const char *category, cache_put_cb cb,
+              void *privdata, cache_req_t **req);
+void cache_cancel(cache_req_t *req);
+
+/* Reports changes of `key` to on_change from now on. CACHE_EINVAL when the
+ * bound on watched keys (10000) is reached. */
+int cache_watch(cache_t *c, const char *key);
+
+const cache_metrics_t *cache_metrics(const cache_t *c);
+
+/* Closes; call after bus_close. */
+void cache_close(cache_t *c, void (*close_cb)(void *privdata), void *privdata);
+
+#endif
