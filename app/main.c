@@ -512,7 +512,7 @@ on_bus_message(void *privdata, const char *pattern, const char *channel, size_t 
     }
     if (pattern == NULL && channel_len == 12 && memcmp(channel, "itemReserved", 12) == 0 &&
         hub->resv)
-        resv_on_item_reserved(hub->resv); /* maybe an earlier expiry to sweep */
+        resv_on_item_reserved(hub->resv, payload, len); /* maybe an earlier expiry */
     if (hub->gw)
         gw_on_message(hub->gw, pattern, channel, channel_len, payload, len);
 }

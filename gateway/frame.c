@@ -24,7 +24,37 @@ gw__frame_new(size_t len)
     f->refs = 1;
     f->len = (uint32_t)len;
     f->born_ns = 0;
+    f->hdr = 0;
     return f;
+}
+
+unsigned char *
+gw__frame_wire(gw_frame_t *f, size_t *n)
+{
+    unsigned char *p = gw__frame_data(f);
+
+    if (f->hdr == 0) {
+        uint64_t len = f->len;
+        if (len < 126) {
+            p[-2] = 0x81;
+            p[-1] = (unsigned char)len;
+            f->hdr = 2;
+        } else if (len <= 0xffff) {
+            p[-4] = 0x81;
+            p[-3] = 126;
+            p[-2] = (unsigned char)(len >> 8);
+            p[-1] = (unsigned char)len;
+            f->hdr = 4;
+        } else {
+            p[-10] = 0x81;
+            p[-9] = 127;
+            for (int i = 0; i < 8; i++)
+                p[-8 + i] = (unsigned char)(len >> (56 - 8 * i));
+            f->hdr = 10;
+        }
+    }
+    *n = f->hdr + f->len;
+    return p - f->hdr;
 }
 
 void

@@ -78,6 +78,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw__router_init(gw, opt->coalesce_ms ? opt->coalesce_ms : 1000);
     uv_timer_init(loop, &gw->shutdown_timer);
     gw->shutdown_timer.data = gw;
+    gw__ws_flush_init(gw);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -112,8 +113,11 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
 fail:
     uv_close((uv_handle_t *)&gw->reserve_timer, NULL);
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&gw->flush, NULL);
+    uv_close((uv_handle_t *)&gw->wake, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
+    free(gw->scratch);
     free(gw->host);
     free(gw->secret);
     free(gw->web_root);
@@ -129,6 +133,8 @@ finish_shutdown(gw_t *gw)
     uv_timer_stop(&gw->shutdown_timer);
     uv_close((uv_handle_t *)&gw->reserve_timer, NULL);
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&gw->flush, NULL);
+    uv_close((uv_handle_t *)&gw->wake, NULL);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */
@@ -172,6 +178,7 @@ gw_free(gw_t *gw)
         lws_context_destroy(gw->ctx); /* second half: frees */
     gw->ctx = NULL;
     gw__rooms_free(gw->rooms);
+    free(gw->scratch);
     free(gw->host);
     free(gw->secret);
     free(gw->web_root);

@@ -35,6 +35,7 @@ struct gw_metrics {
     uint64_t events_routed;    /* events that had at least one recipient */
     uint64_t frames_built;     /* serialisations: one per event per framing */
     uint64_t deliveries;       /* event frames written to sockets */
+    uint64_t sends;            /* writes to sockets (frames queued together go in one) */
     uint64_t slow_closes;      /* 4008 */
     uint64_t too_large_closes; /* 1009 */
     uint64_t rate_closes;      /* 1008 */
@@ -68,8 +69,10 @@ struct gw_conn {
     gw_bucket_t bucket;
     char *rx; /* reassembly of a fragmented message, NULL when unused */
     size_t rxlen;
-    int ready;           /* receives events: native at once, Socket.IO after CONNECT */
-    int close_code;      /* non-zero: close with it at the next writeable */
+    int ready;      /* receives events: native at once, Socket.IO after CONNECT */
+    int close_code; /* non-zero: close with it at the next writeable */
+    int dirty;      /* on the gateway's flush list */
+    gw_conn_t *dnext, *dprev;
     int sio_pong_due;    /* a ping is out and unanswered */
     int sio_have_claims; /* a valid ?token= was given with the upgrade */
     char sio_sid[24];
@@ -114,7 +117,11 @@ struct gw {
     unsigned sio_ping_interval_ms, sio_ping_timeout_ms;
 
     gw_rooms_t *rooms;
-    gw_conn_t *conns; /* every established WebSocket */
+    gw_conn_t *conns;       /* every established WebSocket */
+    gw_conn_t *dirty;       /* connections with frames queued since the last flush */
+    uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
+    uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
+    unsigned char *scratch; /* one send's worth of coalesced frames */
     size_t nconns[GW_FRAMING_COUNT];
     size_t http_inflight;
 
@@ -180,6 +187,10 @@ void gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 int gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);
 /* Queues a frame (takes a reference); may mark the connection slow. */
 void gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f);
+/* The coalescing writer: a uv_check that flushes dirty connections once per
+ * loop iteration (call once at start; the handle closes with the gateway). */
+#define GW_SCRATCH (64 * 1024)
+void gw__ws_flush_init(gw_t *gw);
 /* Asks for a close with `code` at the next writeable (not from RECEIVE). */
 void gw__ws_close_later(gw_conn_t *c, int code);
 /* Sends one event to one connection (not the fan-out path). */

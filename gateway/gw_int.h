@@ -130,8 +130,16 @@ typedef struct gw_frame {
     uint32_t refs;
     uint32_t len;     /* payload bytes after the headroom */
     uint64_t born_ns; /* uv_hrtime() when its Redis message arrived, or 0 */
+    uint32_t hdr;     /* bytes of WebSocket header encoded before the payload, 0: not yet */
     unsigned char buf[];
 } gw_frame_t;
+
+/*
+ * The frame as it goes on the wire: a server's text frame (FIN, unmasked)
+ * header encoded once into the headroom just before the payload, so that
+ * every recipient sends the same bytes. Returns the start and sets *n.
+ */
+unsigned char *gw__frame_wire(gw_frame_t *f, size_t *n);
 
 gw_frame_t *gw__frame_new(size_t len); /* refs = 1, payload uninitialised */
 static inline unsigned char *

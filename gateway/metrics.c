@@ -88,6 +88,8 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "Event serialisations (one per event per framing, shared by all recipients).",
             m->frames_built);
     counter(&b, "coordhub_deliveries_total", "Event frames written to sockets.", m->deliveries);
+    counter(&b, "coordhub_socket_writes_total",
+            "Writes to sockets (frames queued together go in one).", m->sends);
     counter(&b, "coordhub_slow_consumer_closes_total", "Connections closed with 4008.",
             m->slow_closes);
     counter(&b, "coordhub_frame_too_large_closes_total", "Connections closed with 1009.",

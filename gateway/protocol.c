@@ -65,6 +65,9 @@ const struct lws_protocols gw__protocols[] = {
         /* reassembly is ours (gw_conn_t.rx); lws hands us at most this much
          * of a frame per RECEIVE */
         .rx_buffer_size = 4096,
+        /* lws sends at most this much per write (else rx_buffer_size): our
+         * coalesced batches go in one send() */
+        .tx_packet_size = 65536,
     },
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -19,9 +19,13 @@
  * close frame before lws drops it (a client that never reads). */
 #define CLOSE_GRACE_S 5
 
-/* Most frames a connection writes per writeable before yielding, so one
- * busy connection cannot starve the loop. */
-#define WRITE_BUDGET 64
+static void undirty(gw_t *gw, gw_conn_t *c);
+
+static void
+on_wake(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the poll phase from blocking */
+}
 
 static uint64_t
 now_ms(const gw_t *gw)
@@ -240,6 +244,7 @@ gw__ws_closed(gw_t *gw, gw_conn_t *c)
     if (c == NULL || !c->is_ws)
         return;
     unlink_conn(gw, c);
+    undirty(gw, c);
     gw__rooms_leave_all(gw->rooms, &c->member);
     gw__outq_free(&c->q);
     free(c->rx);
@@ -262,7 +267,7 @@ gw__ws_close_later(gw_conn_t *c, int code)
 void
 gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
 {
-    if (c->close_code)
+    if (c->close_code || gw->timers_closed)
         return;
     if (c->q.bytes + f->len > gw->slow_bytes) {
         /* A slow consumer: drop what it has not read and close it, so it
@@ -273,8 +278,125 @@ gw__ws_enqueue(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
         return;
     }
     gw__outq_push(&c->q, f);
-    if (c->q.count == 1)
+    if (!c->dirty) {
+        /* sent at the end of this loop iteration, with whatever else is
+         * queued for this socket by then: one send() for them all. Queued
+         * from a timer, the poll phase would otherwise block first. */
+        if (gw->dirty == NULL)
+            uv_idle_start(&gw->wake, on_wake);
+        c->dirty = 1;
+        c->dprev = NULL;
+        c->dnext = gw->dirty;
+        if (gw->dirty)
+            gw->dirty->dprev = c;
+        gw->dirty = c;
+    }
+}
+
+static void
+undirty(gw_t *gw, gw_conn_t *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        gw->dirty = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->dirty = 0;
+    c->dnext = c->dprev = NULL;
+}
+
+/*
+ * Writes what is queued for `c`, coalesced: one frame goes from its shared
+ * buffer as it is; several are copied into the gateway's scratch buffer and
+ * go in one send(). lws keeps any part the kernel did not take in its own
+ * buffer (copied, so the scratch can be reused at once) and sends it before
+ * anything else; while it holds some, we wait for WRITEABLE. Returns 0, or
+ * -1 when the connection failed.
+ */
+static int
+flush_conn(gw_t *gw, gw_conn_t *c)
+{
+    uint64_t now_ns = 0;
+    size_t total = 0, n, k = 0;
+    unsigned char *wire, *out;
+
+    if (c->close_code) {
         lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->q.count == 0)
+        return 0;
+    if (lws_partial_buffered(c->wsi)) {
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->q.count == 1) {
+        out = gw__frame_wire(gw__outq_peek(&c->q), &total);
+        k = 1;
+    } else {
+        out = gw->scratch;
+        while (k < c->q.count) {
+            gw_frame_t *f = c->q.ring[(c->q.head + k) % c->q.cap];
+            wire = gw__frame_wire(f, &n);
+            if (total + n > GW_SCRATCH && k > 0)
+                break;
+            if (n > GW_SCRATCH) { /* cannot happen (frames are smaller) but stay safe */
+                out = wire;
+                total = n;
+                k = 1;
+                break;
+            }
+            memcpy(gw->scratch + total, wire, n);
+            total += n;
+            k++;
+        }
+    }
+    if (lws_write(c->wsi, out, total, LWS_WRITE_RAW) < 0)
+        return -1;
+    while (k-- > 0) {
+        gw_frame_t *f = gw__outq_peek(&c->q);
+        if (f->born_ns) {
+            if (now_ns == 0)
+                now_ns = uv_hrtime();
+            gw->m.deliveries++;
+            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
+        }
+        gw__outq_pop(&c->q);
+    }
+    gw->m.sends++;
+    if (c->q.count > 0 || lws_partial_buffered(c->wsi))
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void
+on_flush(uv_check_t *h)
+{
+    gw_t *gw = h->data;
+    gw_conn_t *c;
+
+    uv_idle_stop(&gw->wake);
+    while ((c = gw->dirty) != NULL) {
+        undirty(gw, c);
+        if (flush_conn(gw, c) != 0) {
+            /* not from inside an lws callback: have lws close it soon */
+            gw__outq_clear(&c->q);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+}
+
+void
+gw__ws_flush_init(gw_t *gw)
+{
+    gw->scratch = util_malloc(GW_SCRATCH);
+    uv_check_init(gw->loop, &gw->flush);
+    gw->flush.data = gw;
+    uv_check_start(&gw->flush, on_flush);
+    uv_idle_init(gw->loop, &gw->wake);
 }
 
 void
@@ -446,27 +568,8 @@ write_close(struct lws *wsi, int code)
 int
 gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
-    int budget = WRITE_BUDGET;
-    uint64_t now_ns = 0;
-
     if (c->close_code)
         return write_close(wsi, c->close_code);
-    while (c->q.count > 0 && budget-- > 0) {
-        gw_frame_t *f = gw__outq_peek(&c->q);
-        if (lws_write(wsi, gw__frame_data(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
-            return -1;
-        if (f->born_ns) {
-            if (now_ns == 0)
-                now_ns = uv_hrtime();
-            gw->m.deliveries++;
-            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
-        }
-        gw__outq_pop(&c->q);
-        /* lws buffers a partial send itself; do not pile more on it */
-        if (c->q.count > 0 && lws_send_pipe_choked(wsi))
-            break;
-    }
-    if (c->q.count > 0)
-        lws_callback_on_writable(wsi);
-    return 0;
+    undirty(gw, c);
+    return flush_conn(gw, c);
 }

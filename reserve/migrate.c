@@ -97,6 +97,9 @@ resv_migrate(void *redis, const resv_migrate_opts_t *o, FILE *out, FILE *err)
             asset[0] = '\0';
         if (!json_is_number(exp) || resv_valid_asset(asset, strlen(asset)) != 0) {
             malformed++;
+            /* counted once: its id is not also "no expiry" */
+            if (resv_valid_asset(asset, strlen(asset)) == 0)
+                done[ndone++] = util_strdup(asset);
             fprintf(out, "skipped entry %zu: malformed %.*s\n", i,
                     e->type == REDIS_REPLY_STRING ? (int)(e->len > 80 ? 80 : e->len) : 0,
                     e->type == REDIS_REPLY_STRING ? e->str : "");
@@ -147,7 +150,7 @@ resv_migrate(void *redis, const resv_migrate_opts_t *o, FILE *out, FILE *err)
         }
     }
     if (imported > 0) {
-        r = command(c, err, "PUBLISH", redisCommand(c, "PUBLISH itemReserved %s", ""));
+        r = command(c, err, "PUBLISH", redisCommand(c, "PUBLISH itemReserved %s", o->app));
         if (r == NULL)
             goto out;
         freeReplyObject(r);

@@ -25,10 +25,12 @@ enum script { S_RESERVE, S_RELEASE, S_LIST, S_SWEEP, S_COUNT };
     "local t = redis.call('TIME') "                                                                \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
 
-/* Expired members go, and if any did, one publish tells every listener. */
+/* Expired members go, and if any did, one publish tells every listener.
+ * Every publish carries the app id (KEYS[1] is "reserved:{<app>}"), so that
+ * a hub that never served the app learns of it and sweeps it too. */
 #define LUA_TRIM                                                                                   \
     "local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "                        \
-    "if removed > 0 then redis.call('PUBLISH', 'itemReserved', '') end "
+    "if removed > 0 then redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) end "
 
 /* KEYS[1] index, KEYS[2..] asset keys; ARGV[1] ttl ms, ARGV[2] owner,
  * ARGV[3..] asset ids. {1, expires_at_ms} or {0, {held ids}}. */
@@ -45,14 +47,15 @@ static const char reserve_lua[] =
     "  redis.call('SET', KEYS[i], val, 'PX', ARGV[1]) "
     "  redis.call('ZADD', KEYS[1], exp, ARGV[i + 1]) "
     "end "
-    "redis.call('PUBLISH', 'itemReserved', '') "
+    "redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) "
     "return {1, exp}";
 
 /* KEYS[1] index, KEYS[2] asset key; ARGV[1] asset id. 1 released, 0 not. */
-static const char release_lua[] = "local n = redis.call('DEL', KEYS[2]) "
-                                  "redis.call('ZREM', KEYS[1], ARGV[1]) "
-                                  "if n == 1 then redis.call('PUBLISH', 'itemReserved', '') end "
-                                  "return n";
+static const char release_lua[] =
+    "local n = redis.call('DEL', KEYS[2]) "
+    "redis.call('ZREM', KEYS[1], ARGV[1]) "
+    "if n == 1 then redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) end "
+    "return n";
 
 /* KEYS[1] index; ARGV[1] key prefix. {now, {id, value or nil, ...}} in
  * expiry order, MGET in batches (unpack has a stack limit). */
@@ -281,8 +284,11 @@ on_resync(uv_timer_t *t)
 }
 
 void
-resv_on_item_reserved(resv_mgr_t *m)
+resv_on_item_reserved(resv_mgr_t *m, const char *payload, size_t len)
 {
+    /* an app we did not know: watch it (arms its timer by a sweep) */
+    if (len > 0 && resv_valid_app(payload, len) == 0)
+        app_get(m, payload, len);
     if (m->ready && !m->closing && !uv_is_active((uv_handle_t *)&m->resync))
         uv_timer_start(&m->resync, on_resync, RESYNC_MS, 0);
 }

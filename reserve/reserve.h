@@ -104,9 +104,11 @@ void resv_watch(resv_mgr_t *m, const char *app, size_t len);
  * ready, each watched app is swept (which arms its timer). */
 void resv_on_redis_state(resv_mgr_t *m, int ready);
 
-/* An `itemReserved` was heard: another hub may have reserved something
- * expiring sooner; re-read the earliest expiries (coalesced). */
-void resv_on_item_reserved(resv_mgr_t *m);
+/* An `itemReserved` was heard (payload: the app id, from coordhub; legacy
+ * publishers send anything): another hub may have reserved something
+ * expiring sooner; watch the app and re-read the earliest expiries
+ * (coalesced). */
+void resv_on_item_reserved(resv_mgr_t *m, const char *payload, size_t len);
 
 /* Requests: 0 (the callback fires once unless cancelled) or UV_ENOTCONN. The
  * ids must have passed validation. */

@@ -990,3 +990,469 @@ export function userId() {
   idSeq++;
   return `7656119${String(Date.now() % 1e7).padStart(7, '0')}${String(idSeq).padStart(3, '0')}`;
 }
+
+// ---------------------------------------------------------------- pub/sub recorder
+// (added for the reservation tests; nothing above depends on it)
+
+const BARRIER_CHANNEL = 'coordhub-test:barrier';
+
+// Subscribes, on a connection of its own to the Redis on `port`, to
+// `channels` (and a private barrier channel) and records every message with
+// its arrival time (Date.now(), comparable with Redis server time on this
+// machine). barrier() publishes a marker on the barrier channel and waits
+// for it: Redis delivers to one subscriber in publish order, so every
+// message published before barrier() was called has been recorded when it
+// resolves. mark()/count(since, channel)/since(since, channel) count per
+// phase.
+export async function pubsubRecorder(port, channels) {
+  const c = await RespClient.connect(port);
+  const messages = []; // {t, channel, payload}
+  const waiting = new Map();
+  c.onPush = (v) => {
+    if (!Array.isArray(v) || v[0] !== 'message') return;
+    if (v[1] === BARRIER_CHANNEL) {
+      const f = waiting.get(v[2]);
+      if (f) {
+        waiting.delete(v[2]);
+        f();
+      }
+      return;
+    }
+    messages.push({ t: Date.now(), channel: v[1], payload: v[2] });
+  };
+  await c.command(['SUBSCRIBE', ...channels, BARRIER_CHANNEL]);
+  const rec = {
+    messages,
+    mark: () => messages.length,
+    since: (from = 0, channel) => messages.slice(from).filter((m) => channel === undefined || m.channel === channel),
+    count: (from = 0, channel) => rec.since(from, channel).length,
+    async barrier(timeoutMs = 5000) {
+      const id = crypto.randomBytes(8).toString('hex');
+      const seen = new Promise((resolve) => waiting.set(id, resolve));
+      await redisCommand(port, ['PUBLISH', BARRIER_CHANNEL, id]);
+      await withTimeout(seen, timeoutMs, `the barrier message on ${BARRIER_CHANNEL}`).finally(() => waiting.delete(id));
+    },
+    // Waits until at least `n` messages (on `channel`, if given) arrived
+    // at or after index `from`; returns them.
+    async waitCount(from, n, { channel, timeoutMs = 5000, what } = {}) {
+      await waitUntil(() => rec.count(from, channel) >= n, {
+        timeoutMs,
+        intervalMs: 5,
+        what: what || `${n} message(s)${channel ? ` on ${channel}` : ''}`,
+      });
+      return rec.since(from, channel);
+    },
+    get closed() {
+      return c.closed;
+    },
+    close: () => c.close(),
+  };
+  await rec.barrier(); // every subscription is active once its marker comes back
+  return rec;
+}
+
+// ---------------------------------------------------------------- fault and hostile-client helpers
+// (added for faults-*.test.mjs and hostile.test.mjs; nothing above depends
+// on it)
+
+// Encodes one WebSocket frame exactly as told, valid or not. `payload`: a
+// string or Buffer. `mask` (default true) masks it with `maskKey` (4 random
+// bytes unless given). `length` overrides the declared payload length (the
+// bytes sent are still `payload`); `lengthForm` 7, 16 or 64 forces how it
+// is encoded (default: the shortest that fits). `fin` (default true), `rsv`
+// (0-7) and `opcode` go into the first byte as they are.
+export function wsFrame({ opcode = 0x1, payload = '', fin = true, rsv = 0, mask = true, maskKey, length, lengthForm } = {}) {
+  const data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
+  const len = length ?? data.length;
+  const form = lengthForm ?? (len < 126 ? 7 : len < 65536 ? 16 : 64);
+  const head = [((fin ? 1 : 0) << 7) | ((rsv & 7) << 4) | (opcode & 0xf)];
+  const m = mask ? 0x80 : 0;
+  let ext = Buffer.alloc(0);
+  if (form === 7) {
+    head.push(m | len);
+  } else if (form === 16) {
+    head.push(m | 126);
+    ext = Buffer.alloc(2);
+    ext.writeUInt16BE(len);
+  } else {
+    head.push(m | 127);
+    ext = Buffer.alloc(8);
+    ext.writeBigUInt64BE(BigInt(len));
+  }
+  if (!mask) return Buffer.concat([Buffer.from(head), ext, data]);
+  const key = maskKey ?? crypto.randomBytes(4);
+  const body = Buffer.alloc(data.length);
+  for (let i = 0; i < data.length; i++) body[i] = data[i] ^ key[i & 3];
+  return Buffer.concat([Buffer.from(head), ext, key, body]);
+}
+
+// A WebSocket client over a bare TCP socket, for what `ws` refuses to send:
+// it performs the upgrade itself, then sends whatever bytes it is given and
+// parses the server's frames (text, close, ping, pong). `end` resolves once
+// the TCP connection is gone, with {closeCode (null when no close frame
+// came: "1006"), closeReason, frames, ms (from the first hostile byte, see
+// markHostile(), to the close frame)}.
+export class RawWs {
+  constructor(sock) {
+    this.sock = sock;
+    this.buf = Buffer.alloc(0);
+    this.upgraded = false;
+    this.handshake = '';
+    this.frames = []; // {opcode, fin, payload: Buffer}
+    this.texts = []; // parsed JSON of text frames ({__raw} when not JSON)
+    this.closeCode = null;
+    this.closeReason = '';
+    this.closeAt = null;
+    this.hostileAt = null;
+    this.tcpClosed = false;
+    this.error = null;
+    this.waiters = new Set();
+    this.end = new Promise((resolve) => {
+      sock.once('close', () => {
+        this.tcpClosed = true;
+        liveClients.delete(this);
+        this._wake();
+        resolve(this.result());
+      });
+    });
+    sock.on('error', (e) => {
+      this.error = e;
+    });
+    sock.on('data', (d) => this._onData(d));
+    liveClients.add(this);
+  }
+
+  result() {
+    return {
+      closeCode: this.closeCode,
+      closeReason: this.closeReason,
+      tcpClosed: this.tcpClosed,
+      frames: this.frames.length,
+      texts: this.texts,
+      ms: this.closeAt !== null && this.hostileAt !== null ? this.closeAt - this.hostileAt : null,
+      error: this.error ? this.error.code || this.error.message : null,
+    };
+  }
+
+  // Opens TCP to the hub and upgrades `path` (default /ws with a token for
+  // `sub`). Resolves the RawWs once 101 has been read; rejects otherwise.
+  static async open(hub, { sub, roles = [], path: p, timeoutMs = 10000, headers = {} } = {}) {
+    const target = p ?? `/ws?token=${encodeURIComponent(hub.token(sub ?? userId(), roles))}`;
+    const sock = await rawTcp(hub.port, { timeoutMs });
+    const c = new RawWs(sock);
+    const key = crypto.randomBytes(16).toString('base64');
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    sock.write(
+      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${hub.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+    );
+    try {
+      await c.waitUntil(() => c.upgraded || c.tcpClosed, timeoutMs, 'the 101 answer');
+    } catch (e) {
+      c.destroy();
+      throw e;
+    }
+    if (!c.upgraded) throw new Error(`upgrade refused: ${JSON.stringify(c.handshake.slice(0, 300))}`);
+    return c;
+  }
+
+  _wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  _onData(d) {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    if (!this.upgraded) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.handshake = this.buf.toString('latin1');
+        return;
+      }
+      this.handshake = this.buf.toString('latin1', 0, end);
+      if (!/^HTTP\/1\.1 101/.test(this.handshake)) {
+        this._wake();
+        return;
+      }
+      this.upgraded = true;
+      this.buf = this.buf.subarray(end + 4);
+    }
+    for (;;) {
+      const f = parseServerFrame(this.buf);
+      if (!f) break;
+      this.buf = this.buf.subarray(f.size);
+      this.frames.push(f);
+      if (f.opcode === 0x1) {
+        const text = f.payload.toString('utf8');
+        try {
+          this.texts.push(JSON.parse(text));
+        } catch {
+          this.texts.push({ __raw: text });
+        }
+      } else if (f.opcode === 0x8 && this.closeCode === null) {
+        this.closeAt = Date.now();
+        this.closeCode = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
+        this.closeReason = f.payload.subarray(2).toString('utf8');
+      }
+    }
+    this._wake();
+  }
+
+  // Resolves when `pred()` holds; rejects after `ms`.
+  waitUntil(pred, ms = 5000, what = 'a condition') {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = () => {
+        if (pred()) {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(new Error(`raw client: timed out after ${ms} ms waiting for ${what}; frames: ${this.describe()}`));
+      }, ms);
+      this.waiters.add(w);
+    });
+  }
+
+  // Waits for a text frame whose JSON has event `event`.
+  waitEvent(event, ms = 5000) {
+    return this.waitUntil(() => this.texts.some((t) => t.event === event) || this.tcpClosed, ms, `event ${event}`).then(() => {
+      const t = this.texts.find((x) => x.event === event);
+      if (!t) throw new Error(`raw client closed (code ${this.closeCode}) before event ${event}; frames: ${this.describe()}`);
+      return t;
+    });
+  }
+
+  // Waits for the close frame and the end of the TCP connection.
+  async waitEnd(ms = 10000) {
+    return withTimeout(this.end, ms, `the hub to close the raw connection (close frame so far: ${this.closeCode})`);
+  }
+
+  describe() {
+    return JSON.stringify(
+      this.frames.slice(-8).map((f) => ({ op: f.opcode, fin: f.fin, len: f.payload.length, text: f.opcode === 1 || f.opcode === 8 ? f.payload.toString('utf8').slice(0, 120) : undefined })),
+    );
+  }
+
+  markHostile() {
+    if (this.hostileAt === null) this.hostileAt = Date.now();
+  }
+
+  write(buf) {
+    this.sock.write(buf);
+  }
+
+  // Sends a frame built by wsFrame(opts).
+  sendFrame(opts) {
+    this.sock.write(wsFrame(opts));
+  }
+
+  // The usual client close: a masked close frame with `code`.
+  sendClose(code = 1000) {
+    const p = Buffer.alloc(2);
+    p.writeUInt16BE(code);
+    this.sendFrame({ opcode: 0x8, payload: p });
+  }
+
+  destroy() {
+    this.sock.destroy();
+  }
+
+  terminate() {
+    this.destroy();
+  }
+}
+
+// Parses one unmasked server frame at the start of `buf`: {opcode, fin,
+// payload, size} or null when incomplete.
+function parseServerFrame(buf) {
+  if (buf.length < 2) return null;
+  const fin = (buf[0] & 0x80) !== 0;
+  const opcode = buf[0] & 0x0f;
+  const masked = (buf[1] & 0x80) !== 0;
+  let len = buf[1] & 0x7f;
+  let off = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = buf.readUInt16BE(2);
+    off = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(buf.readBigUInt64BE(2));
+    off = 10;
+  }
+  let key = null;
+  if (masked) {
+    if (buf.length < off + 4) return null;
+    key = buf.subarray(off, off + 4);
+    off += 4;
+  }
+  if (buf.length < off + len) return null;
+  let payload = Buffer.from(buf.subarray(off, off + len));
+  if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
+  return { opcode, fin, payload, size: off + len };
+}
+
+// A bare TCP connection to the hub (no bytes sent), with no Nagle delay so
+// that each write leaves as its own segment. Tracked for cleanup.
+export function rawTcp(port, { timeoutMs = 10000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.setNoDelay(true);
+    const entry = { terminate: () => sock.destroy() };
+    liveClients.add(entry);
+    sock.once('close', () => liveClients.delete(entry));
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`TCP connect to 127.0.0.1:${port} timed out`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.removeListener('error', reject);
+      resolve(sock);
+    });
+    sock.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+// Number of open file descriptors of the hub process (/proc/<pid>/fd).
+export function hubFdCount(hub) {
+  return fs.readdirSync(`/proc/${hub.pid}/fd`).length;
+}
+
+// Samples the hub's RSS every `intervalMs` until stop(); stop() returns
+// {max, last, samples} in bytes.
+export function rssSampler(hub, intervalMs = 100) {
+  let max = hub.rssBytes();
+  let last = max;
+  let samples = 1;
+  const timer = setInterval(() => {
+    try {
+      last = hub.rssBytes();
+      samples++;
+      if (last > max) max = last;
+    } catch {
+      /* the hub is gone */
+    }
+  }, intervalMs);
+  return {
+    get max() {
+      return max;
+    },
+    stop() {
+      clearInterval(timer);
+      try {
+        last = hub.rssBytes();
+        if (last > max) max = last;
+      } catch {
+        /* gone */
+      }
+      return { max, last, samples };
+    },
+  };
+}
+
+// Many lightweight native WebSocket clients (raw `ws`, no per-message
+// bookkeeping beyond what `onMessage` does): fleet clients are
+// {i, sub, ws, open, closeInfo, received}. `subOf(i)` names each user;
+// `roles`, `join` (a room joined after open, acknowledged before this
+// resolves). Connects `concurrency` at a time; rejects on the first
+// client that cannot connect, unless `tolerate` (then it is retried up to
+// `retries` times, 100 ms apart, and `failures` counts the attempts that
+// failed). onMessage(client, msg) sees every parsed message;
+// onClose(client, code) every close.
+export async function openFleet(
+  hub,
+  n,
+  { subOf = (i) => `fleet${i}`, roles = [], join: room, concurrency = 100, timeoutMs = 30000, onMessage, onClose, retries = 0, port } = {},
+) {
+  const clients = [];
+  const stats = { failures: 0, errors: [] };
+  const p = port ?? hub.port;
+  const connectOne = (i) =>
+    new Promise((resolve, reject) => {
+      const sub = subOf(i);
+      const url = `ws://127.0.0.1:${p}/ws?token=${encodeURIComponent(hub.token(sub, roles))}`;
+      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      const c = { i, sub, ws, open: false, closeInfo: null, received: 0, terminate: () => ws.terminate() };
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error(`fleet client ${i} did not open within ${timeoutMs} ms`));
+      }, timeoutMs + 1000);
+      let joined = !room;
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        c.received++;
+        let msg;
+        try {
+          msg = JSON.parse(data.toString('utf8'));
+        } catch {
+          msg = { __raw: data.toString('utf8') };
+        }
+        if (!joined && msg.event === 'joined') {
+          joined = true;
+          clearTimeout(timer);
+          resolve(c);
+          return;
+        }
+        if (!joined && msg.event === 'error') {
+          clearTimeout(timer);
+          reject(new Error(`fleet client ${i}: join ${room} refused: ${JSON.stringify(msg.data)}`));
+          return;
+        }
+        if (onMessage) onMessage(c, msg);
+      });
+      ws.on('open', () => {
+        c.open = true;
+        liveClients.add(c);
+        if (room) ws.send(JSON.stringify({ op: 'join', room }));
+        else {
+          clearTimeout(timer);
+          resolve(c);
+        }
+      });
+      ws.on('close', (code, reason) => {
+        c.closeInfo = { code, reason: reason.toString() };
+        liveClients.delete(c);
+        if (onClose) onClose(c, code);
+      });
+      ws.on('error', (e) => {
+        if (!c.open) {
+          clearTimeout(timer);
+          reject(e);
+        }
+      });
+    });
+  const attempt = async (i) => {
+    for (let k = 0; ; k++) {
+      try {
+        return await connectOne(i);
+      } catch (e) {
+        stats.failures++;
+        if (stats.errors.length < 10) stats.errors.push(`${i}: ${e.message}`);
+        if (k >= retries) throw e;
+        await sleep(100);
+      }
+    }
+  };
+  let next = 0;
+  const workers = Array.from({ length: Math.min(concurrency, n) }, async () => {
+    while (next < n) {
+      const i = next++;
+      clients[i] = await attempt(i);
+    }
+  });
+  await Promise.all(workers);
+  clients.stats = stats;
+  return clients;
+}
+
+// Closes every fleet client without a close handshake.
+export function terminateFleet(clients) {
+  for (const c of clients) if (c) c.ws.terminate();
+}
