@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run coordhub for real: a private Redis, the hub, the demo page and three
-# demo bots publishing, until Ctrl-C.
+# demo bots publishing (and reserving assets, taking a lock and writing
+# configuration through the hub's API), until Ctrl-C.
 #
 #   scripts/run.sh
 #
@@ -185,9 +186,19 @@ done
 token="$(build/coordhub token --sub "$demo_user" --roles ops,service --ttl 86400 \
   --jwt-secret "$secret")" || die "could not mint a demo token"
 token="$(printf '%s' "$token" | tr -d '[:space:]')"
+# The demo bots' own tokens: reservations and locks (service), configuration
+# writes (admin).
+bots_token="$(build/coordhub token --sub demo-bots --roles service --ttl 86400 \
+  --jwt-secret "$secret")" || die "could not mint the demo bots' token"
+admin_token="$(build/coordhub token --sub demo-admin --roles admin --ttl 86400 \
+  --jwt-secret "$secret")" || die "could not mint the demo admin token"
 
-# 4. The demo bots.
-setsid scripts/demo-publisher.sh "$redis_port" "$demo_user" >"$pub_log" 2>&1 &
+# 4. The demo bots: Redis publishes, plus reservations, a lock and
+# configuration writes through the hub's API.
+DEMO_HUB_URL="http://127.0.0.1:$port" \
+  DEMO_SERVICE_TOKEN="$(printf '%s' "$bots_token" | tr -d '[:space:]')" \
+  DEMO_ADMIN_TOKEN="$(printf '%s' "$admin_token" | tr -d '[:space:]')" \
+  setsid scripts/demo-publisher.sh "$redis_port" "$demo_user" >"$pub_log" 2>&1 &
 pub_pid=$!
 
 url="http://127.0.0.1:$port/?token=$token"
@@ -204,6 +215,10 @@ cat <<EOF
   Publish by hand:
     redis-cli -p $redis_port PUBLISH tradestate '{"steamId":"$demo_user","token":"t1","state":"accepted","msg":"hello from redis-cli"}'
     redis-cli -p $redis_port PUBLISH canceledtrades $demo_user
+
+  Reserve an asset for a minute (the page's list updates):
+    curl -H "Authorization: Bearer \$TOKEN" -d '{"assets":["a1"],"ttl_s":60}' http://127.0.0.1:$port/v1/reservations/730
+    (TOKEN: the token above)
 
   Logs: $hub_log
         $redis_log

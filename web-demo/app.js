@@ -1,55 +1,127 @@
-// coordhub demo page: connects to /ws with a token and shows what arrives.
-// Plain browser JavaScript, no build step. Everything received is rendered
-// with textContent, never as HTML.
+// coordhub live demo: one WebSocket to /ws plus a few calls to the hub's
+// HTTP API, rendered into plain DOM. No framework, no build step, nothing
+// from outside this folder.
+//
+// Everything that comes from the hub (or from the URL) is put on the page
+// with textContent, never parsed as HTML.
+//
+// Reading order: settings and helpers, the token, the connection (with its
+// reconnect backoff), the frames it receives, then one section per panel:
+// timeline, bot rooms, reserved assets, configuration, lock inspector.
 'use strict';
 
 (function () {
-  const MAX_ENTRIES = 200;
-  const BACKOFF_MIN_MS = 500;
-  const BACKOFF_MAX_MS = 10000;
-  const PING_EVERY_MS = 25000;
+  // ---- settings ----------------------------------------------------------
+
+  const BACKOFF_FIRST_MS = 500; // first retry after a drop
+  const BACKOFF_MAX_MS = 10000; // doubling up to this
+  const BACKOFF_JITTER = 0.2; // +-20%, so that many pages do not retry in step
+  const STABLE_AFTER_MS = 5000; // a connection up this long resets the backoff
+  const PING_EVERY_MS = 20000; // {"op":"ping"} keepalive
+  const PONG_TIMEOUT_MS = 10000; // no pong by then: the connection is dead
+  const MAX_ENTRIES = 200; // per event list
+  const RESV_DEBOUNCE_MS = 250; // reserve-items bursts become one GET
+  const LOCK_AUTO_MS = 2000;
+  const HTTP_TIMEOUT_MS = 8000;
+
   const BOT_ROOMS = ['bot:7', 'bot:12', 'bot:31'];
   const OPS_ROOMS = BOT_ROOMS.concat(['ops']);
+  const DEFAULT_APP = '730';
+  const DEFAULT_KEYS = ['tradeDisabled', 'pricingFlags'];
+  const MAX_KEYS = 20;
+
+  // The hub's own rules (SPEC.md), checked here so that the page never sends
+  // a request the hub would refuse with a 400.
+  const APP_RE = /^[A-Za-z0-9_-]{1,32}$/;
+  const LOCK_RE = /^[A-Za-z0-9:_.{}-]{1,200}$/;
+  const KEY_RE = /^[A-Za-z0-9:_.-]{1,64}$/;
+
+  const CLOSE_REASONS = {
+    1000: 'closed',
+    1001: 'hub going away',
+    1006: 'connection lost',
+    1008: 'too many messages',
+    1009: 'message too big',
+    1011: 'hub error',
+    4008: 'too slow to keep up',
+  };
+
+  // ---- helpers -----------------------------------------------------------
 
   const $ = (id) => document.getElementById(id);
+
+  // el('div', 'cls', 'text'): a new element with a class and text content.
+  function el(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+
+  function clock(d) {
+    return (d || new Date()).toLocaleTimeString([], { hour12: false });
+  }
+
+  // 75400 -> "1:15", 9400 -> "9.4 s"
+  function duration(ms) {
+    if (ms < 0) ms = 0;
+    if (ms < 10000) return (ms / 1000).toFixed(1) + ' s';
+    const s = Math.floor(ms / 1000);
+    if (s < 3600) return Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+    return Math.floor(s / 3600) + ' h ' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + ' min';
+  }
+
+  function str(v) {
+    if (v === undefined || v === null) return '';
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  }
+
+  function short(v, max) {
+    const s = str(v);
+    max = max || 300;
+    return s.length > max ? s.slice(0, max) + '…' : s;
+  }
+
+  function isObject(v) {
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  }
+
+  function setParam(name, value) {
+    const url = new URL(location.href);
+    if (value === null || value === undefined || value === '') url.searchParams.delete(name);
+    else url.searchParams.set(name, value);
+    history.replaceState(null, '', url);
+  }
+
+  // ---- the session: token and claims -------------------------------------
+
   const ui = {
     state: $('state'),
+    stateDetail: $('state-detail'),
     who: $('who'),
     whoSub: $('who-sub'),
     whoRoles: $('who-roles'),
     whoExp: $('who-exp'),
+    tokenForm: $('token-form'),
     tokenInput: $('token-input'),
     tokenError: $('token-error'),
-    connect: $('connect'),
     disconnect: $('disconnect'),
     timeline: $('timeline'),
     timelineEmpty: $('timeline-empty'),
     timelineCount: $('timeline-count'),
-    timelineClear: $('timeline-clear'),
-    opsPanel: $('ops-panel'),
+    timelineRoom: $('timeline-room'),
+    opsColumn: $('ops-column'),
     opsTimeline: $('ops-timeline'),
     opsEmpty: $('ops-empty'),
     opsCount: $('ops-count'),
-    opsClear: $('ops-clear'),
     rooms: $('rooms'),
   };
 
-  // Connection state. `wanted` is false once the user disconnects on purpose.
-  const conn = {
+  const session = {
     token: '',
     claims: null,
-    ws: null,
-    wanted: false,
-    backoff: BACKOFF_MIN_MS,
-    retryTimer: 0,
-    countdownTimer: 0,
-    pingTimer: 0,
+    roles: new Set(),
   };
-  // room -> 'out' | 'joining' | 'in' | 'leaving'; kept across reconnects so
-  // that joined rooms are joined again.
-  const rooms = new Map(OPS_ROOMS.map((r) => [r, 'out']));
-
-  // ---- token -------------------------------------------------------------
 
   function base64UrlDecode(s) {
     let b64 = s.replace(/-/g, '+').replace(/_/g, '/');
@@ -60,51 +132,35 @@
     return new TextDecoder().decode(bytes);
   }
 
-  // The payload of a JWT, unverified: for display only, the hub verifies.
+  // The payload of a JWT, unverified: for display and for choosing panels
+  // only. The hub verifies the token and decides what it may do.
   function decodeClaims(token) {
     const parts = token.split('.');
     if (parts.length !== 3) throw new Error('a token has three dot-separated parts');
     const claims = JSON.parse(base64UrlDecode(parts[1]));
-    if (claims === null || typeof claims !== 'object') throw new Error('the payload is not an object');
+    if (!isObject(claims)) throw new Error('its payload is not a JSON object');
     return claims;
   }
 
-  function roles() {
-    const r = conn.claims && conn.claims.roles;
-    return Array.isArray(r) ? r.filter((x) => typeof x === 'string') : [];
-  }
+  const hasRole = (r) => session.roles.has(r);
 
-  function expired() {
-    const exp = conn.claims && conn.claims.exp;
+  function tokenExpired() {
+    const exp = session.claims && session.claims.exp;
     return typeof exp === 'number' && exp * 1000 <= Date.now();
   }
 
-  function showClaims() {
-    const c = conn.claims;
+  function showSession() {
+    const c = session.claims;
     ui.who.hidden = !c;
     if (!c) return;
-    ui.whoSub.textContent = String(c.sub ?? '(no sub)');
+    ui.whoSub.textContent = str(c.sub) || '(no sub)';
+    ui.timelineRoom.textContent = 'user:' + str(c.sub);
     ui.whoRoles.replaceChildren();
-    const rs = roles();
-    if (rs.length === 0) {
-      const s = document.createElement('span');
-      s.className = 'muted';
-      s.textContent = 'no roles';
-      ui.whoRoles.append(s);
-    }
-    for (const r of rs) {
-      const s = document.createElement('span');
-      s.className = 'role';
-      s.textContent = r;
-      ui.whoRoles.append(s);
-    }
-    if (typeof c.exp === 'number') {
-      const when = new Date(c.exp * 1000);
-      ui.whoExp.textContent = (expired() ? 'expired ' : 'expires ') + when.toLocaleString();
-    } else {
-      ui.whoExp.textContent = '';
-    }
-    ui.opsPanel.hidden = !rs.includes('ops');
+    if (session.roles.size === 0) ui.whoRoles.append(el('span', 'role role-none', 'no roles'));
+    for (const r of session.roles) ui.whoRoles.append(el('span', 'role', r));
+    ui.whoExp.textContent =
+      typeof c.exp === 'number' ? (tokenExpired() ? 'expired ' : 'valid until ') + new Date(c.exp * 1000).toLocaleString() : '';
+    ui.opsColumn.hidden = !hasRole('ops');
   }
 
   function tokenProblem(text) {
@@ -112,88 +168,239 @@
     ui.tokenError.textContent = text || '';
   }
 
-  // ---- connection --------------------------------------------------------
+  // ---- HTTP API ----------------------------------------------------------
 
-  function setState(kind, text) {
-    ui.state.className = 'state state-' + kind;
-    ui.state.textContent = text;
+  // One call to the hub's API with the session's token. Resolves {status,
+  // ok, json}; rejects only when the hub could not be reached at all. Every
+  // caller checks roles and ids first, so that the normal answers are 2xx
+  // (the browser logs every 4xx to the console).
+  async function api(method, path, body) {
+    const headers = { Authorization: 'Bearer ' + session.token };
+    const init = { method, headers, cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), HTTP_TIMEOUT_MS);
+    init.signal = abort.signal;
+    try {
+      const res = await fetch(path, init);
+      let json = null;
+      try {
+        json = await res.json();
+      } catch (e) {
+        json = null;
+      }
+      return { status: res.status, ok: res.ok, json };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  function clearTimers() {
+  // "403 forbidden: reservations need role service" from an error answer.
+  function apiError(r) {
+    const e = r.json && isObject(r.json.error) ? r.json.error : {};
+    return r.status + (e.code ? ' ' + str(e.code) : '') + (e.message ? ': ' + str(e.message) : '');
+  }
+
+  // ---- connection ----------------------------------------------------------
+
+  // `wanted` is true from Connect until Disconnect: while it is, a dropped
+  // connection is retried with backoff. `everLive` tells a token the hub
+  // refuses (never opened) from a hub that went away.
+  const conn = {
+    ws: null,
+    wanted: false,
+    live: false,
+    everLive: false,
+    attempt: 0, // failed attempts since the last stable connection
+    downSince: 0, // when the last live connection dropped (0: not down)
+    lastClose: '',
+    retryAt: 0,
+    retryTimer: 0,
+    pingTimer: 0,
+    pongTimer: 0,
+    stableTimer: 0,
+    reconnects: 0,
+    // Ops sent whose answer is still due, in order: the hub answers one
+    // socket's frames in order, so an `error` belongs to the oldest op that
+    // can fail. {op:'join'|'leave'|'config.watch'|'ping', room?}
+    pending: [],
+  };
+
+  function setState(kind, text, detail) {
+    ui.state.dataset.state = kind;
+    ui.state.textContent = text;
+    ui.stateDetail.textContent = detail || '';
+    document.body.dataset.conn = kind;
+  }
+
+  function clearConnTimers() {
     clearTimeout(conn.retryTimer);
-    clearInterval(conn.countdownTimer);
     clearInterval(conn.pingTimer);
-    conn.retryTimer = conn.countdownTimer = conn.pingTimer = 0;
+    clearTimeout(conn.pongTimer);
+    clearTimeout(conn.stableTimer);
+    conn.retryTimer = conn.pingTimer = conn.pongTimer = conn.stableTimer = 0;
+    conn.retryAt = 0;
   }
 
   function wsUrl() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + location.host + '/ws?token=' + encodeURIComponent(conn.token);
+    return scheme + '//' + location.host + '/ws?token=' + encodeURIComponent(session.token);
   }
 
   function send(obj) {
-    if (conn.ws && conn.ws.readyState === WebSocket.OPEN) {
-      conn.ws.send(JSON.stringify(obj));
-      return true;
-    }
-    return false;
+    if (!conn.live || !conn.ws || conn.ws.readyState !== WebSocket.OPEN) return false;
+    conn.ws.send(JSON.stringify(obj));
+    if (obj.op) conn.pending.push(obj);
+    return true;
+  }
+
+  function ping() {
+    if (!send({ op: 'ping' })) return;
+    if (!conn.pongTimer) conn.pongTimer = setTimeout(() => dropDead('no answer to ping'), PONG_TIMEOUT_MS);
   }
 
   function open() {
-    clearTimers();
-    if (expired()) {
+    clearConnTimers();
+    if (tokenExpired()) {
       conn.wanted = false;
-      setState('error', 'token expired');
+      setState('error', 'token expired', 'mint a new one and paste it above');
       updateButtons();
       return;
     }
-    setState('connecting', 'connecting…');
+    if (conn.downSince) setState('reconnecting', 'reconnecting…', offlineDetail());
+    else setState('connecting', 'connecting…');
+
     let ws;
     try {
       ws = new WebSocket(wsUrl());
     } catch (e) {
-      setState('error', 'cannot connect: ' + e.message);
+      conn.wanted = false;
+      setState('error', 'cannot connect', e.message);
+      updateButtons();
       return;
     }
     conn.ws = ws;
     ws.onopen = () => {
-      if (conn.ws !== ws) return;
-      conn.backoff = BACKOFF_MIN_MS;
-      setState('live', 'live');
-      conn.pingTimer = setInterval(() => send({ op: 'ping' }), PING_EVERY_MS);
-      // Join again what was joined (or being joined) before the drop.
-      for (const [room, st] of rooms) {
-        if (st === 'in' || st === 'joining') joinRoom(room);
-        else if (st === 'leaving') setRoom(room, 'out');
-      }
+      if (conn.ws === ws) onOpen();
     };
     ws.onmessage = (ev) => {
-      if (conn.ws !== ws) return;
-      onFrame(ev.data);
+      if (conn.ws === ws) onFrame(ev.data);
     };
     ws.onclose = (ev) => {
-      if (conn.ws !== ws) return;
-      conn.ws = null;
-      clearTimers();
-      if (conn.wanted) scheduleReconnect(ev.code);
-      else setState('idle', 'disconnected');
+      if (conn.ws === ws) onClose(ev.code);
     };
-    // onerror is always followed by onclose, which does the work.
-    ws.onerror = () => {};
+    ws.onerror = () => {}; // always followed by onclose, which does the work
   }
 
-  function scheduleReconnect(code) {
-    const delay = conn.backoff;
-    conn.backoff = Math.min(conn.backoff * 2, BACKOFF_MAX_MS);
-    const due = Date.now() + delay;
-    const why = code === 1006 ? '' : ' (closed ' + code + ')';
-    const tick = () => {
-      const left = Math.max(0, (due - Date.now()) / 1000);
-      setState('reconnecting', 'reconnecting in ' + left.toFixed(1) + ' s' + why);
-    };
-    tick();
-    conn.countdownTimer = setInterval(tick, 100);
+  function onOpen() {
+    const wasDown = conn.downSince;
+    conn.live = true;
+    conn.everLive = true;
+    conn.pending = [];
+    conn.stableTimer = setTimeout(() => {
+      conn.attempt = 0;
+    }, STABLE_AFTER_MS);
+    conn.pingTimer = setInterval(ping, PING_EVERY_MS);
+    if (wasDown) {
+      const off = Date.now() - wasDown;
+      conn.downSince = 0;
+      conn.reconnects++;
+      setState('live', 'live', 'live again since ' + clock() + ' (' + duration(off) + ' offline)');
+      addSystemEntry('live again', 'reconnected after ' + duration(off) + ' offline; rooms joined and keys watched again', 'up');
+    } else {
+      setState('live', 'live', 'since ' + clock());
+    }
+    // Resynchronise: whatever was joined or watched before the drop, and
+    // what may have changed while nobody was listening.
+    rooms.rejoin();
+    config.watch();
+    resv.refresh(wasDown ? 'reconnected' : 'connected');
+    locks.onLive();
+  }
+
+  // `why` overrides the text for `code` (a drop the page decided itself).
+  function onClose(code, why) {
+    const wasLive = conn.live;
+    conn.ws = null;
+    conn.live = false;
+    conn.pending = [];
+    clearConnTimers();
+    rooms.allOut();
+    if (!conn.wanted) {
+      setState('idle', 'disconnected');
+      return;
+    }
+    conn.lastClose = why || (CLOSE_REASONS[code] || 'closed') + (code && code !== 1006 ? ' (' + code + ')' : '');
+    if (wasLive) {
+      conn.downSince = Date.now();
+      addSystemEntry('connection lost', conn.lastClose + '; reconnecting with backoff', 'down');
+      // 4008: the hub dropped us for falling behind; catch up at once.
+      if (code === 4008) conn.attempt = 0;
+    } else if (!conn.everLive) {
+      // Never got in: a hub that is not there yet, or a token it refuses
+      // (a refused upgrade looks the same as a dead hub to a page).
+      checkToken();
+    }
+    scheduleReconnect();
+  }
+
+  // The connection stopped answering: give up on it without waiting for a
+  // close handshake that may never come.
+  function dropDead(why) {
+    const ws = conn.ws;
+    if (!ws) return;
+    conn.ws = null;
+    try {
+      ws.close();
+    } catch (e) {
+      /* already closing */
+    }
+    onClose(0, why);
+  }
+
+  function scheduleReconnect() {
+    const base = Math.min(BACKOFF_FIRST_MS * Math.pow(2, conn.attempt), BACKOFF_MAX_MS);
+    const delay = Math.round(base * (1 - BACKOFF_JITTER + Math.random() * 2 * BACKOFF_JITTER));
+    conn.attempt++;
+    conn.retryAt = Date.now() + delay;
     conn.retryTimer = setTimeout(open, delay);
+    tickConnection();
+  }
+
+  function offlineDetail() {
+    const parts = ['attempt ' + conn.attempt];
+    if (conn.downSince) parts.push('offline ' + duration(Date.now() - conn.downSince));
+    if (conn.lastClose) parts.push(conn.lastClose);
+    return parts.join(' · ');
+  }
+
+  // Called by the page's clock: the countdown to the next attempt.
+  function tickConnection() {
+    if (!conn.retryAt || !conn.wanted) return;
+    const left = Math.max(0, conn.retryAt - Date.now());
+    setState('reconnecting', 'reconnecting in ' + (left / 1000).toFixed(1) + ' s', offlineDetail());
+  }
+
+  // Before the first successful connection only: ask the API whether the
+  // token is the problem (401) or the hub is simply not reachable yet.
+  async function checkToken() {
+    const key = config.keys[0] || DEFAULT_KEYS[0];
+    try {
+      const r = await api('GET', '/v1/config/' + encodeURIComponent(key));
+      if (r.status === 401 && conn.wanted && !conn.everLive) {
+        conn.wanted = false;
+        clearConnTimers();
+        conn.ws = null; // an attempt started meanwhile fails unheard
+        setState('error', 'token refused', 'the hub answered 401: expired, badly signed, or for another hub');
+        tokenProblem('The hub refused this token. Mint a new one with: build/coordhub token --sub ID --roles service,ops');
+        updateButtons();
+      }
+    } catch (e) {
+      /* the hub is not reachable: keep retrying */
+    }
   }
 
   function connect(token) {
@@ -211,26 +418,36 @@
       return;
     }
     disconnect(true);
-    conn.token = token;
-    conn.claims = claims;
-    conn.wanted = true;
-    conn.backoff = BACKOFF_MIN_MS;
-    for (const room of rooms.keys()) setRoom(room, 'out');
+    session.token = token;
+    session.claims = claims;
+    session.roles = new Set(Array.isArray(claims.roles) ? claims.roles.filter((r) => typeof r === 'string') : []);
     ui.tokenInput.value = token;
-    const url = new URL(location.href);
-    url.searchParams.set('token', token);
-    history.replaceState(null, '', url);
-    showClaims();
-    if (expired()) tokenProblem('This token has expired; mint a new one.');
+    setParam('token', token);
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+    showSession();
+    rooms.reset(hasRole('ops') ? OPS_ROOMS : []);
+    resv.reset();
+    config.reset();
+    locks.reset();
+    conn.wanted = true;
+    conn.everLive = false;
+    conn.attempt = 0;
+    conn.downSince = 0;
+    conn.lastClose = '';
+    if (tokenExpired()) tokenProblem('This token has expired; mint a new one.');
     updateButtons();
     open();
   }
 
   function disconnect(quiet) {
     conn.wanted = false;
-    clearTimers();
+    clearConnTimers();
     const ws = conn.ws;
     conn.ws = null;
+    conn.live = false;
+    conn.downSince = 0;
+    conn.pending = [];
+    rooms.allOut();
     if (ws) ws.close(1000, 'bye');
     if (!quiet) setState('idle', 'disconnected');
     updateButtons();
@@ -240,138 +457,115 @@
     ui.disconnect.disabled = !conn.wanted;
   }
 
-  // ---- frames ------------------------------------------------------------
+  // ---- frames --------------------------------------------------------------
+
+  // The oldest pending op of one of `kinds`, removed from the queue along
+  // with any ping-less ops before it that succeeded silently.
+  function takePending(kinds) {
+    const i = conn.pending.findIndex((p) => kinds.includes(p.op));
+    if (i < 0) return null;
+    return conn.pending.splice(0, i + 1)[i];
+  }
 
   function onFrame(text) {
     let msg;
     try {
       msg = JSON.parse(text);
     } catch (e) {
-      addEntry(ui.timeline, 'error', 'bad frame', [String(text).slice(0, 200)]);
+      addEntry(ui.timeline, 'error', 'error', 'a frame that is not JSON', [short(text, 200)]);
       return;
     }
-    if (msg === null || typeof msg !== 'object' || typeof msg.event !== 'string') return;
+    if (!isObject(msg) || typeof msg.event !== 'string') return;
     const data = msg.data;
     switch (msg.event) {
-      case 'pong':
-        return;
       case 'tradestate':
-        return onTradeState(data);
+        return timeline.tradestate(data);
       case 'canceledtrades':
-        return addEntry(ui.timeline, 'canceledtrades', 'trade cancelled',
-          ['A trade for ' + str(data) + ' was cancelled']);
-      case 'reserve-items':
-        return addEntry(ui.timeline, 'reserve-items', 'reserved items changed',
-          ['Reload your inventory']);
+        return timeline.canceled(data);
       case 'bot-command':
-        return onBotCommand(data);
+        return timeline.botCommand(data);
+      case 'reserve-items':
+        return resv.scheduleRefresh('reserve-items');
+      case 'config':
+        return config.onEvent(data);
+      case 'watching':
+        // The hub's answer to config.watch (a hub without one is covered by
+        // the ping sent after it: see onPong).
+        if (takePending(['config.watch'])) config.watchAccepted();
+        return;
       case 'bot':
-        return onBot(data);
+        return opsStream.bot(data);
       case 'finishedtrades':
-        return addEntry(ui.opsTimeline, 'finishedtrades', 'trade finished', [str(data)]);
+        return opsStream.add('finishedtrades', 'trade finished', [str(data)]);
       case 'steamDown':
-        return addEntry(ui.opsTimeline, 'steamDown', 'steam status', [str(data)]);
+        return opsStream.add('steamDown', 'Steam status', [str(data)]);
+      case 'pong':
+        return onPong();
       case 'joined':
-        if (data && typeof data.room === 'string') setRoom(data.room, 'in');
+        takePending(['join']);
+        if (isObject(data)) rooms.set(str(data.room), 'in');
         return;
       case 'left':
-        if (data && typeof data.room === 'string') setRoom(data.room, 'out');
+        takePending(['leave']);
+        if (isObject(data)) rooms.set(str(data.room), 'out');
         return;
-      case 'config':
-        return addEntry(ui.timeline, 'config', 'config ' + str(data && data.key),
-          [short(data && data.value) + ' (version ' + str(data && data.version) + ')']);
       case 'error':
-        return onError(data);
+        return onError(isObject(data) ? data : {});
       default:
-        return addEntry(ui.timeline, 'other', msg.event, [short(data)]);
+        // An event this page does not know yet: show it rather than hide it.
+        return addEntry(ui.timeline, 'other', msg.event, msg.event, [short(data)]);
     }
   }
 
-  function onTradeState(d) {
-    if (!d || typeof d !== 'object') {
-      addEntry(ui.timeline, 'tradestate', 'trade', [short(d)]);
-      return;
-    }
-    const state = str(d.state || 'unknown');
-    const lines = [str(d.msg || '')];
-    const extra = d.extra && typeof d.extra === 'object' ? d.extra : null;
-    const bits = [];
-    if (extra && extra.bot !== undefined) bits.push('bot ' + str(extra.bot));
-    if (extra && extra.items !== undefined) bits.push(str(extra.items) + ' item(s)');
-    if (d.token) bits.push('offer ' + str(d.token));
-    if (bits.length) lines.push(bits.join(' · '));
-    addEntry(ui.timeline, 'tradestate', 'trade ' + state, lines, 'st-' + state.replace(/[^a-z]/gi, ''));
-  }
-
-  function onBotCommand(d) {
-    d = d && typeof d === 'object' ? d : {};
-    const lines = ['Bot ' + str(d.botId) + ': ' + str(d.command)];
-    if (d.tradeHash) lines.push('trade ' + str(d.tradeHash));
-    addEntry(ui.timeline, 'bot-command', 'bot command', lines);
-  }
-
-  function onBot(d) {
-    d = d && typeof d === 'object' ? d : {};
-    const lines = [str(d.command) + (d.steamId ? ' for ' + str(d.steamId) : '')];
-    if (d.tradeHash) lines.push('trade ' + str(d.tradeHash));
-    if (d.raw && d.raw !== d.command) lines.push({ text: short(d.raw), cls: 'raw' });
-    addEntry(ui.opsTimeline, 'bot', 'bot ' + str(d.botId), lines);
+  function onPong() {
+    clearTimeout(conn.pongTimer);
+    conn.pongTimer = 0;
+    // Everything sent before this ping that has not failed by now succeeded.
+    const done = conn.pending.splice(0, conn.pending.findIndex((p) => p.op === 'ping') + 1);
+    if (done.some((p) => p.op === 'config.watch')) config.watchAccepted();
   }
 
   function onError(d) {
-    d = d && typeof d === 'object' ? d : {};
-    // A refused join leaves the room button usable again.
-    for (const [room, st] of rooms) {
-      if (st === 'joining' || st === 'leaving') setRoom(room, st === 'joining' ? 'out' : 'in');
-    }
-    addEntry(ui.timeline, 'error', 'error ' + str(d.code), [str(d.message)]);
+    const op = takePending(['join', 'leave', 'config.watch']);
+    if (op && op.op === 'config.watch') return config.watchRefused(d);
+    if (op && (op.op === 'join' || op.op === 'leave')) rooms.refused(op.room, op.op);
+    const what = op ? op.op + (op.room ? ' ' + op.room : '') + ' refused' : 'error from the hub';
+    addEntry(ui.timeline, 'error', 'error', what + ': ' + str(d.code), [str(d.message)]);
   }
 
-  function str(v) {
-    if (v === undefined || v === null) return '';
-    return typeof v === 'string' ? v : JSON.stringify(v);
-  }
+  // ---- event lists ---------------------------------------------------------
 
-  function short(v) {
-    const s = str(v);
-    return s.length > 300 ? s.slice(0, 300) + '…' : s;
-  }
+  // Adds an entry at the top of `list`: time, a tag naming the kind, a title
+  // and lines. A line is a string, or {text, cls}. `attrs` become data-*.
+  function addEntry(list, kind, tagText, title, lines, attrs) {
+    const li = el('li', 'entry kind-' + kind);
+    li.dataset.kind = kind;
+    if (attrs) for (const k of Object.keys(attrs)) li.dataset[k] = attrs[k];
 
-  // ---- rendering ---------------------------------------------------------
-
-  function addEntry(list, kind, title, lines, extraClass) {
-    const li = document.createElement('li');
-    li.className = 'entry kind-' + kind + (extraClass ? ' ' + extraClass : '');
-
-    const time = document.createElement('time');
     const now = new Date();
+    const time = el('time', 'when', clock(now));
     time.dateTime = now.toISOString();
-    time.textContent = now.toLocaleTimeString([], { hour12: false });
 
-    const tag = document.createElement('span');
-    tag.className = 'tag';
-    tag.textContent = kind;
-
-    const body = document.createElement('div');
-    body.className = 'body';
-    const head = document.createElement('div');
-    head.className = 'title';
-    head.textContent = title;
+    const body = el('div', 'body');
+    const head = el('div', 'title');
+    if (isObject(title)) {
+      // {badge, badgeCls, text}
+      head.append(el('span', 'badge ' + (title.badgeCls || ''), title.badge), document.createTextNode(' ' + title.text));
+    } else {
+      head.textContent = title;
+    }
     body.append(head);
-    for (const line of lines) {
-      // a line is a string, or {text, cls} for a styled one
+    for (const line of lines || []) {
       const text = typeof line === 'string' ? line : line && line.text;
       if (!text) continue;
-      const p = document.createElement('div');
-      p.className = 'line' + (line.cls ? ' ' + line.cls : '');
-      p.textContent = text;
-      body.append(p);
+      body.append(el('div', 'line' + (line.cls ? ' ' + line.cls : ''), text));
     }
 
-    li.append(time, tag, body);
+    li.append(time, el('span', 'tag', tagText), body);
     list.prepend(li);
     while (list.childElementCount > MAX_ENTRIES) list.lastElementChild.remove();
     updateCounts();
+    return li;
   }
 
   function updateCounts() {
@@ -383,83 +577,608 @@
     ui.opsEmpty.hidden = m > 0;
   }
 
-  // ---- rooms -------------------------------------------------------------
-
-  const roomButtons = new Map();
-  let joinAllButton = null;
-
-  function buildRooms() {
-    for (const room of OPS_ROOMS) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'room';
-      b.addEventListener('click', () => toggleRoom(room));
-      roomButtons.set(room, b);
-      ui.rooms.append(b);
-      setRoom(room, 'out');
-    }
-    const all = document.createElement('button');
-    all.type = 'button';
-    all.className = 'room secondary';
-    all.textContent = 'join all';
-    all.addEventListener('click', () => {
-      for (const [room, st] of rooms) if (st === 'out') joinRoom(room);
-    });
-    ui.rooms.append(all);
-    joinAllButton = all;
-    updateJoinAll();
+  function addSystemEntry(title, line, cls) {
+    addEntry(ui.timeline, 'system', 'connection', title, [line], { conn: cls });
   }
 
-  function updateJoinAll() {
-    if (joinAllButton) joinAllButton.disabled = ![...rooms.values()].includes('out');
-  }
+  // ---- 1. the user's trade timeline ---------------------------------------
 
-  function setRoom(room, st) {
-    if (!rooms.has(room)) return;
-    rooms.set(room, st);
-    const b = roomButtons.get(room);
-    if (!b) return;
-    const label = { out: 'join ', joining: 'joining ', in: 'leave ', leaving: 'leaving ' }[st];
-    b.textContent = label + room;
-    b.classList.toggle('joined', st === 'in');
-    b.disabled = st === 'joining' || st === 'leaving';
-    updateJoinAll();
-  }
+  const timeline = {
+    // {steamId, token, state, msg, extra?}, as the bots publish it.
+    tradestate(d) {
+      if (!isObject(d)) return addEntry(ui.timeline, 'tradestate', 'trade', 'trade', [short(d)]);
+      const state = str(d.state) || 'unknown';
+      const lines = [];
+      const bits = [];
+      const extra = isObject(d.extra) ? d.extra : null;
+      if (extra && extra.bot !== undefined) bits.push('bot ' + str(extra.bot));
+      if (extra && extra.items !== undefined) bits.push(str(extra.items) + ' item(s)');
+      if (d.token) bits.push('offer ' + short(d.token, 40));
+      if (bits.length) lines.push({ text: bits.join(' · '), cls: 'meta' });
+      addEntry(
+        ui.timeline,
+        'tradestate',
+        'trade',
+        { badge: state, badgeCls: 'st st-' + state.replace(/[^a-z]/gi, '').toLowerCase(), text: str(d.msg) || '(no message)' },
+        lines,
+        { state },
+      );
+    },
+    // canceledtrades carries the steamId alone.
+    canceled(d) {
+      addEntry(ui.timeline, 'canceledtrades', 'cancelled', 'Trade cancelled', [
+        { text: 'canceledtrades for ' + str(d), cls: 'meta' },
+      ]);
+    },
+    // {botId, command, tradeHash?}: never the trade data.
+    botCommand(d) {
+      d = isObject(d) ? d : {};
+      const lines = d.tradeHash ? [{ text: 'trade ' + str(d.tradeHash), cls: 'meta' }] : [];
+      addEntry(ui.timeline, 'bot-command', 'bot command', 'Bot ' + str(d.botId) + ': ' + str(d.command), lines);
+    },
+  };
 
-  function joinRoom(room) {
-    setRoom(room, 'joining');
-    send({ op: 'join', room });
-  }
-
-  function toggleRoom(room) {
-    const st = rooms.get(room);
-    if (st === 'out') {
-      joinRoom(room);
-    } else if (st === 'in') {
-      if (send({ op: 'leave', room })) setRoom(room, 'leaving');
-      else setRoom(room, 'out');
-    }
-  }
-
-  // ---- wiring ------------------------------------------------------------
-
-  buildRooms();
-  updateCounts();
-  ui.connect.addEventListener('click', () => connect(ui.tokenInput.value));
-  ui.tokenInput.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') connect(ui.tokenInput.value);
-  });
-  ui.disconnect.addEventListener('click', () => disconnect(false));
-  ui.timelineClear.addEventListener('click', () => {
+  $('timeline-clear').addEventListener('click', () => {
     ui.timeline.replaceChildren();
     updateCounts();
   });
-  ui.opsClear.addEventListener('click', () => {
+
+  // ---- 2. bot rooms and the ops room (role ops) ---------------------------
+
+  const opsStream = {
+    add(kind, title, lines) {
+      addEntry(ui.opsTimeline, kind, kind, title, lines);
+    },
+    // {botId, command, steamId?, tradeHash?, raw}
+    bot(d) {
+      d = isObject(d) ? d : {};
+      const who = [d.steamId ? 'user ' + str(d.steamId) : '', d.tradeHash ? 'trade ' + str(d.tradeHash) : '']
+        .filter(Boolean)
+        .join(' · ');
+      const lines = [];
+      if (who) lines.push({ text: who, cls: 'meta' });
+      if (d.raw && d.raw !== d.command) lines.push({ text: short(d.raw, 240), cls: 'raw' });
+      addEntry(ui.opsTimeline, 'bot', 'bot:' + str(d.botId), str(d.command), lines);
+    },
+  };
+
+  $('ops-clear').addEventListener('click', () => {
     ui.opsTimeline.replaceChildren();
     updateCounts();
   });
 
-  const fromUrl = new URLSearchParams(location.search).get('token');
-  if (fromUrl) connect(fromUrl);
-  else ui.tokenInput.focus();
+  // Rooms the user wants to be in survive reconnects; `state` is what the
+  // hub has confirmed: out | joining | in | leaving.
+  const rooms = {
+    wanted: new Set(),
+    state: new Map(),
+    buttons: new Map(),
+
+    build() {
+      for (const room of OPS_ROOMS) {
+        const b = el('button', 'room');
+        b.type = 'button';
+        b.dataset.room = room;
+        b.addEventListener('click', () => rooms.toggle(room));
+        rooms.buttons.set(room, b);
+        ui.rooms.append(b);
+        rooms.set(room, 'out');
+      }
+    },
+    reset(wanted) {
+      rooms.wanted = new Set(wanted);
+      rooms.allOut();
+    },
+    allOut() {
+      for (const room of OPS_ROOMS) rooms.set(room, 'out');
+    },
+    rejoin() {
+      for (const room of rooms.wanted) {
+        if (send({ op: 'join', room })) rooms.set(room, 'joining');
+      }
+    },
+    toggle(room) {
+      const st = rooms.state.get(room);
+      if (st === 'in') {
+        rooms.wanted.delete(room);
+        if (send({ op: 'leave', room })) rooms.set(room, 'leaving');
+        else rooms.set(room, 'out');
+      } else if (st === 'out') {
+        rooms.wanted.add(room);
+        if (send({ op: 'join', room })) rooms.set(room, 'joining');
+        else rooms.set(room, 'out');
+      }
+    },
+    refused(room, op) {
+      if (op === 'join') rooms.wanted.delete(room);
+      rooms.set(room, op === 'join' ? 'out' : 'in');
+    },
+    set(room, st) {
+      const b = rooms.buttons.get(room);
+      if (!b) return;
+      rooms.state.set(room, st);
+      const wanted = rooms.wanted.has(room);
+      b.dataset.state = st;
+      b.setAttribute('aria-pressed', String(st === 'in'));
+      b.disabled = st === 'joining' || st === 'leaving';
+      b.textContent = room;
+      b.title = {
+        out: wanted ? 'will join when connected' : 'click to join',
+        joining: 'joining…',
+        in: 'joined: click to leave',
+        leaving: 'leaving…',
+      }[st];
+    },
+  };
+
+  // ---- 3. reserved assets ---------------------------------------------------
+
+  const resv = {
+    app: DEFAULT_APP,
+    items: [], // {asset, owner, expires_at_ms}
+    inflight: false,
+    again: '', // a refresh asked for while one was in flight
+    timer: 0,
+    seq: 0, // bumped on every reset/app change: late answers are dropped
+    ui: {
+      form: $('resv-form'),
+      app: $('resv-app'),
+      status: $('resv-status'),
+      table: $('resv-table'),
+      body: $('resv-body'),
+      empty: $('resv-empty'),
+      count: $('resv-count'),
+    },
+
+    allowed() {
+      return hasRole('service') || hasRole('ops');
+    },
+    status(text, cls) {
+      resv.ui.status.textContent = text;
+      resv.ui.status.className = 'status' + (cls ? ' ' + cls : '');
+    },
+    reset() {
+      resv.seq++;
+      resv.items = [];
+      resv.render();
+      resv.ui.table.hidden = true;
+      resv.ui.empty.hidden = true;
+      resv.ui.count.textContent = '';
+      if (!resv.allowed()) resv.status('Listing reservations needs a token with role service or ops.', 'muted');
+      else resv.status('Waiting for the connection…', 'muted');
+    },
+    // Debounced: reserve-items can arrive in bursts (at most one a second
+    // per hub, but several hubs and a manual click add up).
+    scheduleRefresh(reason) {
+      clearTimeout(resv.timer);
+      resv.timer = setTimeout(() => resv.refresh(reason), RESV_DEBOUNCE_MS);
+    },
+    async refresh(reason) {
+      if (!resv.allowed()) return;
+      if (!APP_RE.test(resv.app)) {
+        resv.status('An app id is 1-32 characters of A-Z a-z 0-9 _ -.', 'bad');
+        return;
+      }
+      if (!conn.live) {
+        resv.status('Not connected: the list will be refreshed when the connection is back.', 'muted');
+        return;
+      }
+      if (resv.inflight) {
+        resv.again = reason;
+        return;
+      }
+      resv.inflight = true;
+      const seq = resv.seq;
+      const app = resv.app;
+      try {
+        const r = await api('GET', '/v1/reservations/' + encodeURIComponent(app));
+        if (seq !== resv.seq) return;
+        if (r.ok && r.json && Array.isArray(r.json.assets)) {
+          resv.items = r.json.assets
+            .filter(isObject)
+            .slice()
+            .sort((a, b) => Number(a.expires_at_ms) - Number(b.expires_at_ms));
+          resv.render();
+          resv.ui.table.dataset.refreshes = String(Number(resv.ui.table.dataset.refreshes || 0) + 1);
+          resv.ui.table.dataset.reason = reason;
+          resv.status('Updated ' + clock() + ' · ' + resv.reasonText(reason), 'ok');
+        } else if (r.status === 503) {
+          resv.status('The hub cannot reach Redis right now (503); retrying on the next change.', 'bad');
+        } else {
+          resv.status('The hub answered ' + apiError(r), 'bad');
+        }
+      } catch (e) {
+        if (seq === resv.seq) resv.status('Could not reach the hub: ' + e.message, 'bad');
+      } finally {
+        resv.inflight = false;
+        if (resv.again) {
+          const again = resv.again;
+          resv.again = '';
+          resv.refresh(again);
+        }
+      }
+    },
+    reasonText(reason) {
+      return (
+        {
+          'reserve-items': 'after a reserve-items event',
+          connected: 'on connect',
+          reconnected: 'after reconnecting',
+          manual: 'on request',
+          app: 'for app ' + resv.app,
+        }[reason] || reason
+      );
+    },
+    render() {
+      const rows = resv.items.map((a) => {
+        const tr = el('tr');
+        tr.dataset.asset = str(a.asset);
+        tr.dataset.expires = String(Number(a.expires_at_ms));
+        const left = el('td', 'num left');
+        tr.append(el('td', 'mono', str(a.asset)), el('td', '', str(a.owner) || '–'), left);
+        return tr;
+      });
+      resv.ui.body.replaceChildren(...rows);
+      resv.ui.table.hidden = rows.length === 0;
+      resv.ui.empty.hidden = rows.length !== 0;
+      resv.ui.count.textContent = rows.length + ' in app ' + resv.app;
+      resv.tick();
+    },
+    // Countdowns, on the page's clock. An expired row stays (marked) until
+    // the hub's expiry sweep publishes itemReserved and the list is re-read.
+    tick() {
+      const now = Date.now();
+      for (const tr of resv.ui.body.children) {
+        const ms = Number(tr.dataset.expires) - now;
+        const td = tr.lastElementChild;
+        td.textContent = ms > 0 ? duration(ms) : 'expired';
+        tr.classList.toggle('soon', ms > 0 && ms < 10000);
+        tr.classList.toggle('gone', ms <= 0);
+      }
+    },
+  };
+
+  resv.ui.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const app = resv.ui.app.value.trim();
+    const changed = app !== resv.app;
+    resv.app = app;
+    setParam('app', app === DEFAULT_APP ? '' : app);
+    if (changed) {
+      resv.seq++;
+      resv.items = [];
+      resv.render();
+      resv.ui.empty.hidden = true;
+    }
+    resv.refresh(changed ? 'app' : 'manual');
+  });
+
+  // ---- 4. configuration -------------------------------------------------------
+
+  // Values come from GET /v1/config/{key} and then from `config` events after
+  // {"op":"config.watch"}. A value is replaced only by one of the same or a
+  // newer version, so a GET answered late cannot undo a live update.
+  const config = {
+    keys: DEFAULT_KEYS.slice(),
+    // null: not known yet; true: the hub took config.watch; false: it does not know it
+    supported: null,
+    entries: new Map(), // key -> {state, value, version, category, at, how, error}
+    seq: 0,
+    ui: {
+      form: $('config-form'),
+      keys: $('config-keys'),
+      status: $('config-status'),
+      list: $('config-list'),
+      count: $('config-count'),
+    },
+
+    status(text, cls) {
+      config.ui.status.textContent = text;
+      config.ui.status.className = 'status' + (cls ? ' ' + cls : '');
+    },
+    reset() {
+      config.seq++;
+      config.supported = null;
+      config.entries = new Map(config.keys.map((k) => [k, { state: 'waiting' }]));
+      config.status('Waiting for the connection…', 'muted');
+      config.render();
+    },
+    setKeys(keys) {
+      config.keys = keys;
+      const old = config.entries;
+      config.entries = new Map(keys.map((k) => [k, old.get(k) || { state: 'waiting' }]));
+      setParam('keys', keys.join(',') === DEFAULT_KEYS.join(',') ? '' : keys.join(','));
+      config.render();
+      config.watch();
+    },
+    // Sends config.watch with every key (watches add up on the hub; events
+    // for keys no longer listed are ignored here), then a ping: `watching`,
+    // or failing that the pong, proves the hub took it (a refusal is an
+    // error, and comes before either).
+    watch() {
+      if (!conn.live) return;
+      if (config.supported === false) return config.unavailable();
+      if (config.keys.length === 0) {
+        config.status('No keys watched.', 'muted');
+        return;
+      }
+      if (send({ op: 'config.watch', keys: config.keys })) {
+        config.status('Watching ' + config.keys.length + (config.keys.length === 1 ? ' key…' : ' keys…'), 'muted');
+        ping();
+      }
+    },
+    watchAccepted() {
+      config.supported = true;
+      config.fetchAll();
+    },
+    watchRefused(d) {
+      if (d.code === 'unknown_op' || d.code === 'unavailable') {
+        config.supported = false;
+        config.unavailable(d.code === 'unavailable' ? str(d.message) : '');
+      } else {
+        config.status('The hub refused config.watch: ' + str(d.code) + (d.message ? ': ' + str(d.message) : ''), 'bad');
+      }
+    },
+    unavailable(why) {
+      for (const e of config.entries.values()) e.state = 'unavailable';
+      config.status(
+        'Not available: ' + (why || 'this hub does not serve configuration yet (config.watch is an unknown op)') + '.',
+        'muted',
+      );
+      config.ui.list.dataset.available = 'false';
+      config.render();
+    },
+    async fetchAll() {
+      const seq = ++config.seq;
+      const keys = config.keys.slice();
+      await Promise.all(keys.map((k) => config.fetchOne(k, seq)));
+      if (seq !== config.seq) return;
+      config.ui.list.dataset.available = String(config.supported !== false);
+      if (config.supported !== false) config.status('Live: changes arrive as config events. Read ' + clock() + '.', 'ok');
+    },
+    async fetchOne(key, seq) {
+      let r;
+      try {
+        r = await api('GET', '/v1/config/' + encodeURIComponent(key));
+      } catch (e) {
+        r = null;
+      }
+      const e = config.entries.get(key);
+      if (seq !== config.seq || !e) return;
+      if (r && r.ok && isObject(r.json)) {
+        const v = r.json;
+        if (e.version === undefined || Number(v.version) > Number(e.version)) {
+          Object.assign(e, { state: 'ok', value: v.value, version: v.version, category: v.category, at: new Date(), how: 'read' });
+          e.stale = v.stale === true;
+        } else if (Number(v.version) === Number(e.version)) {
+          e.category = v.category; // a config event does not carry it
+          e.stale = v.stale === true;
+        }
+      } else if (r && r.status === 404) {
+        const err = r.json && isObject(r.json.error) ? r.json.error : {};
+        if (/route/i.test(str(err.message))) {
+          config.supported = false;
+          return config.unavailable();
+        }
+        if (e.state !== 'ok') Object.assign(e, { state: 'absent' });
+      } else {
+        Object.assign(e, { state: 'error', error: r ? apiError(r) : 'the hub could not be reached' });
+      }
+      config.renderOne(key);
+    },
+    // {key, value, version}
+    onEvent(d) {
+      if (!isObject(d)) return;
+      const key = str(d.key);
+      const e = config.entries.get(key);
+      if (!e) return; // a key we no longer watch
+      if (e.version !== undefined && Number(d.version) < Number(e.version)) return;
+      Object.assign(e, { state: 'ok', value: d.value, version: d.version, at: new Date(), how: 'changed', stale: false });
+      config.renderOne(key, true);
+    },
+    render() {
+      const items = config.keys.map((k) => {
+        const li = el('li', 'config-item');
+        li.dataset.key = k;
+        return li;
+      });
+      config.ui.list.replaceChildren(...items);
+      config.ui.count.textContent = config.keys.length ? config.keys.length + ' watched' : '';
+      for (const k of config.keys) config.renderOne(k);
+    },
+    renderOne(key, flash) {
+      const li = [...config.ui.list.children].find((x) => x.dataset.key === key);
+      const e = config.entries.get(key);
+      if (!li || !e) return;
+      li.dataset.state = e.state;
+      const head = el('div', 'config-head');
+      head.append(el('code', 'config-key', key));
+      if (e.category) head.append(el('span', 'pill pill-soft', str(e.category)));
+      if (e.version !== undefined) head.append(el('span', 'config-version', 'v' + str(e.version)));
+      if (e.stale) head.append(el('span', 'pill pill-warn', 'stale'));
+      const parts = [head];
+      if (e.state === 'ok') {
+        let text = JSON.stringify(e.value, null, 2);
+        if (text === undefined) text = 'null';
+        parts.push(el('pre', 'config-value', text.length > 2000 ? text.slice(0, 2000) + '\n…' : text));
+        parts.push(el('div', 'config-when', (e.how === 'changed' ? 'changed live at ' : 'read at ') + clock(e.at)));
+      } else {
+        const msg = {
+          waiting: 'waiting…',
+          absent: 'not set (404)',
+          unavailable: 'not available',
+          error: 'error: ' + str(e.error),
+        }[e.state];
+        parts.push(el('div', 'config-missing', msg));
+      }
+      li.replaceChildren(...parts);
+      if (flash) {
+        li.classList.remove('flash');
+        void li.offsetWidth; // restart the animation
+        li.classList.add('flash');
+      }
+    },
+  };
+
+  config.ui.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const keys = [...new Set(config.ui.keys.value.split(/[\s,]+/).filter(Boolean))];
+    const bad = keys.find((k) => !KEY_RE.test(k));
+    if (bad !== undefined) {
+      config.status('"' + short(bad, 60) + '" is not a key: 1-64 letters, digits and : _ . -', 'bad');
+      return;
+    }
+    if (keys.length > MAX_KEYS) {
+      config.status('At most ' + MAX_KEYS + ' keys.', 'bad');
+      return;
+    }
+    config.ui.keys.value = keys.join(', ');
+    config.setKeys(keys);
+  });
+
+  // ---- 5. lock inspector (role ops or service) -------------------------------
+
+  const locks = {
+    name: '',
+    shown: null, // last answer {name, held, ttl_ms, fence} and when it came
+    timer: 0,
+    seq: 0,
+    ui: {
+      form: $('lock-form'),
+      name: $('lock-name'),
+      auto: $('lock-auto'),
+      result: $('lock-result'),
+      resultName: $('lock-result-name'),
+      held: $('lock-held'),
+      ttl: $('lock-ttl'),
+      fence: $('lock-fence'),
+      checked: $('lock-checked'),
+      status: $('lock-status'),
+    },
+
+    status(text, cls) {
+      locks.ui.status.textContent = text;
+      locks.ui.status.className = 'status' + (cls ? ' ' + cls : '');
+    },
+    reset() {
+      locks.seq++;
+      locks.shown = null;
+      locks.ui.result.hidden = true;
+      locks.status('Type a lock name (the Redis key itself) and inspect it.', 'muted');
+      locks.arm();
+    },
+    async inspect() {
+      const name = locks.ui.name.value.trim();
+      if (!LOCK_RE.test(name) || name.startsWith('coordhub:')) {
+        locks.status('A lock name is 1-200 characters of A-Z a-z 0-9 : _ . - { } and does not start with coordhub:.', 'bad');
+        return;
+      }
+      if (!hasRole('ops') && !hasRole('service')) {
+        locks.status('Inspecting locks needs role ops or service.', 'muted');
+        return;
+      }
+      if (!conn.live) {
+        locks.status('Not connected.', 'muted');
+        return;
+      }
+      locks.name = name;
+      setParam('lock', name === 'lockTrade:demo' ? '' : name);
+      const seq = ++locks.seq;
+      try {
+        const r = await api('GET', '/v1/locks/' + encodeURIComponent(name));
+        if (seq !== locks.seq) return;
+        if (r.ok && isObject(r.json)) {
+          locks.shown = { answer: r.json, at: Date.now() };
+          locks.render();
+          locks.status('');
+        } else {
+          locks.status('The hub answered ' + apiError(r), 'bad');
+        }
+      } catch (e) {
+        if (seq === locks.seq) locks.status('Could not reach the hub: ' + e.message, 'bad');
+      }
+    },
+    // On every (re)connection: show the lock in the name field, so that the
+    // panel is not empty, and after a drop re-read what was shown.
+    onLive() {
+      if (hasRole('ops') || hasRole('service')) locks.inspect();
+    },
+    render() {
+      const s = locks.shown;
+      if (!s) return;
+      const a = s.answer;
+      locks.ui.result.hidden = false;
+      locks.ui.result.dataset.held = String(a.held === true);
+      locks.ui.resultName.textContent = str(a.name) || locks.name;
+      locks.ui.held.textContent = a.held ? 'held' : 'free';
+      locks.ui.held.className = 'pill ' + (a.held ? 'pill-held' : 'pill-free');
+      locks.ui.fence.textContent =
+        a.fence === null || a.fence === undefined ? 'never taken through the hub' : str(a.fence);
+      locks.ui.checked.textContent = clock(new Date(s.at));
+      locks.tick();
+    },
+    tick() {
+      const s = locks.shown;
+      if (!s) return;
+      const a = s.answer;
+      if (!a.held) locks.ui.ttl.textContent = '–';
+      else if (typeof a.ttl_ms !== 'number' || a.ttl_ms < 0) locks.ui.ttl.textContent = 'never (no expiry)';
+      else {
+        const left = a.ttl_ms - (Date.now() - s.at);
+        locks.ui.ttl.textContent = left > 0 ? duration(left) : 'expired (refresh)';
+      }
+    },
+    arm() {
+      clearInterval(locks.timer);
+      locks.timer = 0;
+      if (locks.ui.auto.checked) locks.timer = setInterval(() => conn.live && locks.inspect(), LOCK_AUTO_MS);
+    },
+  };
+
+  locks.ui.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    locks.inspect();
+  });
+  locks.ui.auto.addEventListener('change', () => {
+    locks.arm();
+    if (locks.ui.auto.checked) locks.inspect();
+  });
+
+  // ---- start ---------------------------------------------------------------
+
+  ui.tokenForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    connect(ui.tokenInput.value);
+  });
+  ui.disconnect.addEventListener('click', () => disconnect(false));
+
+  // One clock for every countdown on the page.
+  setInterval(() => {
+    tickConnection();
+    resv.tick();
+    locks.tick();
+  }, 250);
+
+  rooms.build();
+  updateCounts();
+
+  const params = new URLSearchParams(location.search);
+  const hash = new URLSearchParams(location.hash.replace(/^#/, ''));
+  if (params.get('app')) resv.ui.app.value = resv.app = params.get('app').trim();
+  if (params.get('lock')) locks.ui.name.value = params.get('lock').trim();
+  if (params.get('keys')) {
+    const keys = [...new Set(params.get('keys').split(/[\s,]+/).filter((k) => KEY_RE.test(k)))].slice(0, MAX_KEYS);
+    config.keys = keys;
+  }
+  config.ui.keys.value = config.keys.join(', ');
+  config.reset();
+  resv.reset();
+  locks.reset();
+
+  const initial = params.get('token') || hash.get('token');
+  if (initial) connect(initial);
+  else {
+    setState('idle', 'not connected', 'paste a token to start');
+    ui.tokenInput.focus();
+  }
 })();
