@@ -112,8 +112,8 @@ typedef struct bus_script {
  * Runs `s` with `numkeys` keys among `argc` arguments (keys first), copying
  * them. The script is SCRIPT LOADed first if its sha is not known; a
  * NOSCRIPT answer (Redis restarted, SCRIPT FLUSH) loads it again and retries
- * once, so the callback sees the script's own reply. Returns 0 (the callback
- * fires once), or UV_ENOTCONN (it never does).
+ * once, so the callback sees the script's own reply. Returns 0 (the callback,
+ * if not NULL, fires once), or UV_ENOTCONN (it never does).
  */
 int bus_evalsha(bus_t *bus, bus_script_t *s, int numkeys, int argc, const char **argv,
                 const size_t *argvlen, bus_reply_cb cb, void *privdata);

@@ -35,7 +35,8 @@ req_free(eval_req_t *r)
 static void
 req_done(eval_req_t *r, redisReply *reply)
 {
-    r->cb(r->privdata, reply);
+    if (r->cb)
+        r->cb(r->privdata, reply);
     req_free(r);
 }
 

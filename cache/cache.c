@@ -10,7 +10,8 @@
  *
  * The in-flight race. A fetch of a key records that it is in flight; an
  * invalidation of the key meanwhile marks it. A marked fetch fills nothing
- * into L1 and is retried once, so a GET answer overtaken by an
+ * into L1 and is retried (while it keeps being overtaken, up to a bound),
+ * so a GET answer overtaken by an
  * invalidation never becomes a cached value.
  */
 #include "cache.h"
@@ -23,6 +24,7 @@
 #define BUCKETS 1024
 #define WATCH_MAX 10000
 #define TRACKING_RETRY_MS 1000
+#define FETCH_RETRIES 8 /* an overtaken fetch is read again, up to this often */
 
 typedef struct entry {
     cache_doc_t doc;
@@ -71,6 +73,7 @@ struct cache_req {
     cache_doc_t doc;
     /* list */
     unsigned bundle_gen;
+    char gen[24]; /* the category's generation in Redis before the store list */
     cache_doc_t *docs;
     size_t ndocs;
 };
@@ -80,7 +83,7 @@ typedef struct fetch {
     cache_t *c;
     char key[CACHE_KEY_MAX + 1];
     int invalidated;
-    int retried;
+    int retries;
     int pending; /* 2: L2 and store both outstanding */
     int store_status;
     cache_doc_t store_doc;
@@ -109,6 +112,7 @@ struct cache {
     int tracking_ok;
     uv_timer_t retry; /* re-enabling tracking */
     bus_script_t write_script;
+    bus_script_t bundle_script;
     cache_metrics_t m;
     int closing;
     int store_closed;
@@ -119,14 +123,28 @@ struct cache {
 };
 
 static void start_fetch(cache_t *c, fetch_t *f);
+static void fetch_key(cache_t *c, const char *key, cache_req_t *r);
 
-/* KEYS[1] configuration:<key>, KEYS[2] its category bundle; ARGV[1] value,
- * ARGV[2] L2 TTL s, ARGV[3] the invalidation. After the store: L2, bundle,
- * then every hub hears it. */
+/* KEYS[1] configuration:<key>, KEYS[2] its category's bundle, KEYS[3] that
+ * category's generation, KEYS[4] and KEYS[5] the same for the category
+ * before the write; ARGV[1] value, ARGV[2] L2 TTL s, ARGV[3] the
+ * invalidation. After the store: L2, the bundles (a bundle being filled
+ * from an older read sees its generation move and is not written), then
+ * every hub hears it. */
 static const char write_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
                                 "redis.call('DEL', KEYS[2]) "
+                                "redis.call('INCR', KEYS[3]) "
+                                "if KEYS[4] ~= KEYS[2] then "
+                                "  redis.call('DEL', KEYS[4]) redis.call('INCR', KEYS[5]) "
+                                "end "
                                 "redis.call('PUBLISH', 'configuration-invalidate', ARGV[3]) "
                                 "return 1";
+
+/* KEYS[1] the bundle, KEYS[2] its generation; ARGV[1] the bundle JSON,
+ * ARGV[2] the generation read before the store was listed, ARGV[3] TTL s. */
+static const char bundle_lua[] = "if (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then "
+                                 "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
+                                 "  return 1 end return 0";
 
 static unsigned
 hash(const char *s)
@@ -341,9 +359,10 @@ fetch_done(cache_t *c, fetch_t *f)
     } else {
         status = CACHE_NOT_FOUND;
     }
-    if (f->invalidated && !f->retried && !f->failed && !c->closing) {
-        /* overtaken by an invalidation: this answer may be stale */
-        f->retried = 1;
+    if (f->invalidated && !f->failed && !c->closing && f->retries < FETCH_RETRIES) {
+        /* overtaken by an invalidation: this answer may be stale, read again
+         * (as often as it is overtaken, up to a bound) */
+        f->retries++;
         f->invalidated = 0;
         cache_doc_free(&doc);
         fetch_unlink(c, f);
@@ -355,11 +374,20 @@ fetch_done(cache_t *c, fetch_t *f)
     /* the store had it but L2 did not: fill L2 for the platform's readers
      * (best effort: a lost SET only means the next read fills it) */
     if (result && !f->have_l2 && f->store_status == CACHE_OK && c->ready && !c->closing)
-        bus_command(c->bus, NULL, NULL, "SET configuration:%s %s EX %u", f->key, f->store_doc.value,
-                    c->o.l2_ttl_s);
-    if (status != CACHE_EUNAVAILABLE)
+        bus_command(c->bus, NULL, NULL, "SET configuration:%s %s EX %u NX", f->key,
+                    f->store_doc.value, c->o.l2_ttl_s); /* NX: never over a newer write */
+    /* an answer overtaken even by its last retry is served (writes keep
+     * coming) but neither cached nor reported: watchers are read again */
+    if (status != CACHE_EUNAVAILABLE && !f->invalidated)
         watch_observe(c, f->key, result);
     fetch_unlink(c, f);
+    if (f->invalidated && !c->closing && c->ready && watch_find(c, f->key) != NULL) {
+        cache_req_t *wr = util_calloc(1, sizeof *wr);
+        wr->c = c;
+        wr->kind = REQ_WATCH;
+        snprintf(wr->key, sizeof wr->key, "%s", f->key);
+        fetch_key(c, f->key, wr);
+    }
     while ((r = f->waiters) != NULL) {
         f->waiters = r->next;
         if (!r->cancelled && r->kind == REQ_GET) {
@@ -627,6 +655,7 @@ cache_on_redis_state(cache_t *c, int ready)
         return;
     }
     bus_script_preload(c->bus, &c->write_script);
+    bus_script_preload(c->bus, &c->bundle_script);
     enable_tracking(c);
 }
 
@@ -690,6 +719,10 @@ on_write_published(void *privdata, redisReply *reply)
     cache_t *c = r->c;
 
     c->in_flight--;
+    /* read your own write: this hub's L1 must not answer the old value
+     * between this answer and the arrival of its own publish */
+    if (!c->closing)
+        invalidate_key(c, r->key);
     put_finish(r,
                reply != NULL && reply->type == REDIS_REPLY_INTEGER ? CACHE_OK : CACHE_EUNAVAILABLE);
 }
@@ -700,8 +733,10 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     cache_req_t *r = privdata;
     cache_t *c = r->c;
     char l2key[CACHE_KEY_MAX + 32], bundle[CACHE_CATEGORY_MAX + 40], ttl[16];
-    const char *argv[5];
-    size_t lens[5];
+    char gen[CACHE_CATEGORY_MAX + 40], obundle[CACHE_CATEGORY_MAX + 40],
+        ogen[CACHE_CATEGORY_MAX + 40];
+    const char *argv[8], *prev;
+    size_t lens[8];
     json_t *msg;
     char *payload;
     int rc;
@@ -714,21 +749,28 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     }
     cache_doc_copy(&r->doc, &docs[0]);
     c->m.writes++;
-    /* L2, the bundle and the publish, in that order, in one script */
+    /* L2, the bundles and the publish, in that order, in one script */
+    prev = r->doc.prev_category ? r->doc.prev_category : r->doc.category;
     snprintf(l2key, sizeof l2key, "configuration:%s", r->key);
     snprintf(bundle, sizeof bundle, "configurationCategory:%s:0", r->doc.category);
+    snprintf(gen, sizeof gen, "coordhub:config-gen:%s", r->doc.category);
+    snprintf(obundle, sizeof obundle, "configurationCategory:%s:0", prev);
+    snprintf(ogen, sizeof ogen, "coordhub:config-gen:%s", prev);
     snprintf(ttl, sizeof ttl, "%u", c->o.l2_ttl_s);
     msg = json_pack("{s:s,s:I}", "key", r->key, "version", (json_int_t)r->doc.version);
     payload = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     argv[0] = l2key;
     argv[1] = bundle;
-    argv[2] = r->doc.value;
-    argv[3] = ttl;
-    argv[4] = payload;
-    for (int i = 0; i < 5; i++)
+    argv[2] = gen;
+    argv[3] = obundle;
+    argv[4] = ogen;
+    argv[5] = r->doc.value;
+    argv[6] = ttl;
+    argv[7] = payload;
+    for (int i = 0; i < 8; i++)
         lens[i] = strlen(argv[i]);
-    rc = bus_evalsha(c->bus, &c->write_script, 2, 5, argv, lens, on_write_published, r);
+    rc = bus_evalsha(c->bus, &c->write_script, 5, 8, argv, lens, on_write_published, r);
     free(payload);
     if (rc != 0) {
         put_finish(r, CACHE_EUNAVAILABLE);
@@ -825,8 +867,18 @@ on_list_overlay(void *privdata, redisReply *reply)
     }
     text = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
-    bus_command(c->bus, NULL, NULL, "SET configurationCategory:%s:0 %s EX %u", r->category, text,
-                c->o.l2_ttl_s);
+    {
+        /* only if no write moved the category's generation since our read */
+        char bkey[CACHE_CATEGORY_MAX + 40], gkey[CACHE_CATEGORY_MAX + 40], ttl[16];
+        const char *argv[5] = {bkey, gkey, text, r->gen, ttl};
+        size_t lens[5];
+        snprintf(bkey, sizeof bkey, "configurationCategory:%s:0", r->category);
+        snprintf(gkey, sizeof gkey, "coordhub:config-gen:%s", r->category);
+        snprintf(ttl, sizeof ttl, "%u", c->o.l2_ttl_s);
+        for (int i = 0; i < 5; i++)
+            lens[i] = strlen(argv[i]);
+        bus_evalsha(c->bus, &c->bundle_script, 2, 5, argv, lens, NULL, NULL);
+    }
     free(text);
     list_finish(r, CACHE_OK);
 }
@@ -877,6 +929,25 @@ on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     c->in_flight++;
 }
 
+static void
+on_list_gen(void *privdata, redisReply *reply)
+{
+    cache_req_t *r = privdata;
+    cache_t *c = r->c;
+
+    c->in_flight--;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR || c->closing) {
+        list_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    snprintf(r->gen, sizeof r->gen, "%s", reply->type == REDIS_REPLY_STRING ? reply->str : "0");
+    if (c->store->ops->list(c->store, r->category, on_list_stored, r) != 0) {
+        list_finish(r, CACHE_EUNAVAILABLE);
+        return;
+    }
+    c->in_flight++;
+}
+
 int
 cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, cache_req_t **req)
 {
@@ -904,7 +975,8 @@ cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, c
     r->t0 = uv_now(c->loop);
     c->m.misses++;
     c->m.store_calls++;
-    if (c->store->ops->list(c->store, category, on_list_stored, r) != 0) {
+    /* the generation first, then the store: a write in between shows */
+    if (bus_command(c->bus, on_list_gen, r, "GET coordhub:config-gen:%s", category) != 0) {
         req_free(r);
         return CACHE_EUNAVAILABLE;
     }
@@ -962,6 +1034,7 @@ cache_new(uv_loop_t *loop, bus_t *bus, cache_store_t *store, const cache_options
     if (c->o.l2_ttl_s == 0)
         c->o.l2_ttl_s = 180;
     c->write_script.text = write_lua;
+    c->bundle_script.text = bundle_lua;
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;
     c->handles_open = 1;

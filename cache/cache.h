@@ -53,6 +53,7 @@ typedef struct cache_doc {
     char *category; /* "" when none */
     long long version;
     long long updated_at_ms;
+    char *prev_category; /* put answers: the category before the write, NULL unknown */
 } cache_doc_t;
 
 void cache_doc_free(cache_doc_t *d); /* frees the strings, not `d` */

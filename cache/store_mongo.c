@@ -88,6 +88,22 @@ work(uv_work_t *w)
         bson_t reply;
         bson_iter_t it, val;
 
+        char *prev = NULL;
+
+        /* the category before the write, so that its bundle can be dropped
+         * too (a concurrent write may slip between: then the bundle of the
+         * category in between is dropped by that write) */
+        {
+            bson_t *popts =
+                BCON_NEW("limit", BCON_INT64(1), "projection", "{", "category", BCON_INT32(1), "}");
+            mongoc_cursor_t *pc = mongoc_collection_find_with_opts(coll, query, popts, NULL);
+            bson_iter_t pit;
+            if (mongoc_cursor_next(pc, &doc) && bson_iter_init_find(&pit, doc, "category") &&
+                BSON_ITER_HOLDS_UTF8(&pit))
+                prev = util_strdup(bson_iter_utf8(&pit, NULL));
+            mongoc_cursor_destroy(pc);
+            bson_destroy(popts);
+        }
         bson_gettimeofday(&tv); /* wall-clock time for updatedAt */
         upd_json = cache_mongo_update_json(op->value, op->category,
                                            (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
@@ -110,11 +126,16 @@ work(uv_work_t *w)
                         add_doc(op, &sub);
                 }
                 op->status = op->n == 1 ? CACHE_OK : CACHE_EUNAVAILABLE;
+                if (op->n == 1) {
+                    op->docs[0].prev_category = prev;
+                    prev = NULL;
+                }
             } else {
                 snprintf(op->err, sizeof op->err, "%s", err.message);
             }
             bson_destroy(&reply);
         }
+        free(prev);
         mongoc_find_and_modify_opts_destroy(fam);
         bson_destroy(query);
         if (update)

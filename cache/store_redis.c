@@ -18,12 +18,13 @@
 static const char put_lua[] =
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "local v, cat = 0, ARGV[3] "
+    "local v, cat, prev = 0, ARGV[3], ARGV[3] "
     "local old = redis.call('HGET', KEYS[1], ARGV[1]) "
     "if old then "
     "  local ok, d = pcall(cjson.decode, old) "
     "  if ok and type(d) == 'table' then "
     "    if tonumber(d.version) then v = tonumber(d.version) end "
+    "    if type(d.category) == 'string' then prev = d.category end "
     "    if ARGV[4] ~= '1' and type(d.category) == 'string' then cat = d.category end "
     "  end "
     "end "
@@ -32,7 +33,8 @@ static const char put_lua[] =
     "  ',\"version\":' .. string.format('%d', v) .. ',\"updatedAt\":' .. "
     "  string.format('%d', now) .. '}' "
     "redis.call('HSET', KEYS[1], ARGV[1], doc) "
-    "return doc";
+    /* the answer also names the category before the write (not stored) */
+    "return string.sub(doc, 1, -2) .. ',\"previousCategory\":' .. cjson.encode(prev) .. '}'";
 
 /* KEYS[1] store; ARGV[1] category. {key, doc, key, doc, ...}. */
 static const char list_lua[] = "local all = redis.call('HGETALL', KEYS[1]) "
@@ -81,6 +83,8 @@ parse_doc(const char *key, const char *text, size_t len, cache_doc_t *d)
     d->category = util_strdup(json_is_string(cat) ? json_string_value(cat) : "");
     d->version = json_integer_value(ver);
     d->updated_at_ms = json_is_integer(at) ? json_integer_value(at) : 0;
+    if (json_is_string(json_object_get(o, "previousCategory")))
+        d->prev_category = util_strdup(json_string_value(json_object_get(o, "previousCategory")));
     json_decref(o);
     return 0;
 }

@@ -103,6 +103,7 @@ cache_doc_free(cache_doc_t *d)
     free(d->key);
     free(d->value);
     free(d->category);
+    free(d->prev_category);
     memset(d, 0, sizeof *d);
 }
 
@@ -114,4 +115,5 @@ cache_doc_copy(cache_doc_t *dst, const cache_doc_t *src)
     dst->category = util_strdup(src->category ? src->category : "");
     dst->version = src->version;
     dst->updated_at_ms = src->updated_at_ms;
+    dst->prev_category = src->prev_category ? util_strdup(src->prev_category) : NULL;
 }
