@@ -52,6 +52,16 @@ counter(sbuf_t *b, const char *name, const char *help, uint64_t v)
         (unsigned long long)v);
 }
 
+/* A counter with one label: `n` values named by `labels`. */
+static void
+labelled(sbuf_t *b, const char *name, const char *help, const char *label, int n,
+         const char *const *labels, const uint64_t *values)
+{
+    put(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int i = 0; i < n; i++)
+        put(b, "%s{%s=\"%s\"} %llu\n", name, label, labels[i], (unsigned long long)values[i]);
+}
+
 static const char *const channel_names[GW_CH_COUNT] = {
     "tradestate", "canceledtrades", "itemReserved", "finishedtrades", "steamDown", "bot", "other"};
 
@@ -132,12 +142,9 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "# TYPE coordhub_lock_wait_seconds summary\n"
             "coordhub_lock_wait_seconds_sum %.6f\ncoordhub_lock_wait_seconds_count %llu\n",
             lm->wait_seconds, (unsigned long long)lm->wait_count);
-        put(&b,
-            "# HELP coordhub_lock_releases_total Releases by result.\n"
-            "# TYPE coordhub_lock_releases_total counter\n"
-            "coordhub_lock_releases_total{result=\"released\"} %llu\n"
-            "coordhub_lock_releases_total{result=\"not_owner\"} %llu\n",
-            (unsigned long long)lm->releases, (unsigned long long)lm->releases_not_owner);
+        labelled(&b, "coordhub_lock_releases_total", "Releases by result.", "result", 2,
+                 (const char *const[]){"released", "not_owner"},
+                 (const uint64_t[]){lm->releases, lm->releases_not_owner});
         counter(&b, "coordhub_lock_extends_total", "Locks extended.", lm->extends);
         counter(&b, "coordhub_lock_not_owner_total", "Extends and releases refused: not_owner.",
                 lm->not_owner);
@@ -146,18 +153,12 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     }
     if (gw->resv != NULL) {
         const resv_metrics_t *rm = resv_metrics(gw->resv);
-        put(&b,
-            "# HELP coordhub_reservations_total Reserve requests by result.\n"
-            "# TYPE coordhub_reservations_total counter\n"
-            "coordhub_reservations_total{result=\"reserved\"} %llu\n"
-            "coordhub_reservations_total{result=\"conflict\"} %llu\n",
-            (unsigned long long)rm->reserved, (unsigned long long)rm->conflicts);
-        put(&b,
-            "# HELP coordhub_reservation_releases_total Releases by result.\n"
-            "# TYPE coordhub_reservation_releases_total counter\n"
-            "coordhub_reservation_releases_total{result=\"released\"} %llu\n"
-            "coordhub_reservation_releases_total{result=\"not_found\"} %llu\n",
-            (unsigned long long)rm->released, (unsigned long long)rm->not_found);
+        labelled(&b, "coordhub_reservations_total", "Reserve requests by result.", "result", 2,
+                 (const char *const[]){"reserved", "conflict"},
+                 (const uint64_t[]){rm->reserved, rm->conflicts});
+        labelled(&b, "coordhub_reservation_releases_total", "Releases by result.", "result", 2,
+                 (const char *const[]){"released", "not_found"},
+                 (const uint64_t[]){rm->released, rm->not_found});
         counter(&b, "coordhub_reservation_lists_total", "Listings served.", rm->lists);
         counter(&b, "coordhub_reservation_sweeps_total", "Expiry sweeps run by this hub.",
                 rm->sweeps);
@@ -166,26 +167,17 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     }
     if (gw->cache != NULL) {
         const cache_metrics_t *cm = cache_metrics(gw->cache);
-        put(&b,
-            "# HELP coordhub_config_cache_hits_total Configuration reads by the tier that "
-            "answered.\n# TYPE coordhub_config_cache_hits_total counter\n"
-            "coordhub_config_cache_hits_total{tier=\"l1\"} %llu\n"
-            "coordhub_config_cache_hits_total{tier=\"l2\"} %llu\n"
-            "coordhub_config_cache_hits_total{tier=\"store\"} %llu\n",
-            (unsigned long long)cm->hits_l1, (unsigned long long)cm->hits_l2,
-            (unsigned long long)cm->hits_store);
+        labelled(&b, "coordhub_config_cache_hits_total",
+                 "Configuration reads by the tier that answered.", "tier", 3,
+                 (const char *const[]){"l1", "l2", "store"},
+                 (const uint64_t[]){cm->hits_l1, cm->hits_l2, cm->hits_store});
         counter(&b, "coordhub_config_cache_misses_total", "L1 misses (fetches started).",
                 cm->misses);
         counter(&b, "coordhub_config_stale_served_total",
                 "Reads answered from L1 marked stale while Redis was down.", cm->stale_served);
-        put(&b,
-            "# HELP coordhub_config_invalidations_total Invalidations received by source.\n"
-            "# TYPE coordhub_config_invalidations_total counter\n"
-            "coordhub_config_invalidations_total{source=\"publish\"} %llu\n"
-            "coordhub_config_invalidations_total{source=\"tracking\"} %llu\n"
-            "coordhub_config_invalidations_total{source=\"flush\"} %llu\n",
-            (unsigned long long)cm->inval_publish, (unsigned long long)cm->inval_tracking,
-            (unsigned long long)cm->inval_flush);
+        labelled(&b, "coordhub_config_invalidations_total", "Invalidations received by source.",
+                 "source", 3, (const char *const[]){"publish", "tracking", "flush"},
+                 (const uint64_t[]){cm->inval_publish, cm->inval_tracking, cm->inval_flush});
         counter(&b, "coordhub_config_changes_total", "Changes reported to watchers.", cm->changes);
         counter(&b, "coordhub_config_writes_total", "Configuration writes.", cm->writes);
         counter(&b, "coordhub_config_tracking_errors_total", "Failures to enable client tracking.",
