@@ -860,7 +860,7 @@ on_list_overlay(void *privdata, redisReply *reply)
     /* the platform's bundle layout, for its readers: [{key, value, version}] */
     arr = json_array();
     for (size_t i = 0; i < r->ndocs; i++) {
-        json_t *v = json_loads(r->docs[i].value, JSON_DECODE_ANY, NULL);
+        json_t *v = json_loads(r->docs[i].value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         json_array_append_new(arr, json_pack("{s:s,s:o,s:I}", "key", r->docs[i].key, "value",
                                              v ? v : json_null(), "version",
                                              (json_int_t)r->docs[i].version));

@@ -305,7 +305,7 @@ api_reservations(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *
 static json_t *
 doc_json(const cache_doc_t *d, int with_category)
 {
-    json_t *v = json_loads(d->value, JSON_DECODE_ANY, NULL);
+    json_t *v = json_loads(d->value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     json_t *o = json_pack("{s:s,s:o,s:I}", "key", d->key, "value", v ? v : json_null(), "version",
                           (json_int_t)d->version);
     if (with_category)

@@ -98,7 +98,7 @@ void
 gw_config_changed(gw_t *gw, const char *key, const char *value, long long version)
 {
     char room[GW_ROOM_MAX + 1];
-    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL), *o;
+    json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL), *o;
     char *data;
     int n = snprintf(room, sizeof room, "config:%s", key);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test of
-# ctest in both builds. .ci/run calls exactly this.
+# ctest in both builds, then every fuzz target for a bounded time
+# (fuzz/run.sh). .ci/run calls exactly this.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh -R unit    extra arguments go to ctest (both builds)
@@ -36,7 +37,19 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORDHUB_SANITIZE=ON
 
+# --- fuzz: each parser's libFuzzer target (clang, ASan + UBSan) for a bounded
+# time in build-fuzz/; a crash fails the run, its reproducer is kept in
+# fuzz/crashes/. FUZZ_SECONDS per target (default 20; 0 skips, visibly).
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" = 0 ]; then
+    echo "=== build-fuzz: SKIPPED (FUZZ_SECONDS=0)"
+else
+    echo "=== build-fuzz: libFuzzer targets, ${fuzz_seconds} s each"
+    bash fuzz/run.sh "$fuzz_seconds" || status=1
+fi
+# --- end fuzz ---
+
 if [ "$status" -ne 0 ]; then
-    echo "=== FAILED: see the ctest output above"
+    echo "=== FAILED: see the ctest and fuzz output above"
 fi
 exit "$status"
