@@ -572,7 +572,7 @@ run(hub_t *hub)
                 return 2;
             }
         } else {
-            store = cache_store_redis_new(hub->bus);
+            store = cache_store_redis_new(hub->bus, 180);
         }
         hub->cache = cache_new(&hub->loop, hub->bus, store, &co);
     }

@@ -749,6 +749,12 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     }
     cache_doc_copy(&r->doc, &docs[0]);
     c->m.writes++;
+    if (c->store->ops->put_publishes) {
+        /* the store's own script did L2, the bundles and the publish */
+        invalidate_key(c, r->key);
+        put_finish(r, CACHE_OK);
+        return;
+    }
     /* L2, the bundles and the publish, in that order, in one script */
     prev = r->doc.prev_category ? r->doc.prev_category : r->doc.category;
     snprintf(l2key, sizeof l2key, "configuration:%s", r->key);

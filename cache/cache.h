@@ -67,6 +67,10 @@ typedef void (*cache_store_cb)(void *privdata, int status, const cache_doc_t *do
 
 typedef struct cache_store_ops {
     const char *name;
+    /* 1: put also wrote L2, dropped the bundles and published the
+     * invalidation, atomically with the store update (the Redis store: a
+     * write that Redis runs late, after a timeout, is then whole or absent) */
+    int put_publishes;
     /* the doc of `key` (n = 1), or CACHE_NOT_FOUND */
     int (*get)(cache_store_t *s, const char *key, cache_store_cb cb, void *privdata);
     /* writes value (and category; NULL keeps the old one, "" for none) with
@@ -85,7 +89,7 @@ struct cache_store {
 
 /* The embedded store: the Redis hash `configuration-store` (field = key,
  * value = JSON {value, category, version, updatedAt}), by Lua scripts. */
-cache_store_t *cache_store_redis_new(bus_t *bus);
+cache_store_t *cache_store_redis_new(bus_t *bus, unsigned l2_ttl_s);
 
 /* The MongoDB store: collection `configurations` of `uri`'s database
  * (default "coordhub"), documents {_id, value, category, version,

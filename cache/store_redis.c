@@ -13,8 +13,12 @@
 
 #define STORE_KEY "configuration-store"
 
-/* KEYS[1] store; ARGV[1] key, ARGV[2] value JSON, ARGV[3] category,
- * ARGV[4] "1" when the category was given. Returns the new document. */
+/* KEYS[1] store, KEYS[2] configuration:<key>; ARGV[1] key, ARGV[2] value
+ * JSON, ARGV[3] category, ARGV[4] "1" when the category was given, ARGV[5]
+ * the L2 TTL in seconds. One script for the whole write: the store (version
+ * + 1), L2, the bundles of the new and the previous category (and their
+ * generations, see cache.c), then the invalidation. Returns the new
+ * document, with the previous category. */
 static const char put_lua[] =
     "local t = redis.call('TIME') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -33,6 +37,13 @@ static const char put_lua[] =
     "  ',\"version\":' .. string.format('%d', v) .. ',\"updatedAt\":' .. "
     "  string.format('%d', now) .. '}' "
     "redis.call('HSET', KEYS[1], ARGV[1], doc) "
+    "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5]) "
+    "for _, c in ipairs({cat, prev}) do "
+    "  redis.call('DEL', 'configurationCategory:' .. c .. ':0') "
+    "  redis.call('INCR', 'coordhub:config-gen:' .. c) "
+    "end "
+    "redis.call('PUBLISH', 'configuration-invalidate', '{\"key\":' .. cjson.encode(ARGV[1]) .. "
+    "  ',\"version\":' .. string.format('%d', v) .. '}') "
     /* the answer also names the category before the write (not stored) */
     "return string.sub(doc, 1, -2) .. ',\"previousCategory\":' .. cjson.encode(prev) .. '}'";
 
@@ -51,6 +62,7 @@ typedef struct rstore {
     cache_store_t base;
     bus_t *bus;
     bus_script_t put_script, list_script;
+    unsigned l2_ttl_s;
     int in_flight;
     int closing;
     void (*close_cb)(void *);
@@ -184,12 +196,16 @@ rs_put(cache_store_t *base, const char *key, const char *value, const char *cate
 {
     rstore_t *s = (rstore_t *)base;
     rop_t *op = op_new(s, key, cb, privdata);
-    const char *argv[5] = {STORE_KEY, key, value, category ? category : "", category ? "1" : "0"};
-    size_t lens[5];
+    char l2key[CACHE_KEY_MAX + 32], ttl[16];
+    const char *argv[7] = {
+        STORE_KEY, l2key, key, value, category ? category : "", category ? "1" : "0", ttl};
+    size_t lens[7];
 
-    for (int i = 0; i < 5; i++)
+    snprintf(l2key, sizeof l2key, "configuration:%s", key);
+    snprintf(ttl, sizeof ttl, "%u", s->l2_ttl_s);
+    for (int i = 0; i < 7; i++)
         lens[i] = strlen(argv[i]);
-    return started(s, op, bus_evalsha(s->bus, &s->put_script, 1, 5, argv, lens, on_reply, op));
+    return started(s, op, bus_evalsha(s->bus, &s->put_script, 2, 7, argv, lens, on_reply, op));
 }
 
 static int
@@ -218,14 +234,15 @@ rs_close(cache_store_t *base, void (*cb)(void *), void *privdata)
     }
 }
 
-static const cache_store_ops_t redis_ops = {"redis", rs_get, rs_put, rs_list, rs_close};
+static const cache_store_ops_t redis_ops = {"redis", 1, rs_get, rs_put, rs_list, rs_close};
 
 cache_store_t *
-cache_store_redis_new(bus_t *bus)
+cache_store_redis_new(bus_t *bus, unsigned l2_ttl_s)
 {
     rstore_t *s = util_calloc(1, sizeof *s);
     s->base.ops = &redis_ops;
     s->bus = bus;
+    s->l2_ttl_s = l2_ttl_s ? l2_ttl_s : 180;
     s->put_script.text = put_lua;
     s->list_script.text = list_lua;
     return &s->base;

@@ -15,6 +15,16 @@
 
 #define SHUTDOWN_POLL_MS 10
 
+/* A WebSocket silent for 30 s is pinged (lws sends the PING); one that has
+ * not answered 10 s later is dropped: a peer that vanished, or a half-open
+ * connection stuck in the middle of a frame, does not hold its slot forever.
+ * (lws 4.1 confirms validity only by a PONG; every WebSocket client answers
+ * pings by itself.) */
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = 30,
+    .secs_since_valid_hangup = 40,
+};
+
 int
 gw_port(const gw_t *gw)
 {
@@ -85,12 +95,15 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.iface = gw->host;
     info.protocols = gw__protocols;
     info.vhost_name = "default";
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* UTF-8 of text messages is checked by the hub (ws.c), not by lws's
+     * VALIDATE_UTF8, so that those 1007 closes are counted */
+    info.options =
+        LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = foreign_loops;
     info.user = gw;
     info.fd_limit_per_thread = fd_limit();
     info.timeout_secs = 10;
+    info.retry_and_idle_policy = &idle_policy;
 
     /* lws logs only real trouble (it writes to stderr too) */
     lws_set_log_level(LLL_ERR, NULL);

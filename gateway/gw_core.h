@@ -40,6 +40,8 @@ struct gw_metrics {
     uint64_t too_large_closes; /* 1009 */
     uint64_t rate_closes;      /* 1008 */
     uint64_t binary_closes;    /* 1003 */
+    uint64_t protocol_closes;  /* 1002 sent by us (Socket.IO packets that do not parse) */
+    uint64_t utf8_closes;      /* 1007: a text message that is not UTF-8 */
     uint64_t auth_failures;    /* 401 before upgrade */
     uint64_t ws_accepted;
     uint64_t client_errors; /* error frames sent */
@@ -166,6 +168,9 @@ int gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size
 int gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 void gw__ws_closed(gw_t *gw, gw_conn_t *c);
 int gw__ws_timer(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* The peer sent a close frame: 0 to echo it, or -1 (with our own close
+ * reason set) when its body is malformed (RFC 6455 §5.5.1, §7.4). */
+int gw__ws_peer_close(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);
 /* Verifies a token (counting refusals); 0 or GW_EPARSE. */
 int gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, gw_claims_t *claims);
 /* The connection is authenticated: join user:<sub>, start receiving events. */

@@ -108,6 +108,11 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             m->rate_closes);
     counter(&b, "coordhub_binary_frame_closes_total", "Connections closed with 1003.",
             m->binary_closes);
+    counter(&b, "coordhub_invalid_utf8_closes_total",
+            "Connections closed with 1007 (a text message that is not UTF-8).", m->utf8_closes);
+    counter(&b, "coordhub_protocol_error_closes_total",
+            "Connections the hub closed with 1002 (packets that do not parse).",
+            m->protocol_closes);
     counter(&b, "coordhub_auth_failures_total", "Upgrades refused with 401.", m->auth_failures);
     counter(&b, "coordhub_ws_accepted_total", "WebSocket connections accepted.", m->ws_accepted);
     counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);

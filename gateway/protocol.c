@@ -48,6 +48,8 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 
     case LWS_CALLBACK_SERVER_WRITEABLE: return gw__ws_writeable(gw, c, wsi);
 
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: return gw__ws_peer_close(gw, c, wsi, in, len);
+
     case LWS_CALLBACK_TIMER: return gw__ws_timer(gw, c, wsi);
 
     case LWS_CALLBACK_CLOSED: gw__ws_closed(gw, c); break;

@@ -483,6 +483,10 @@ handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 static int
 dispatch(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 {
+    if (!util_utf8_valid(buf, len)) {
+        gw->m.utf8_closes++;
+        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    }
     if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst)) {
         gw->m.rate_closes++;
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
@@ -500,6 +504,7 @@ close_text(int code)
     case LWS_CLOSE_STATUS_POLICY_VIOLATION: return "rate limit";
     case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return "unsupported packet";
     case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "protocol error";
+    case LWS_CLOSE_STATUS_INVALID_PAYLOAD: return "text is not UTF-8";
     default: return "";
     }
 }
@@ -545,6 +550,8 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
     }
     if (code == 0)
         return 0;
+    if (code == LWS_CLOSE_STATUS_PROTOCOL_ERR)
+        gw->m.protocol_closes++;
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)close_text(code),
                      strlen(close_text(code)));
     return -1;
@@ -554,6 +561,36 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
  * roles/ws/private-lib-roles-ws.h); its public lws_close_reason() path does
  * not write the frame from SERVER_WRITEABLE, so we pass the value directly. */
 #define GW_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+int
+gw__ws_peer_close(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len)
+{
+    const unsigned char *p = in;
+    unsigned code;
+
+    (void)c;
+    if (len == 0)
+        return 0;
+    if (len == 1) {
+        gw->m.protocol_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close", 9);
+        return -1;
+    }
+    code = (unsigned)p[0] << 8 | p[1];
+    /* codes a peer may send: 1000-1003, 1007-1014, 3000-4999 */
+    if (code < 1000 || (code >= 1004 && code <= 1006) || (code >= 1015 && code < 3000) ||
+        code >= 5000) {
+        gw->m.protocol_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close", 9);
+        return -1;
+    }
+    if (!util_utf8_valid((const char *)p + 2, len - 2)) {
+        gw->m.utf8_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)"bad reason", 10);
+        return -1;
+    }
+    return 0;
+}
 
 static int
 write_close(struct lws *wsi, int code)

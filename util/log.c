@@ -102,6 +102,24 @@ util_json_escape(char *out, size_t cap, const char *s, size_t n)
     return o;
 }
 
+int
+util_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t sl;
+        if (p[i] < 0x80) { /* the common case, byte by byte */
+            i++;
+            continue;
+        }
+        sl = utf8_seq_len(p + i, n - i);
+        if (sl == 0)
+            return 0;
+        i += sl;
+    }
+    return 1;
+}
+
 size_t
 util_utf8_sanitize(char *out, const char *s, size_t n)
 {

@@ -74,4 +74,8 @@ size_t util_json_escape(char *out, size_t cap, const char *s, size_t n);
  * (NUL-terminated). */
 size_t util_utf8_sanitize(char *out, const char *s, size_t n);
 
+/* 1 if s[0..n) is valid UTF-8 (no overlong forms, surrogates or values past
+ * U+10FFFF), else 0. */
+int util_utf8_valid(const char *s, size_t n);
+
 #endif

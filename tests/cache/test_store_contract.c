@@ -132,7 +132,7 @@ setup_common(void **state, int mongo)
         w->store = cache_store_mongo_new(&w->loop, getenv("MONGODB_URI"), &err);
         assert_non_null(w->store);
     } else {
-        w->store = cache_store_redis_new(w->bus);
+        w->store = cache_store_redis_new(w->bus, 180);
     }
     snprintf(w->prefix, sizeof w->prefix, "ct%d-%lu", (int)getpid(),
              (unsigned long)(uv_hrtime() % 1000000));

@@ -1105,6 +1105,7 @@ export class RawWs {
     this.closeAt = null;
     this.hostileAt = null;
     this.tcpClosed = false;
+    this.replyToClose = true;
     this.error = null;
     this.waiters = new Set();
     this.end = new Promise((resolve) => {
@@ -1192,6 +1193,13 @@ export class RawWs {
         this.closeAt = Date.now();
         this.closeCode = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
         this.closeReason = f.payload.subarray(2).toString('utf8');
+        // Answer the close as a well-behaved client would (the hub then
+        // ends TCP at once instead of waiting for the reply).
+        if (this.replyToClose && !this.sock.destroyed) {
+          const p = Buffer.alloc(2);
+          p.writeUInt16BE(this.closeCode === 1005 ? 1000 : this.closeCode);
+          this.sock.write(wsFrame({ opcode: 0x8, payload: p }));
+        }
       }
     }
     this._wake();
@@ -1455,4 +1463,90 @@ export async function openFleet(
 // Closes every fleet client without a close handshake.
 export function terminateFleet(clients) {
   for (const c of clients) if (c) c.ws.terminate();
+}
+
+// Publishes `tradestate` messages to the users in `users` (round robin) at
+// about `ratePerSec`, each {steamId, token: 'flow', state: 'flow', msg:
+// "<seq>"}, until stop(). A publish whose PUBLISH reply is >= 1 reached a
+// subscriber (the hub): those are the ones that must be delivered. While
+// Redis is unreachable it retries the connection every 100 ms. stop()
+// resolves {sent, reachedHub, failed, log} where log[seq] = {user,
+// receivers} (receivers -1: the PUBLISH itself failed).
+export function publishFlow(redis, users, { ratePerSec = 200, batch = 20, channel = 'tradestate' } = {}) {
+  const log = [];
+  let stopped = false;
+  let conn = null;
+  let failed = 0;
+  const interval = Math.max(5, Math.round((1000 * batch) / ratePerSec));
+  const loop = (async () => {
+    let next = 0;
+    while (!stopped) {
+      const t0 = Date.now();
+      try {
+        if (!conn || conn.closed) conn = await RespClient.connect(redis.port, { timeoutMs: 1000 });
+        const cmds = [];
+        const seqs = [];
+        for (let k = 0; k < batch; k++) {
+          const seq = log.length + seqs.length;
+          const user = users[next++ % users.length];
+          seqs.push({ seq, user });
+          cmds.push(['PUBLISH', channel, JSON.stringify({ steamId: user, token: 'flow', state: 'flow', msg: String(seq) })]);
+        }
+        let replies;
+        try {
+          replies = await conn.pipeline(cmds, { timeoutMs: 3000 });
+        } catch (e) {
+          // Unknown whether they reached Redis: they count as failed, and
+          // are not expected anywhere.
+          for (const s of seqs) log.push({ user: s.user, receivers: -1 });
+          failed += seqs.length;
+          conn.close();
+          conn = null;
+          throw e;
+        }
+        for (const [k, s] of seqs.entries()) {
+          const r = replies[k];
+          log.push({ user: s.user, receivers: typeof r === 'number' ? r : -1 });
+        }
+      } catch {
+        await sleep(100);
+        continue;
+      }
+      const spent = Date.now() - t0;
+      if (spent < interval) await sleep(interval - spent);
+    }
+  })();
+  return {
+    log,
+    get sent() {
+      return log.length;
+    },
+    async stop() {
+      stopped = true;
+      await loop;
+      if (conn) conn.close();
+      return {
+        sent: log.length,
+        reachedHub: log.filter((l) => l.receivers >= 1).length,
+        notSubscribed: log.filter((l) => l.receivers === 0).length,
+        failed,
+        log,
+      };
+    },
+  };
+}
+
+// Parses a Redis CLIENT LIST reply into [{id, name, flags, redir, ...}].
+export function parseClientList(text) {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line) => {
+      const o = {};
+      for (const kv of line.trim().split(' ')) {
+        const i = kv.indexOf('=');
+        if (i > 0) o[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      return o;
+    });
 }
