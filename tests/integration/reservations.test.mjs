@@ -486,7 +486,9 @@ test('metrics: reservations by result, releases by result, sweeps and expired as
   expectError(await api(hubA, 'POST', 'metrics', { assets: ['m1'], ttl_s: 60 }), 409, 'already_reserved', 'metrics conflict');
   await release(hubB, 'metrics', 'm1');
   expectError(await api(hubB, 'DELETE', 'metrics/m1'), 404, 'not_found', 'metrics double release');
-  // Three assets expiring together, no listing meanwhile.
+  // Three assets expiring together, no listing meanwhile. (The barrier
+  // first: the release's own publish must not be counted in this phase.)
+  await sub.barrier();
   const m0 = sub.mark();
   const r = await reserve(hubB, 'metrics-exp', ['x1', 'x2', 'x3'], 1);
   await sub.barrier();
