@@ -33,6 +33,10 @@ gw__frame_wire(gw_frame_t *f, size_t *n)
 {
     unsigned char *p = gw__frame_data(f);
 
+    if (f->hdr == GW_FRAME_RAW) {
+        *n = f->len;
+        return p;
+    }
     if (f->hdr == 0) {
         uint64_t len = f->len;
         if (len < 126) {

@@ -15,16 +15,6 @@
 
 #define SHUTDOWN_POLL_MS 10
 
-/* A WebSocket silent for 30 s is pinged (lws sends the PING); one that has
- * not answered 10 s later is dropped: a peer that vanished, or a half-open
- * connection stuck in the middle of a frame, does not hold its slot forever.
- * (lws 4.1 confirms validity only by a PONG; every WebSocket client answers
- * pings by itself.) */
-static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 40,
-};
-
 int
 gw_port(const gw_t *gw)
 {
@@ -89,6 +79,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     uv_timer_init(loop, &gw->shutdown_timer);
     gw->shutdown_timer.data = gw;
     gw__ws_flush_init(gw);
+    gw__ws_sweep_init(gw);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -103,7 +94,6 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.user = gw;
     info.fd_limit_per_thread = fd_limit();
     info.timeout_secs = 10;
-    info.retry_and_idle_policy = &idle_policy;
 
     /* lws logs only real trouble (it writes to stderr too) */
     lws_set_log_level(LLL_ERR, NULL);
@@ -128,6 +118,7 @@ fail:
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
+    uv_close((uv_handle_t *)&gw->sweep, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
     free(gw->scratch);
@@ -148,6 +139,7 @@ finish_shutdown(gw_t *gw)
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
+    uv_close((uv_handle_t *)&gw->sweep, NULL);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */

@@ -75,8 +75,11 @@ struct gw_conn {
     int close_code; /* non-zero: close with it at the next writeable */
     int dirty;      /* on the gateway's flush list */
     gw_conn_t *dnext, *dprev;
-    int sio_pong_due;    /* a ping is out and unanswered */
-    int sio_have_claims; /* a valid ?token= was given with the upgrade */
+    int sio_pong_due;      /* a ping is out and unanswered */
+    uint64_t sio_deadline; /* next ping, or (pong due) the pong's deadline, loop ms */
+    uint64_t last_rx;      /* last data or pong from the peer, loop ms */
+    uint64_t ws_ping_sent; /* a WebSocket PING is out since then, 0 none */
+    int sio_have_claims;   /* a valid ?token= was given with the upgrade */
     char sio_sid[24];
     int linked;
     gw_conn_t *prev, *next;
@@ -123,6 +126,7 @@ struct gw {
     gw_conn_t *dirty;       /* connections with frames queued since the last flush */
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
+    uv_timer_t sweep;       /* liveness: Socket.IO pings, idle pings, dead peers */
     unsigned char *scratch; /* one send's worth of coalesced frames */
     size_t nconns[GW_FRAMING_COUNT];
     size_t http_inflight;
@@ -167,7 +171,13 @@ int gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 int gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);
 int gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
 void gw__ws_closed(gw_t *gw, gw_conn_t *c);
-int gw__ws_timer(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* Liveness, one timer for every connection (lws 4.1's per-connection
+ * timers are a sorted list with linear inserts: quadratic at 20k sockets). */
+void gw__ws_sweep_init(gw_t *gw);
+/* The peer sent data or a PONG: it is alive. */
+void gw__ws_alive(gw_t *gw, gw_conn_t *c);
+/* Socket.IO: the ping schedule of a connection (ws_sio.c). */
+void gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now);
 /* The peer sent a close frame: 0 to echo it, or -1 (with our own close
  * reason set) when its body is malformed (RFC 6455 §5.5.1, §7.4). */
 int gw__ws_peer_close(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);

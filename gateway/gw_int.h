@@ -141,6 +141,10 @@ typedef struct gw_frame {
  */
 unsigned char *gw__frame_wire(gw_frame_t *f, size_t *n);
 
+/* hdr value of a frame whose payload is already a complete WebSocket frame
+ * (a control frame of ours, e.g. a PING): sent as it is. */
+#define GW_FRAME_RAW 0xffffffffu
+
 gw_frame_t *gw__frame_new(size_t len); /* refs = 1, payload uninitialised */
 static inline unsigned char *
 gw__frame_data(gw_frame_t *f)

@@ -50,7 +50,10 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: return gw__ws_peer_close(gw, c, wsi, in, len);
 
-    case LWS_CALLBACK_TIMER: return gw__ws_timer(gw, c, wsi);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c && c->is_ws)
+            gw__ws_alive(gw, c);
+        break;
 
     case LWS_CALLBACK_CLOSED: gw__ws_closed(gw, c); break;
 

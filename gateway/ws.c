@@ -159,6 +159,7 @@ gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     c->wsi = wsi;
     c->is_ws = 1;
     c->member.owner = c;
+    c->last_rx = uv_now(gw->loop);
     if (path_framing(wsi, &c->framing) != 0)
         return -1;
     if (c->framing == GW_FRAMING_SIO) {
@@ -389,6 +390,62 @@ on_flush(uv_check_t *h)
     }
 }
 
+/* A WebSocket silent this long is sent a PING; one silent this much longer
+ * is dropped (a peer that vanished, a half-open connection stuck in the
+ * middle of a frame). Every WebSocket client answers pings by itself. */
+#define IDLE_PING_MS 30000
+#define IDLE_DROP_MS 10000
+
+void
+gw__ws_alive(gw_t *gw, gw_conn_t *c)
+{
+    c->last_rx = uv_now(gw->loop);
+    c->ws_ping_sent = 0;
+}
+
+static void
+on_sweep(uv_timer_t *t)
+{
+    static const unsigned char ping[2] = {0x89, 0x00}; /* FIN, PING, empty */
+    gw_t *gw = t->data;
+    uint64_t now = uv_now(gw->loop);
+
+    for (gw_conn_t *c = gw->conns; c; c = c->next) {
+        if (c->close_code)
+            continue;
+        if (c->framing == GW_FRAMING_SIO)
+            gw__sio_sweep(gw, c, now);
+        if (c->ws_ping_sent != 0) {
+            if (now - c->ws_ping_sent >= IDLE_DROP_MS) {
+                /* it cannot take a close frame either: just drop it */
+                gw__outq_clear(&c->q);
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            }
+        } else if (now - c->last_rx >= IDLE_PING_MS) {
+            gw_frame_t *f = gw__frame_new(sizeof ping);
+            memcpy(gw__frame_data(f), ping, sizeof ping);
+            f->hdr = GW_FRAME_RAW;
+            gw__ws_enqueue(gw, c, f);
+            gw__frame_unref(f);
+            c->ws_ping_sent = now;
+        }
+    }
+}
+
+void
+gw__ws_sweep_init(gw_t *gw)
+{
+    /* often enough for the shortest Socket.IO interval (tests use 300 ms) */
+    uint64_t period = gw->sio_ping_interval_ms / 4;
+    if (period > 1000)
+        period = 1000;
+    if (period < 10)
+        period = 10;
+    uv_timer_init(gw->loop, &gw->sweep);
+    gw->sweep.data = gw;
+    uv_timer_start(&gw->sweep, on_sweep, period, period);
+}
+
 void
 gw__ws_flush_init(gw_t *gw)
 {
@@ -518,6 +575,7 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
 
     if (c->close_code)
         return 0; /* closing: ignore what it still sends */
+    gw__ws_alive(gw, c);
     if (lws_frame_is_binary(wsi)) {
         gw->m.binary_closes++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,

@@ -57,24 +57,24 @@ gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
                  "\"maxPayload\":%zu}",
                  c->sio_sid, gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
     gw__ws_send_text(gw, c, open, (size_t)n);
-    lws_set_timer_usecs(wsi, (lws_usec_t)gw->sio_ping_interval_ms * 1000);
+    c->sio_deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
+    (void)wsi;
 }
 
-int
-gw__ws_timer(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+void
+gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now)
 {
-    if (c == NULL || !c->is_ws || c->framing != GW_FRAMING_SIO || c->close_code)
-        return 0;
+    if (now < c->sio_deadline)
+        return;
     if (c->sio_pong_due) {
         /* no pong within pingTimeout: the peer is gone or not Engine.IO */
         LOG_DEBUG("gw", "socket.io client %s missed its pong", c->sio_sid);
         gw__ws_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
-        return 0;
+        return;
     }
     gw__ws_send_text(gw, c, "2", 1);
     c->sio_pong_due = 1;
-    lws_set_timer_usecs(wsi, (lws_usec_t)gw->sio_ping_timeout_ms * 1000);
-    return 0;
+    c->sio_deadline = now + gw->sio_ping_timeout_ms;
 }
 
 static void
@@ -227,7 +227,7 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
     case GW_EIO_PONG:
         if (c->sio_pong_due) {
             c->sio_pong_due = 0;
-            lws_set_timer_usecs(c->wsi, (lws_usec_t)gw->sio_ping_interval_ms * 1000);
+            c->sio_deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
         }
         return 0;
     case GW_EIO_PING: {
