@@ -31,6 +31,8 @@ gw__api_reset(gw_conn_t *c)
     c->req_body = NULL;
     c->req_len = c->req_cap = 0;
     c->api_dispatched = 0;
+    free(c->api_path);
+    c->api_path = NULL;
 }
 
 /* Answers at once and closes the connection: used before a body we will
@@ -56,11 +58,12 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
      * (POST /v1/locks/ctl%0Ab must not take the lock "ctl"). */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) == 0)
         return refuse_and_close(wsi, 400, "bad_request", "malformed request line");
-    if (strlen(uri) >= sizeof c->api_path) {
+    if (strlen(uri) >= 512) {
         gw__http_error(c, 400, "bad_request", "path too long");
         return 0;
     }
-    strcpy(c->api_path, uri);
+    free(c->api_path);
+    c->api_path = util_strdup(uri);
     c->api_method = method;
     {
         /* sized for the longest argument lws will split (it stops at one

@@ -15,6 +15,17 @@
 
 #define SHUTDOWN_POLL_MS 10
 
+/* No lws validity timers: lws 4.1 arms one per connection (default: ping
+ * at 300 s, hang up at 310 s) in a sorted list with linear inserts, at
+ * every upgrade and every PONG, which is quadratic at 20k sockets (accepts
+ * slow down, and a wave of PONGs stalls the loop for seconds). A zero
+ * hang-up time turns them off; the gateway's own sweep (ws.c) does the
+ * job on one timer. */
+static const lws_retry_bo_t no_validity_timers = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
 int
 gw_port(const gw_t *gw)
 {
@@ -94,6 +105,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.user = gw;
     info.fd_limit_per_thread = fd_limit();
     info.timeout_secs = 10;
+    info.retry_and_idle_policy = &no_validity_timers;
 
     /* lws logs only real trouble (it writes to stderr too) */
     lws_set_log_level(LLL_ERR, NULL);

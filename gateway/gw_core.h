@@ -94,7 +94,7 @@ struct gw_conn {
 
     /* HTTP API (/v1/...): the request being served on this connection */
     int api_method; /* lws method index: 0 GET, 1 POST, 3 PUT, 4 PATCH, 5 DELETE */
-    char api_path[512];
+    char *api_path; /* malloc'd per request: WebSockets do not carry it */
     char *req_body; /* Content-Length bytes, read before dispatch */
     size_t req_len, req_cap;
     int api_dispatched;          /* the route has run for this request */
