@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "loop_util.h"
 
 typedef struct probe {
     int ready;
@@ -39,23 +40,6 @@ typedef struct probe {
     int replies;
     int closed;
 } probe_t;
-
-static int
-fixture_port(void)
-{
-    const char *dir = getenv("COORDHUB_TEST_REDIS_DIR");
-    char path[512];
-    FILE *f;
-    int port = 0;
-
-    assert_non_null(dir);
-    snprintf(path, sizeof path, "%s/port", dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%d", &port), 1);
-    fclose(f);
-    return port;
-}
 
 /* A loopback port nobody listens on: bound then released. */
 static int
@@ -115,32 +99,6 @@ static void
 on_closed(void *privdata)
 {
     ((probe_t *)privdata)->closed = 1;
-}
-
-static void
-tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag reaches `want` or `ms` pass; returns 1 if it did. */
-static int
-run_until(uv_loop_t *loop, const int *flag, int want, unsigned ms)
-{
-    uv_timer_t t;
-    uint64_t deadline;
-    int ok;
-
-    uv_timer_init(loop, &t);
-    uv_timer_start(&t, tick, 5, 5);
-    uv_update_time(loop);
-    deadline = uv_now(loop) + ms;
-    while (*flag < want && uv_now(loop) < deadline)
-        uv_run(loop, UV_RUN_ONCE);
-    ok = *flag >= want;
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
 }
 
 static bus_t *

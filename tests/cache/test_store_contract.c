@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "loop_util.h"
 #include "cache.h"
 
 typedef struct probe {
@@ -38,31 +39,6 @@ typedef struct world {
     probe_t bp;
     char prefix[32]; /* keys and categories of this run */
 } world_t;
-
-static void
-tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static int
-run_until(uv_loop_t *loop, const int *flag, int want, unsigned ms)
-{
-    uv_timer_t t;
-    uint64_t deadline;
-    int ok;
-
-    uv_timer_init(loop, &t);
-    uv_timer_start(&t, tick, 5, 5);
-    uv_update_time(loop);
-    deadline = uv_now(loop) + ms;
-    while (*flag < want && uv_now(loop) < deadline)
-        uv_run(loop, UV_RUN_ONCE);
-    ok = *flag >= want;
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
 
 static void
 on_state(void *privdata, int ready, int ever, const char *err)
@@ -91,22 +67,6 @@ probe_reset(probe_t *p)
     for (size_t i = 0; i < p->n; i++)
         cache_doc_free(&p->docs[i]);
     memset(p, 0, sizeof *p);
-}
-
-static int
-fixture_port(void)
-{
-    const char *dir = getenv("COORDHUB_TEST_REDIS_DIR");
-    char path[512];
-    FILE *f;
-    int port = 0;
-    assert_non_null(dir);
-    snprintf(path, sizeof path, "%s/port", dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%d", &port), 1);
-    fclose(f);
-    return port;
 }
 
 static int

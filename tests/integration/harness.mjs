@@ -1550,3 +1550,59 @@ export function parseClientList(text) {
       return o;
     });
 }
+
+// ---------------------------------------------------------------- raw HTTP
+
+// A raw HTTP/1.1 exchange over one socket : writes
+// `head`, gives the server 200 ms to answer from the headers alone, then
+// writes `body` in 64 KiB pieces, stopping at the first response byte.
+export function rawHttp(port, head, body = Buffer.alloc(0), { timeoutMs = 10000 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const errors = [];
+    const finish = (why) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const text = buf.toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      const sep = text.indexOf('\r\n\r\n');
+      const bodyText = sep >= 0 ? buf.subarray(sep + 4).toString('utf8') : '';
+      let json;
+      try {
+        json = JSON.parse(bodyText);
+      } catch {
+        json = undefined;
+      }
+      resolve({ status: m ? Number(m[1]) : null, raw: text.slice(0, 500), body: bodyText, json, why, errors });
+    };
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const text = buf.toString('latin1');
+      const sep = text.indexOf('\r\n\r\n');
+      if (sep < 0) return;
+      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, sep));
+      if (cl && buf.length >= sep + 4 + Number(cl[1])) finish('complete');
+    });
+    sock.on('error', (e) => errors.push(e.code || e.message));
+    sock.on('close', () => finish('closed'));
+    sock.on('connect', async () => {
+      sock.write(head);
+      if (!body.length) return;
+      await sleep(200);
+      for (let off = 0; off < body.length; off += 65536) {
+        if (done || buf.length) return;
+        if (!sock.write(body.subarray(off, off + 65536))) {
+          await new Promise((r) => {
+            sock.once('drain', r);
+            sock.once('close', r);
+          });
+        }
+      }
+    });
+  });
+}

@@ -5,7 +5,6 @@
 // FIFO among waiters, wait_ms running out, disconnected waiters, NOSCRIPT
 // after SCRIPT FLUSH, Redis going away, bad inputs of every kind, metrics.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { before } from 'node:test';
 import {
   httpGet,
@@ -13,6 +12,7 @@ import {
   keepAliveAgent,
   makeToken,
   metricSum,
+  rawHttp,
   sleep,
   startHub,
   startRedis,
@@ -122,63 +122,6 @@ async function monitor() {
   };
 }
 
-// A raw HTTP/1.1 exchange over one socket: writes `head`, gives the server
-// 200 ms to answer from the headers alone (a server that refuses on
-// Content-Length), then writes `body` in 64 KiB pieces, waiting for drain
-// and stopping at the first response byte (so we are not still writing when
-// a server that answered early closes). Resolves with the first response once
-// complete, or with what arrived when the connection closed or `timeoutMs`
-// passed.
-function rawHttp(head, body = Buffer.alloc(0), { timeoutMs = 10000 } = {}) {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port: hub.port });
-    let buf = Buffer.alloc(0);
-    let done = false;
-    const errors = [];
-    const finish = (why) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      const text = buf.toString('latin1');
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
-      const sep = text.indexOf('\r\n\r\n');
-      const bodyText = sep >= 0 ? buf.subarray(sep + 4).toString('utf8') : '';
-      let json;
-      try {
-        json = JSON.parse(bodyText);
-      } catch {
-        json = undefined;
-      }
-      resolve({ status: m ? Number(m[1]) : null, raw: text.slice(0, 500), body: bodyText, json, why, errors });
-    };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      const text = buf.toString('latin1');
-      const sep = text.indexOf('\r\n\r\n');
-      if (sep < 0) return;
-      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, sep));
-      if (cl && buf.length >= sep + 4 + Number(cl[1])) finish('complete');
-    });
-    sock.on('error', (e) => errors.push(e.code || e.message));
-    sock.on('close', () => finish('closed'));
-    sock.on('connect', async () => {
-      sock.write(head);
-      if (!body.length) return;
-      await sleep(200);
-      for (let off = 0; off < body.length; off += 65536) {
-        if (done || buf.length) return;
-        if (!sock.write(body.subarray(off, off + 65536))) {
-          await new Promise((r) => {
-            sock.once('drain', r);
-            sock.once('close', r);
-          });
-        }
-      }
-    });
-  });
-}
 
 const untilResponse = (p) => p.then((r) => ({ ...r, at: now() }));
 
@@ -830,6 +773,7 @@ test('a 1.1 MiB body gets 413 too_large; a chunked body gets 411 or a closed con
   // Valid JSON padded with whitespace: only its size is wrong.
   const big = Buffer.from(`{"ttl_ms":10000}${' '.repeat(1.1 * 1024 * 1024)}`);
   const r = await rawHttp(
+    hub.port,
     `POST /v1/locks/${FREE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n`,
     big,
@@ -840,6 +784,7 @@ test('a 1.1 MiB body gets 413 too_large; a chunked body gets 411 or a closed con
   // A chunked body (no Content-Length).
   const chunk = '{"ttl_ms":10000}';
   const c = await rawHttp(
+    hub.port,
     `POST /v1/locks/${FREE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth}\r\n` +
       `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
       `${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`,
@@ -873,6 +818,7 @@ test('percent-encoded control characters in the name (curl-style header order): 
   for (const seg of ['ctl%0Ab', 'ctl%0D%0Ab', 'ctl%09b', 'ctl%0Db']) {
     // Host first, as curl and most clients send it.
     const r = await rawHttp(
+      hub.port,
       `POST /v1/locks/${seg} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
         `Authorization: Bearer ${svc()}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
       undefined,
