@@ -11,7 +11,8 @@
 typedef struct adapter {
     redisAsyncContext *ac; /* NULL once hiredis called cleanup */
     uv_poll_t poll;
-    int events;
+    int events;  /* what hiredis asked for */
+    int polling; /* what the poll handle watches now */
 } adapter_t;
 
 static void
@@ -21,8 +22,10 @@ on_poll(uv_poll_t *h, int status, int events)
 
     /* On error, let hiredis try the operations it asked for: the read or
      * write fails, hiredis records the error and runs its callbacks. */
-    if (status < 0)
+    if (status < 0) {
         events = a->events;
+        a->polling = 0; /* libuv stops a handle it reports an error on */
+    }
     if (a->ac != NULL && (events & UV_READABLE))
         redisAsyncHandleRead(a->ac);
     /* hiredis may have freed the context in the read: cleanup cleared a->ac
@@ -31,13 +34,22 @@ on_poll(uv_poll_t *h, int status, int events)
         redisAsyncHandleWrite(a->ac);
 }
 
+/*
+ * hiredis asks for reads again after every read. uv_poll_start with the
+ * mask already watched is not free: libuv drops the descriptor from epoll
+ * and adds it back (two epoll_ctl calls per Redis message), so the handle
+ * is touched only when the mask changes.
+ */
 static void
 update(adapter_t *a)
 {
+    if (a->events == a->polling)
+        return;
     if (a->events)
         uv_poll_start(&a->poll, a->events, on_poll);
     else
         uv_poll_stop(&a->poll);
+    a->polling = a->events;
 }
 
 static void
@@ -83,7 +95,7 @@ cleanup(void *p)
 {
     adapter_t *a = p;
     a->ac = NULL;
-    a->events = 0;
+    a->events = a->polling = 0;
     uv_close((uv_handle_t *)&a->poll, on_close);
 }
 

@@ -3,6 +3,13 @@
  * (gw__route_tradestate, JSON) and `canceledtrades` (gw__route_canceled,
  * plain text), both on the same input.
  *
+ * The allocation-free JSON scanner is checked against jansson on the same
+ * bytes: both accept or both refuse, but for three known differences
+ * (jansson refuses numbers too big for its types and NUL in object keys,
+ * which JSON.parse and the scanner take; it skips raw NUL bytes between
+ * tokens, which JSON.parse and the scanner refuse); and the top-level
+ * steamId the scanner reports is the one jansson's tree holds.
+ *
  * Checks: the steamId buffer is exactly GW_ID_MAX + 1 bytes (ASan sees a
  * write past it); an accepted id is NUL-terminated, 1..64 of [A-Za-z0-9];
  * a canceledtrades id appears verbatim in the payload, and only
@@ -28,6 +35,44 @@ is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+static void
+differential(const char *in, size_t size)
+{
+    json_error_t err;
+    json_t *root = json_loadb(in, size, JSON_ALLOW_NUL, &err), *v;
+    gw_jscan_t js;
+    int ok = gw__json_scan_object(in, size, "steamId", &js) == GW_OK;
+
+    /* jansson's reader skips raw NUL bytes between tokens; JSON has none */
+    if (root != NULL)
+        FUZZ_CHECK(ok == json_is_object(root) || (!ok && memchr(in, 0, size) != NULL));
+    else if (ok)
+        FUZZ_CHECK(strstr(err.text, "too big") != NULL || strstr(err.text, "overflow") != NULL ||
+                   strstr(err.text, "NUL byte in object key") != NULL);
+    if (ok && root != NULL) {
+        v = json_object_get(root, "steamId");
+        FUZZ_CHECK((js.count > 0) == (v != NULL));
+        if (js.count == 1 && js.kind == GW_JSCAN_STRING) {
+            FUZZ_CHECK(json_is_string(v));
+            if (!js.escaped) {
+                FUZZ_CHECK(js.len == json_string_length(v) &&
+                           memcmp(js.value, json_string_value(v), js.len) == 0);
+            } else {
+                char buf[GW_ID_MAX];
+                size_t n = gw__json_unescape_ascii(js.value, js.len, buf, sizeof buf);
+                if (n <= sizeof buf)
+                    FUZZ_CHECK(n == json_string_length(v) &&
+                               memcmp(buf, json_string_value(v), n) == 0);
+            }
+        } else if (js.count == 1 && js.kind == GW_JSCAN_INTEGER) {
+            FUZZ_CHECK(json_is_integer(v));
+        } else if (js.count == 1) {
+            FUZZ_CHECK(!json_is_string(v) && !json_is_integer(v));
+        }
+    }
+    json_decref(root);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -36,6 +81,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
 
     FUZZ_CHECK(sid != NULL);
+
+    differential(in, size);
 
     memset(sid, 0x7f, GW_ID_MAX + 1);
     if (gw__route_tradestate(in, size, sid) == GW_OK) {

@@ -54,6 +54,31 @@ typedef struct gw_claims {
 int gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
                    const char **why);
 
+/* ---- JSON validation without allocation (jscan.c) ---- */
+
+#define GW_JSCAN_DEPTH 2048 /* nesting, as jansson allows */
+
+enum { GW_JSCAN_NONE, GW_JSCAN_STRING, GW_JSCAN_INTEGER, GW_JSCAN_OTHER };
+
+typedef struct gw_jscan {
+    int count;         /* how many times the key appears at the top level */
+    int kind;          /* GW_JSCAN_*: the type of its (last) value */
+    const char *value; /* a string's body between the quotes, or an integer's text */
+    size_t len;
+    int escaped; /* the string body holds escapes */
+} gw_jscan_t;
+
+/*
+ * Validates s[0..n) as one JSON object (RFC 8259, UTF-8; whitespace around
+ * it allowed, nothing else) and reports where the top-level member `key`
+ * (compared after unescaping; NULL: none) is. Never reads past n, needs no
+ * NUL, allocates nothing. Returns GW_OK or GW_EPARSE.
+ */
+int gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out);
+/* The ASCII a string body accepted by the scanner decodes to, in out[0..cap);
+ * returns its length, or cap + 1 when longer or not all ASCII. */
+size_t gw__json_unescape_ascii(const char *s, size_t n, char *out, size_t cap);
+
 /* ---- Redis payload routing (route.c) ---- */
 
 /* Validates a `tradestate` payload: a JSON object whose "steamId" is a valid

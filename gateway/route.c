@@ -8,8 +8,6 @@
  */
 #include "gw_int.h"
 
-#include <jansson.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Payloads larger than this are not looked at (bots publish a few KiB). */
@@ -20,37 +18,58 @@ static const char tradedata_prefix[] = "tradeData:";
 
 /* ---- tradestate ---- */
 
+/* The canonical decimal text of a non-negative JSON integer token that fits
+ * in an int64 ("-0" is 0), into steamid; -1 otherwise. */
+static int
+integer_id(const char *t, size_t n, char steamid[GW_ID_MAX + 1])
+{
+    static const char max[] = "9223372036854775807";
+
+    if (n > 0 && t[0] == '-') {
+        if (n == 2 && t[1] == '0') {
+            memcpy(steamid, "0", 2);
+            return 0;
+        }
+        return -1;
+    }
+    /* the scanner's grammar: no sign, no leading zero, digits only */
+    if (n == 0 || n > sizeof max - 1 || (n == sizeof max - 1 && memcmp(t, max, n) > 0))
+        return -1;
+    memcpy(steamid, t, n);
+    steamid[n] = '\0';
+    return 0;
+}
+
 int
 gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
 {
-    json_t *root, *id;
-    int rc = GW_EPARSE;
+    gw_jscan_t id;
 
     if (payload == NULL || len == 0 || len > GW_PAYLOAD_MAX)
         return GW_EPARSE;
-    /* Duplicate keys are refused: a browser's JSON.parse keeps the last
-     * "steamId", and the room we pick must be the one it would see. */
-    root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL);
-    if (root == NULL)
+    if (gw__json_scan_object(payload, len, "steamId", &id) != GW_OK)
         return GW_EPARSE;
-    if (!json_is_object(root))
-        goto done;
-    id = json_object_get(root, "steamId");
-    if (json_is_string(id)) {
-        size_t n = json_string_length(id);
-        if (!gw__valid_user_id(json_string_value(id), n))
-            goto done;
-        memcpy(steamid, json_string_value(id), n);
+    /* A browser's JSON.parse keeps the last of duplicate keys; refuse to
+     * guess instead of routing by one the page will not see. */
+    if (id.count != 1)
+        return GW_EPARSE;
+    if (id.kind == GW_JSCAN_INTEGER)
+        return integer_id(id.value, id.len, steamid) == 0 ? GW_OK : GW_EPARSE;
+    if (id.kind != GW_JSCAN_STRING)
+        return GW_EPARSE;
+    if (id.escaped) {
+        /* "\u0031" is "1" to the browser: decode, then check the result */
+        size_t n = gw__json_unescape_ascii(id.value, id.len, steamid, GW_ID_MAX);
+        if (n > GW_ID_MAX || !gw__valid_user_id(steamid, n))
+            return GW_EPARSE;
         steamid[n] = '\0';
-        rc = GW_OK;
-    } else if (json_is_integer(id) && json_integer_value(id) >= 0) {
-        /* a 64-bit steamId sent as a bare number: at most 19 digits */
-        snprintf(steamid, GW_ID_MAX + 1, "%lld", (long long)json_integer_value(id));
-        rc = GW_OK;
+        return GW_OK;
     }
-done:
-    json_decref(root);
-    return rc;
+    if (!gw__valid_user_id(id.value, id.len))
+        return GW_EPARSE;
+    memcpy(steamid, id.value, id.len);
+    steamid[id.len] = '\0';
+    return GW_OK;
 }
 
 /* ---- canceledtrades ---- */

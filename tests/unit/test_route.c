@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,54 @@ static const id_case_t ts_cases[] = {
     {S("{\"steamId\":\"1\",\"msg\":\"a\0b\"}"), NULL},
     /* which steamId would a browser see? refuse to guess */
     {S("{\"steamId\":\"1\",\"steamId\":\"2\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"steam\\u0049d\":\"2\"}"), NULL},
+    /* a browser unescapes keys and values: so do we */
+    {S("{\"steam\\u0049d\":\"7\"}"), "7"},
+    {S("{\"steamId\":\"\\u0037\\u0036\"}"), "76"},
+    {S("{\"steamId\":\"7\\u002f\"}"), NULL},
+    {S("{\"steamId\":\"7\\/\"}"), NULL},
+    {S("{\"steamId\":\"\\u00377\"}"), "77"},
+    /* only the top level counts; duplicates elsewhere are the page's business */
+    {S("{\"steamId\":\"1\",\"extra\":{\"a\":1,\"a\":2,\"steamId\":\"3\"}}"), "1"},
+    {S("{\"steamId\":{\"steamId\":\"1\"}}"), NULL},
+    {S("{\"steamId\":-0}"), "0"},
+    {S("{\"steamId\":-01}"), NULL},
+    {S("{\"steamId\":9223372036854775808}"), NULL},
+    {S("{\"steamId\":10000000000000000000}"), NULL},
+    /* numbers of any size elsewhere, as JSON.parse takes them */
+    {S("{\"steamId\":\"1\",\"p\":1e400,\"q\":123456789012345678901234567890,\"r\":-1.5E-3}"), "1"},
+    {S("{\"steamId\":\"1\",\"n\":01}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":-}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":1.}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":.5}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":1e}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":1e+}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":+1}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":1x}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":tru}"), NULL},
+    {S("{\"steamId\":\"1\",\"n\":truex}"), NULL},
+    /* structure */
+    {S("{ \"steamId\" : \"1\" , \"a\" : [ 1 , { \"b\" : null } , [ ] , { } ] }"), "1"},
+    {S("{\"steamId\":\"1\",\"a\":[1,]}"), NULL},
+    {S("{\"steamId\":\"1\",\"a\":[}"), NULL},
+    {S("{\"steamId\":\"1\",\"a\":{\"b\"}}"), NULL},
+    {S("{\"steamId\":\"1\",\"a\":{1:2}}"), NULL},
+    {S("{\"steamId\":\"1\"}\f"), NULL},
+    {S("{\"steamId\":\"1\",\"a\":[1 2]}"), NULL},
+    /* strings: escapes, surrogate pairs, UTF-8 */
+    {S("{\"steamId\":\"1\",\"m\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0000\"}"), "1"},
+    {S("{\"steamId\":\"1\",\"m\":\"\\x\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\\u12\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\\ud83d\\ude00\"}"), "1"},
+    {S("{\"steamId\":\"1\",\"m\":\"\\ud83d\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\\ude00\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\\ud83d\\u0041\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\xf0\x9f\x98\x80 \xc3\xa9 \xe2\x82\xac\"}"), "1"},
+    {S("{\"steamId\":\"1\",\"m\":\"\xc0\xaf\"}"), NULL}, /* overlong */
+    {S("{\"steamId\":\"1\",\"m\":\"\xe0\x80\xaf\"}"), NULL},
+    {S("{\"steamId\":\"1\",\"m\":\"\xf4\x90\x80\x80\"}"), NULL}, /* > U+10FFFF */
+    {S("{\"steamId\":\"1\",\"m\":\"\xf0\x9f\x98\"}"), NULL},     /* truncated */
+    {S("{\"steamId\":\"1\",\"m\":\"\x80\"}"), NULL},
 };
 
 static void
@@ -173,6 +222,29 @@ test_tradestate_random(void **state)
     }
 }
 
+/* jansson's limit: 2048 levels of nesting, the top object included */
+static void
+test_tradestate_depth(void **state)
+{
+    size_t levels[] = {2047, 2048};
+    char id[GW_ID_MAX + 1];
+    (void)state;
+
+    for (size_t k = 0; k < 2; k++) {
+        size_t d = levels[k], n = 0;
+        char *buf = malloc(32 + 2 * d);
+        assert_non_null(buf);
+        n += (size_t)sprintf(buf, "{\"steamId\":\"4\",\"x\":");
+        memset(buf + n, '[', d);
+        n += d;
+        memset(buf + n, ']', d);
+        n += d;
+        buf[n++] = '}';
+        assert_int_equal(gw__route_tradestate(buf, n, id), k == 0 ? GW_OK : GW_EPARSE);
+        free(buf);
+    }
+}
+
 static void
 test_tradestate_oversize(void **state)
 {
@@ -233,7 +305,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tradestate_table),  cmocka_unit_test(test_tradestate_prefixes),
         cmocka_unit_test(test_tradestate_random), cmocka_unit_test(test_tradestate_oversize),
-        cmocka_unit_test(test_canceled_table),
+        cmocka_unit_test(test_canceled_table),    cmocka_unit_test(test_tradestate_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
