@@ -11,7 +11,8 @@
 # pinned to CPU 0 and the generator + Redis to CPU 1 (taskset, when there
 # are two CPUs): unicast and broadcast ramps (each with a fixed-rate CPU
 # measurement first), and idle memory at 1,000 / 10,000 / 19,000
-# connections with the accept rate. The floor program runs in the same run.
+# connections with the accept rate. The floor program runs in the same run,
+# twice: the write() floor, and a bare relay at the unicast CPU rate.
 # Writes bench/results.md (and prints it); raw JSON lines and logs go to
 # $OUT (default build/bench/out).
 #
@@ -217,6 +218,11 @@ T_START=$(date +%s)
 log "floor: $FLOOR_RUNS x ${FLOOR_SECONDS}s of 160-byte writes to 1,000 loopback sockets"
 for _ in $(seq "$FLOOR_RUNS"); do
   "$BIN/floor" --seconds "$FLOOR_SECONDS" --writer-cpu "$SRV_CPU" --reader-cpu "$GEN_CPU" >>"$JSONL"
+done
+log "relay floor: $FLOOR_RUNS x ${FLOOR_SECONDS}s of a bare relay, $UNICAST_CPU_RATE msg/s in, to $UNICAST_USERS sockets"
+for _ in $(seq "$FLOOR_RUNS"); do
+  "$BIN/floor" --relay "$UNICAST_CPU_RATE" --conns "$UNICAST_USERS" --seconds "$FLOOR_SECONDS" \
+    --writer-cpu "$SRV_CPU" --reader-cpu "$GEN_CPU" >>"$JSONL"
 done
 
 # ------------------------------------------------------------------ servers x scenarios

@@ -69,7 +69,7 @@ const struct lws_protocols gw__protocols[] = {
         .per_session_data_size = sizeof(gw_conn_t),
         /* reassembly is ours (gw_conn_t.rx); lws hands us at most this much
          * of a frame per RECEIVE */
-        .rx_buffer_size = 1024, /* per connection: client ops are small */
+        .rx_buffer_size = 512, /* per connection: client ops are small */
         /* lws sends at most this much per write (else rx_buffer_size): our
          * coalesced batches go in one send() */
         .tx_packet_size = 65536,

@@ -204,6 +204,16 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
     }
 }
 
+/* "user:" + id into room; the id is valid (at most GW_ID_MAX bytes). */
+static size_t
+user_room(char room[GW_ROOM_MAX + 1], const char *id)
+{
+    size_t n = strlen(id);
+    memcpy(room, "user:", 5);
+    memcpy(room + 5, id, n + 1);
+    return n + 5;
+}
+
 static enum gw_channel
 classify(const char *channel, size_t n)
 {
@@ -232,7 +242,6 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
     uint64_t delay;
     char *data;
     size_t dlen;
-    int n;
 
     if (pattern != NULL) {
         gw->m.messages_in[GW_CH_BOT]++;
@@ -247,18 +256,16 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
             malformed(gw, ch, channel, chlen, "not a JSON object with a valid steamId");
             return;
         }
-        n = snprintf(room, sizeof room, "user:%s", id);
         /* data is the object exactly as published: validated, not rebuilt */
-        to_room(gw, room, (size_t)n, "tradestate", payload, len, born);
+        to_room(gw, room, user_room(room, id), "tradestate", payload, len, born);
         return;
     case GW_CH_CANCELED:
         if (gw__route_canceled(payload, len, id) != 0) {
             malformed(gw, ch, channel, chlen, "not a valid steamId");
             return;
         }
-        n = snprintf(room, sizeof room, "user:%s", id);
         data = json_string_text(id, strlen(id), &dlen);
-        to_room(gw, room, (size_t)n, "canceledtrades", data, dlen, born);
+        to_room(gw, room, user_room(room, id), "canceledtrades", data, dlen, born);
         free(data);
         return;
     case GW_CH_ITEMRESERVED:

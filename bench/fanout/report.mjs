@@ -41,6 +41,8 @@ const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a /
 
 const floors = rows.filter((r) => r.kind === 'floor');
 const floorUs = median(floors.map((r) => r.cpu_us_per_write));
+const relays = rows.filter((r) => r.kind === 'relay_floor');
+const relayUs = median(relays.map((r) => r.cpu_us_per_write));
 
 const steps = (label, scenario) =>
   rows.filter((r) => r.kind === 'step' && r.label === label && r.scenario === scenario && r.step !== 'cpu');
@@ -131,10 +133,11 @@ function p99AtPeerPeak(k, scen) {
   if (!s) return 'n/a (not reached)';
   return `${fmt(s.p99_ms, 2)} ms${s.pass ? '' : ' (step failed)'}`;
 }
-function cpuCell(s) {
+function cpuCell(s, relay = false) {
   if (!s) return 'not run';
   const x = ratio(s.server_us_per_delivery, floorUs);
-  return `${fmt(s.server_us_per_delivery, 2)} µs (${fmt(x, 1)}× floor)${s.pass ? '' : ` [${failReasons(s)}]`}`;
+  const y = relay && relays.length ? `, ${fmt(ratio(s.server_us_per_delivery, relayUs), 1)}× relay floor` : '';
+  return `${fmt(s.server_us_per_delivery, 2)} µs (${fmt(x, 1)}× floor${y})${s.pass ? '' : ` [${failReasons(s)}]`}`;
 }
 function idleCell(k, n, field) {
   const r = R[k].idle.find((x) => x.conns === n);
@@ -178,6 +181,17 @@ p(
 if (meta.quick) p('\n**QUICK run: small counts and short steps, for checking the suite only; not figures.**');
 p();
 p(`Floor: ${fmt(floorUs, 2)} µs of writer CPU per 160-byte write() to 1,000 loopback sockets (median of ${floors.length}: ${floors.map((f) => fmt(f.cpu_us_per_write, 2)).join(', ')}).`);
+if (relays.length) {
+  const r0 = relays[0];
+  p();
+  p(
+    `Relay floor: ${fmt(relayUs, 2)} µs of CPU per delivery for a bare C relay that is fed ${fmtInt(r0.rate)} msg/s over one loopback socket ` +
+      `and write()s each message to the next of ${fmtInt(r0.conns)} sockets (epoll_wait + read + write, nothing else; ` +
+      `median of ${relays.length}: ${relays.map((f) => fmt(f.cpu_us_per_write, 2)).join(', ')}; ` +
+      `${fmt(r0.writes / Math.max(1, r0.reads), 1)} messages per read). This is what unicast at a moderate rate costs before any server code runs; ` +
+      `the write() floor leaves out the input side (a wake-up and a read per batch of input) and is measured with writes back to back, not paced.`,
+  );
+}
 p();
 p('## Summary');
 p();
@@ -195,7 +209,7 @@ if (ran('broadcast')) {
   row('broadcast: first failing step', (k) => failCell(k, 'broadcast'));
   row(`broadcast: p99 at the peer's peak rate (${peer?.broadcast.peak ? fmtInt(peer.broadcast.peak.target_rate) + ' msg/s' : 'n/a'})`, (k) => p99AtPeerPeak(k, 'broadcast'));
 }
-if (SERVERS.some(([k]) => R[k].cpuU)) row(`server CPU per delivery, unicast @ ${fmtInt(meta.unicast_cpu_rate)}/s`, (k) => cpuCell(R[k].cpuU));
+if (SERVERS.some(([k]) => R[k].cpuU)) row(`server CPU per delivery, unicast @ ${fmtInt(meta.unicast_cpu_rate)}/s`, (k) => cpuCell(R[k].cpuU, true));
 if (SERVERS.some(([k]) => R[k].cpuB)) row(`server CPU per delivery, broadcast @ ${fmtInt(meta.broadcast_cpu_rate * meta.broadcast_per_user)}/s`, (k) => cpuCell(R[k].cpuB));
 for (const n of levels) row(`idle RSS per connection at ${fmtInt(n)} (3 s after connecting)`, (k) => idleCell(k, n, 'mem'));
 for (const n of levels) row(`accept rate, ${fmtInt(n)} connections`, (k) => idleCell(k, n, 'rate'));
