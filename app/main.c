@@ -591,6 +591,8 @@ run(hub_t *hub)
     /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
+    go.ws_idle_ping_ms = env_ms("COORDHUB_WS_IDLE_PING_MS");
+    go.ws_idle_drop_ms = env_ms("COORDHUB_WS_IDLE_DROP_MS");
     rc = gw_new(&hub->loop, &go, &hub->gw, &err);
     if (rc != 0) {
         fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host, hub->cfg.port,

@@ -85,6 +85,8 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->op_burst = opt->op_burst > 0 ? opt->op_burst : 40;
     gw->sio_ping_interval_ms = opt->sio_ping_interval_ms ? opt->sio_ping_interval_ms : 25000;
     gw->sio_ping_timeout_ms = opt->sio_ping_timeout_ms ? opt->sio_ping_timeout_ms : 20000;
+    gw->ws_idle_ping_ms = opt->ws_idle_ping_ms ? opt->ws_idle_ping_ms : 30000;
+    gw->ws_idle_drop_ms = opt->ws_idle_drop_ms ? opt->ws_idle_drop_ms : 10000;
     gw->rooms = gw__rooms_new();
     gw__router_init(gw, opt->coalesce_ms ? opt->coalesce_ms : 1000);
     uv_timer_init(loop, &gw->shutdown_timer);

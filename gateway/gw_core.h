@@ -37,6 +37,8 @@ struct gw_metrics {
     uint64_t deliveries;       /* event frames written to sockets */
     uint64_t sends;            /* writes to sockets (frames queued together go in one) */
     uint64_t slow_closes;      /* 4008 */
+    uint64_t idle_pings;       /* WebSocket PINGs sent to silent connections */
+    uint64_t idle_drops;       /* connections dropped for not answering one */
     uint64_t too_large_closes; /* 1009 */
     uint64_t rate_closes;      /* 1008 */
     uint64_t binary_closes;    /* 1003 */
@@ -120,6 +122,7 @@ struct gw {
     size_t slow_bytes;
     double op_rate, op_burst;
     unsigned sio_ping_interval_ms, sio_ping_timeout_ms;
+    unsigned ws_idle_ping_ms, ws_idle_drop_ms;
 
     gw_rooms_t *rooms;
     gw_conn_t *conns;       /* every established WebSocket */

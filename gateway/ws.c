@@ -390,11 +390,10 @@ on_flush(uv_check_t *h)
     }
 }
 
-/* A WebSocket silent this long is sent a PING; one silent this much longer
- * is dropped (a peer that vanished, a half-open connection stuck in the
- * middle of a frame). Every WebSocket client answers pings by itself. */
-#define IDLE_PING_MS 30000
-#define IDLE_DROP_MS 10000
+/* A WebSocket silent for ws_idle_ping_ms is sent a PING; one that does not
+ * answer within ws_idle_drop_ms is dropped (a peer that vanished, a
+ * half-open connection stuck in the middle of a frame). Every WebSocket
+ * client answers pings by itself. */
 
 void
 gw__ws_alive(gw_t *gw, gw_conn_t *c)
@@ -406,22 +405,30 @@ gw__ws_alive(gw_t *gw, gw_conn_t *c)
 static void
 on_sweep(uv_timer_t *t)
 {
-    static const unsigned char ping[2] = {0x89, 0x00}; /* FIN, PING, empty */
+    /* FIN, PING, 2 bytes of payload. Not empty: lws 4.1 does not report a
+     * PONG without payload to the protocol callback, and a PONG echoes the
+     * PING's payload. */
+    static const unsigned char ping[4] = {0x89, 0x02, 'c', 'h'};
     gw_t *gw = t->data;
     uint64_t now = uv_now(gw->loop);
 
-    for (gw_conn_t *c = gw->conns; c; c = c->next) {
+    for (gw_conn_t *c = gw->conns, *next; c; c = next) {
+        next = c->next; /* a drop below unlinks c, and only c */
         if (c->close_code)
             continue;
         if (c->framing == GW_FRAMING_SIO)
             gw__sio_sweep(gw, c, now);
         if (c->ws_ping_sent != 0) {
-            if (now - c->ws_ping_sent >= IDLE_DROP_MS) {
-                /* it cannot take a close frame either: just drop it */
+            if (now - c->ws_ping_sent >= gw->ws_idle_drop_ms) {
+                /* It cannot take a close frame either: close it now. Not
+                 * with an async kill: that is an lws timeout, inserted in
+                 * a sorted list at O(connections) each. */
+                gw->m.idle_drops++;
                 gw__outq_clear(&c->q);
-                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             }
-        } else if (now - c->last_rx >= IDLE_PING_MS) {
+        } else if (now - c->last_rx >= gw->ws_idle_ping_ms) {
+            gw->m.idle_pings++;
             gw_frame_t *f = gw__frame_new(sizeof ping);
             memcpy(gw__frame_data(f), ping, sizeof ping);
             f->hdr = GW_FRAME_RAW;
@@ -437,6 +444,10 @@ gw__ws_sweep_init(gw_t *gw)
 {
     /* often enough for the shortest Socket.IO interval (tests use 300 ms) */
     uint64_t period = gw->sio_ping_interval_ms / 4;
+    if (gw->ws_idle_ping_ms / 4 < period)
+        period = gw->ws_idle_ping_ms / 4;
+    if (gw->ws_idle_drop_ms / 4 < period)
+        period = gw->ws_idle_drop_ms / 4;
     if (period > 1000)
         period = 1000;
     if (period < 10)
