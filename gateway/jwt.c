@@ -3,7 +3,7 @@
  *
  * libjwt 1.10 does the base64url and HMAC work only: it accepts whichever
  * HMAC algorithm the token names and validates no claim. So everything the
- * hub relies on is checked here, on the claims re-read with jansson: the
+ * hub relies on is checked here, on the claims libjwt parsed: the
  * algorithm is pinned to HS256 after decoding, `exp` must be a JSON integer
  * in the future, `sub` a valid name id, `roles` an array of strings. The
  * token is copied into a bounded, NUL-terminated buffer first because
@@ -58,51 +58,70 @@ role_bit(const char *name)
     return 0;
 }
 
-/* Reads the claims of a signature-checked token into `out`. */
+/*
+ * Reads the claims of a signature-checked token into `out`, from the tree
+ * libjwt already built (the getters check the JSON type; only `roles`, when
+ * present, is dumped and re-read). A token whose claims are not a JSON
+ * object does not decode at all.
+ */
 static int
-claims_read(json_t *grants, time_t now, gw_claims_t *out, const char **why)
+claims_read(jwt_t *jwt, time_t now, gw_claims_t *out, const char **why)
 {
-    json_t *exp = json_object_get(grants, "exp");
-    json_t *sub = json_object_get(grants, "sub");
-    json_t *roles = json_object_get(grants, "roles");
+    const char *sub;
+    char *roles_text;
+    json_t *roles, *r;
+    long exp;
     size_t sublen, i;
-    json_t *r;
+    int rc = GW_OK;
 
-    if (!json_is_integer(exp)) {
+    errno = 0;
+    exp = jwt_get_grant_int(jwt, "exp");
+    if (errno != 0) {
         *why = "exp missing or not an integer";
         return GW_EPARSE;
     }
-    if (json_integer_value(exp) <= (json_int_t)now) {
+    if (exp <= (long)now) {
         *why = "token expired";
         return GW_EPARSE;
     }
-    if (!json_is_string(sub)) {
+    errno = 0;
+    sub = jwt_get_grant(jwt, "sub");
+    if (sub == NULL) {
         *why = "sub missing or not a string";
         return GW_EPARSE;
     }
-    sublen = json_string_length(sub);
-    if (!gw__valid_name_id(json_string_value(sub), sublen)) {
+    sublen = strlen(sub);
+    if (!gw__valid_name_id(sub, sublen)) {
         *why = "sub is not a valid id";
         return GW_EPARSE;
     }
     out->roles = 0;
-    if (roles != NULL) {
+    errno = 0;
+    roles_text = jwt_get_grants_json(jwt, "roles");
+    if (roles_text != NULL) {
+        roles = json_loads(roles_text, JSON_DECODE_ANY, NULL);
+        free(roles_text);
         if (!json_is_array(roles)) {
             *why = "roles is not an array";
-            return GW_EPARSE;
-        }
-        json_array_foreach(roles, i, r)
-        {
-            if (!json_is_string(r)) {
-                *why = "roles holds a non-string";
-                return GW_EPARSE;
+            rc = GW_EPARSE;
+        } else {
+            json_array_foreach(roles, i, r)
+            {
+                if (!json_is_string(r)) {
+                    *why = "roles holds a non-string";
+                    rc = GW_EPARSE;
+                    break;
+                }
+                out->roles |= role_bit(json_string_value(r));
             }
-            out->roles |= role_bit(json_string_value(r));
         }
+        json_decref(roles);
+        if (rc != GW_OK)
+            return rc;
     }
-    memcpy(out->sub, json_string_value(sub), sublen);
+    memcpy(out->sub, sub, sublen);
     out->sub[sublen] = '\0';
-    out->exp = (long long)json_integer_value(exp);
+    out->exp = (long long)exp;
     return GW_OK;
 }
 
@@ -118,8 +137,6 @@ gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw
     char buf[GW_TOKEN_MAX + 1];
     size_t keylen;
     jwt_t *jwt = NULL;
-    char *grants_text = NULL;
-    json_t *grants = NULL;
     int rc = GW_EPARSE;
 
     *why = "malformed token";
@@ -150,17 +167,8 @@ gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw
         *why = "alg is not HS256";
         goto done;
     }
-    grants_text = jwt_get_grants_json(jwt, NULL);
-    if (grants_text == NULL ||
-        (grants = json_loads(grants_text, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
-        !json_is_object(grants)) {
-        *why = "claims are not a JSON object";
-        goto done;
-    }
-    rc = claims_read(grants, now, out, why);
+    rc = claims_read(jwt, now, out, why);
 done:
-    json_decref(grants);
-    free(grants_text);
     if (jwt)
         jwt_free(jwt);
     return rc;
