@@ -81,6 +81,7 @@ struct gw_conn {
     uint64_t sio_deadline; /* next ping, or (pong due) the pong's deadline, loop ms */
     uint64_t last_rx;      /* last data or pong from the peer, loop ms */
     uint64_t ws_ping_sent; /* a WebSocket PING is out since then, 0 none */
+    int idle_dropped;      /* the sweep has dropped it: lws closes it */
     int sio_have_claims;   /* a valid ?token= was given with the upgrade */
     char sio_sid[24];
     int linked;

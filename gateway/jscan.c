@@ -54,7 +54,7 @@ hex4(const char *s, size_t i, size_t n)
 }
 
 /* The length of the well-formed UTF-8 sequence of two or more bytes at
- * s[i..n), or 0 (RFC 3629 table 3-7). */
+ * s[i..n), or 0 (the table of well-formed sequences in RFC 3629 section 4). */
 static size_t
 utf8_seq(const unsigned char *s, size_t i, size_t n)
 {
@@ -227,7 +227,9 @@ gw__json_unescape_ascii(const char *s, size_t n, char *out, size_t cap)
             return cap + 1;
         if (c == '\\') {
             long u;
-            switch (s[++p]) {
+            if (++p >= n)
+                return cap + 1; /* not from the scanner: it ends no body so */
+            switch (s[p]) {
             case 'b': c = '\b'; break;
             case 'f': c = '\f'; break;
             case 'n': c = '\n'; break;

@@ -102,10 +102,11 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "Writes to sockets (frames queued together go in one).", m->sends);
     counter(&b, "coordhub_slow_consumer_closes_total", "Connections closed with 4008.",
             m->slow_closes);
-    counter(&b, "coordhub_idle_pings_total", "WebSocket PINGs sent to connections silent for 30 s.",
-            m->idle_pings);
+    counter(&b, "coordhub_idle_pings_total",
+            "WebSocket PINGs sent to silent connections (30 s by default).", m->idle_pings);
     counter(&b, "coordhub_idle_drops_total",
-            "Connections dropped for not answering an idle PING within 10 s.", m->idle_drops);
+            "Connections dropped for not answering an idle PING (within 10 s by default).",
+            m->idle_drops);
     counter(&b, "coordhub_frame_too_large_closes_total", "Connections closed with 1009.",
             m->too_large_closes);
     counter(&b, "coordhub_rate_limited_closes_total", "Connections closed with 1008.",

@@ -414,18 +414,24 @@ on_sweep(uv_timer_t *t)
 
     for (gw_conn_t *c = gw->conns, *next; c; c = next) {
         next = c->next; /* a drop below unlinks c, and only c */
-        if (c->close_code)
+        if (c->close_code || c->idle_dropped)
             continue;
         if (c->framing == GW_FRAMING_SIO)
             gw__sio_sweep(gw, c, now);
         if (c->ws_ping_sent != 0) {
             if (now - c->ws_ping_sent >= gw->ws_idle_drop_ms) {
-                /* It cannot take a close frame either: close it now. Not
-                 * with an async kill: that is an lws timeout, inserted in
-                 * a sorted list at O(connections) each. */
+                /* It cannot take a close frame either: close it, once.
+                 * Synchronously when lws holds no output for it (an async
+                 * kill is an lws timeout, inserted in a sorted list at
+                 * O(connections) each); with output held, a sync kill
+                 * only starts lws's flush-before-close, which a peer that
+                 * does not read keeps open, so the timeout path then. */
                 gw->m.idle_drops++;
                 gw__outq_clear(&c->q);
-                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+                c->idle_dropped = 1;
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+                                lws_partial_buffered(c->wsi) ? LWS_TO_KILL_ASYNC
+                                                             : LWS_TO_KILL_SYNC);
             }
         } else if (now - c->last_rx >= gw->ws_idle_ping_ms) {
             gw->m.idle_pings++;

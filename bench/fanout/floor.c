@@ -10,7 +10,7 @@
  * server's CPU per delivery is compared with.
  *
  *   floor [--conns 1000] [--size 160] [--seconds 2] [--writer-cpu 0] [--reader-cpu 1]
- *   floor --relay RATE [--conns 5000] ...
+ *   floor --relay RATE [--conns N] ...    (bench/run.sh passes --conns 5000)
  *
  * With --relay, the writer is a bare relay, the least any unicast hub can
  * do per delivery: the reader process also feeds it RATE messages/s over
@@ -108,7 +108,7 @@ reader_loop(int ep, int feed, double rate, int size, double seconds)
             if (due > 0) {
                 ssize_t w = write(feed, out, (size_t)due * (size_t)size);
                 if (w > 0)
-                    fed += w / size; /* sizes divide: a short write is whole messages on loopback */
+                    fed += w / size; /* the feed socket blocks: writes are whole */
             }
         }
     }
@@ -132,7 +132,11 @@ relay_until(int in, int ep, int *wfd, int conns, int size, double until, long *r
         if (n <= 0)
             continue;
         r = read(in, buf + have, sizeof buf - have);
-        if (r <= 0)
+        if (r == 0) {
+            fprintf(stderr, "floor: the feeder closed its socket\n");
+            exit(1);
+        }
+        if (r < 0)
             die("relay read");
         (*reads)++;
         have += (size_t)r;
@@ -140,8 +144,8 @@ relay_until(int in, int ep, int *wfd, int conns, int size, double until, long *r
             ssize_t w = write(wfd[k], buf + off, (size_t)size);
             if (w == size)
                 writes++;
-            else if (w < 0 && errno == EAGAIN)
-                (*eagain)++;
+            else if (w >= 0 || errno == EAGAIN)
+                (*eagain)++; /* a full socket: reported, the report flags it */
             else
                 die("write");
             off += (size_t)size;

@@ -188,7 +188,9 @@ if (relays.length) {
     `Relay floor: ${fmt(relayUs, 2)} µs of CPU per delivery for a bare C relay that is fed ${fmtInt(r0.rate)} msg/s over one loopback socket ` +
       `and write()s each message to the next of ${fmtInt(r0.conns)} sockets (epoll_wait + read + write, nothing else; ` +
       `median of ${relays.length}: ${relays.map((f) => fmt(f.cpu_us_per_write, 2)).join(', ')}; ` +
-      `${fmt(r0.writes / Math.max(1, r0.reads), 1)} messages per read). This is what unicast at a moderate rate costs before any server code runs; ` +
+      `${fmt(r0.writes / Math.max(1, r0.reads), 1)} messages per read` +
+      `${relays.some((r) => r.eagain > 0) ? `; WARNING: ${relays.reduce((a, r) => a + r.eagain, 0)} writes found a full socket, so the figure is too high` : ''}). ` +
+      `This is what unicast at a moderate rate costs before any server code runs; ` +
       `the write() floor leaves out the input side (a wake-up and a read per batch of input) and is measured with writes back to back, not paced.`,
   );
 }

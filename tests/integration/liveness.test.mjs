@@ -5,7 +5,7 @@
 // instead of the 30 s / 10 s defaults.
 import assert from 'node:assert/strict';
 import { before } from 'node:test';
-import { RawWs, sleep, startHub, startRedis, test, userId, wsFrame } from './harness.mjs';
+import { RawWs, sleep, startHub, startRedis, test, userId, waitUntil, wsFrame } from './harness.mjs';
 
 let redis;
 let hub;
@@ -68,4 +68,39 @@ test('a raw client that echoes each PING in a PONG stays open', async () => {
     clearInterval(timer);
     c.destroy();
   }
+});
+
+test('a client that stops reading while lws holds output for it is still dropped, once', async () => {
+  // its own hub: the PING must come after the output has piled up
+  const h = await startHub({
+    redisUrl: redis.url,
+    env: { COORDHUB_WS_IDLE_PING_MS: '1500', COORDHUB_WS_IDLE_DROP_MS: '400' },
+  });
+  const U = userId();
+  const c = await RawWs.open(h, { sub: U });
+  c.sock.pause(); // alive, but never reads again
+  const native = () => h.metric('coordhub_connections', { protocol: 'native' });
+  assert.equal(await native(), 1);
+  // 900 KB events, one at a time, until one waits in the hub's queue: the
+  // kernel's buffers are full and lws holds the rest of the one before.
+  // One waiting event is under the 1 MiB slow-consumer limit, so that is not
+  // what closes it.
+  const pad = 'x'.repeat(900 * 1024);
+  let published = 0;
+  for (;;) {
+    assert.ok(published < 40, 'the kernel took 36 MB for a socket that does not read');
+    await redis.publish('tradestate', JSON.stringify({ steamId: U, state: published, pad }));
+    published++;
+    await sleep(150);
+    if ((await h.metric('coordhub_deliveries_total')) < published) break;
+  }
+  await waitUntil(async () => (await native()) === 0, {
+    timeoutMs: 5000,
+    what: 'the non-reading connection to be closed after PING + grace',
+  });
+  await sleep(500); // more sweeps: it is dropped once
+  assert.equal(await h.metric('coordhub_idle_drops_total'), 1);
+  assert.equal(await h.metric('coordhub_slow_consumer_closes_total'), 0, 'closed as a slow consumer instead');
+  c.destroy();
+  await h.stop();
 });
