@@ -84,7 +84,6 @@ claims_read(jwt_t *jwt, time_t now, gw_claims_t *out, const char **why)
         *why = "token expired";
         return GW_EPARSE;
     }
-    errno = 0;
     sub = jwt_get_grant(jwt, "sub");
     if (sub == NULL) {
         *why = "sub missing or not a string";
@@ -96,8 +95,7 @@ claims_read(jwt_t *jwt, time_t now, gw_claims_t *out, const char **why)
         return GW_EPARSE;
     }
     out->roles = 0;
-    errno = 0;
-    roles_text = jwt_get_grants_json(jwt, "roles");
+    roles_text = jwt_get_grants_json(jwt, "roles"); /* NULL: no roles */
     if (roles_text != NULL) {
         roles = json_loads(roles_text, JSON_DECODE_ANY, NULL);
         free(roles_text);
