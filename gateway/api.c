@@ -7,9 +7,12 @@
  */
 #include "gw_core.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int dispatch(gw_t *gw, gw_conn_t *c);
 
 void
 gw__api_reset(gw_conn_t *c)
@@ -30,7 +33,7 @@ gw__api_reset(gw_conn_t *c)
     free(c->req_body);
     c->req_body = NULL;
     c->req_len = c->req_cap = 0;
-    c->api_dispatched = 0;
+    c->body_state = GW_BODY_IGNORE;
     free(c->api_path);
     c->api_path = NULL;
 }
@@ -89,22 +92,22 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
         c->req_body = util_malloc(cl);
         c->req_cap = cl;
         c->req_len = 0;
+        c->body_state = GW_BODY_WAIT;
         return 0; /* dispatched at BODY_COMPLETION */
     }
-    /* A POST with an explicit Content-Length: 0 gets an empty BODY and a
-     * BODY_COMPLETION from lws itself: dispatch there, not twice. */
-    if (has_cl && method == GW_M_POST)
-        return 0;
-    return gw__api_body_done(gw, c);
+    /* No body: dispatch now. lws may still report an empty body and its
+     * completion (it does for Content-Length: 0); body_state makes both a
+     * no-op. */
+    return dispatch(gw, c);
 }
 
 int
 gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 {
     (void)gw;
-    if (len == 0)
-        return 0;
-    if (c->req_body == NULL || len > c->req_cap - c->req_len)
+    if (len == 0 || c->body_state != GW_BODY_WAIT)
+        return 0; /* not a body the API asked for: discarded */
+    if (len > c->req_cap - c->req_len)
         return -1; /* more than Content-Length said: not HTTP we speak */
     memcpy(c->req_body + c->req_len, in, len);
     c->req_len += len;
@@ -436,12 +439,19 @@ bearer(gw_t *gw, struct lws *wsi, gw_claims_t *claims)
 int
 gw__api_body_done(gw_t *gw, gw_conn_t *c)
 {
+    if (c->body_state != GW_BODY_WAIT)
+        return 0; /* another route's request, or one already dispatched */
+    c->body_state = GW_BODY_IGNORE;
+    return dispatch(gw, c);
+}
+
+static int
+dispatch(gw_t *gw, gw_conn_t *c)
+{
     gw_claims_t claims;
     const char *path = c->api_path;
 
-    if (c->api_dispatched)
-        return 0;
-    c->api_dispatched = 1;
+    assert(path != NULL);
     if (c->req_len != c->req_cap) {
         gw__http_error(c, 400, "bad_request", "body shorter than its Content-Length");
         return 0;

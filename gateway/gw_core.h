@@ -75,6 +75,9 @@ struct gw_conn {
     size_t rxlen;
     int ready;      /* receives events: native at once, Socket.IO after CONNECT */
     int close_code; /* non-zero: close with it at the next writeable */
+    int close_sent; /* our close frame is out (or lws is writing it): what
+                       the peer still sends is read and discarded until its
+                       own close or a deadline */
     int dirty;      /* on the gateway's flush list */
     gw_conn_t *dnext, *dprev;
     int sio_pong_due;      /* a ping is out and unanswered */
@@ -100,7 +103,11 @@ struct gw_conn {
     char *api_path; /* malloc'd per request: WebSockets do not carry it */
     char *req_body; /* Content-Length bytes, read before dispatch */
     size_t req_len, req_cap;
-    int api_dispatched;          /* the route has run for this request */
+    /* Whether BODY / BODY_COMPLETION concern the API: only a /v1/ request
+     * that declared a non-empty body waits for them. Every other request
+     * (another route, an empty body, one already answered) ignores them,
+     * whatever lws delivers, so no route runs twice or without its path. */
+    enum { GW_BODY_IGNORE = 0, GW_BODY_WAIT } body_state;
     struct lock_op *api_op;      /* a lock request in flight: cancelled if the client goes */
     struct resv_op *api_resv;    /* a reservation request in flight, likewise */
     struct cache_req *api_cache; /* a configuration request in flight, likewise */

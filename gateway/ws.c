@@ -7,10 +7,15 @@
  * RECEIVE, lws_close_reason() and return -1; from anywhere else, the
  * connection is marked and the close frame is written by hand in the next
  * SERVER_WRITEABLE (PITFALLS: lws_close_reason there reaches the client as
- * 1006).
+ * 1006). Either way the TCP connection is not closed when our close frame
+ * is out: the hub keeps reading, and discarding, until the peer's own close
+ * frame or a short deadline (RFC 6455 §7.1.1). Closing with the peer's
+ * frames still unread makes the kernel answer with a reset, which destroys
+ * our close frame in the peer's receive buffer: the peer saw 1006.
  */
 #include "gw_core.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,8 @@
 /* A connection closed for one of our reasons is given this long to take the
  * close frame before lws drops it (a client that never reads). */
 #define CLOSE_GRACE_S 5
+/* ...and, once it has our close frame, this long to answer with its own. */
+#define CLOSE_ACK_S 2
 
 static void undirty(gw_t *gw, gw_conn_t *c);
 
@@ -576,11 +583,39 @@ close_text(int code)
 {
     switch (code) {
     case LWS_CLOSE_STATUS_POLICY_VIOLATION: return "rate limit";
-    case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return "unsupported packet";
+    case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return "text frames only";
+    case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: return "message too large";
+    case LWS_CLOSE_STATUS_GOINGAWAY: return "hub stopping";
+    case 4008: return "slow consumer";
     case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "protocol error";
     case LWS_CLOSE_STATUS_INVALID_PAYLOAD: return "text is not UTF-8";
     default: return "";
     }
+}
+
+/* Closes from RECEIVE: the close frame goes out at the next writeable, as
+ * every other close of ours, and RECEIVE goes on returning 0. Returning -1
+ * here instead would make lws drop the rest of its read buffer mid-frame;
+ * its parser then reads the peer's next frames from their middle ("illegal
+ * opcode") and resets the connection before the peer's close arrives. */
+static int
+close_soon(gw_conn_t *c, int code)
+{
+    gw__ws_close_later(c, code);
+    return 0;
+}
+
+/* Closes from PEER_INITIATED_CLOSE (a close frame we refuse): the peer has
+ * sent its last frame, so lws can answer with ours and end the connection. */
+static int
+close_in_rx(gw_conn_t *c, struct lws *wsi, int code)
+{
+    const char *text = close_text(code);
+
+    c->close_code = code;
+    c->close_sent = 1;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)text, strlen(text));
+    return -1;
 }
 
 int
@@ -595,15 +630,11 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
     gw__ws_alive(gw, c);
     if (lws_frame_is_binary(wsi)) {
         gw->m.binary_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-                         (unsigned char *)"text frames only", 16);
-        return -1;
+        return close_soon(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
     }
     if ((first ? 0 : c->rxlen) + len + remaining > gw->max_frame) {
         gw->m.too_large_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too large", 17);
-        return -1;
+        return close_soon(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
     }
     if (first && final && remaining == 0) {
         /* the common case: the whole message in one piece, no copy */
@@ -627,9 +658,7 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
         return 0;
     if (code == LWS_CLOSE_STATUS_PROTOCOL_ERR)
         gw->m.protocol_closes++;
-    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)close_text(code),
-                     strlen(close_text(code)));
-    return -1;
+    return close_soon(c, code);
 }
 
 /* lws 4.1 keeps the close opcode private (LWS_WRITE_CLOSE is 4 in
@@ -643,45 +672,55 @@ gw__ws_peer_close(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_
     const unsigned char *p = in;
     unsigned code;
 
-    (void)c;
+    if (c->close_sent)
+        return -1; /* the answer to our close frame: the handshake is done */
     if (len == 0)
         return 0;
     if (len == 1) {
         gw->m.protocol_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close", 9);
-        return -1;
+        return close_in_rx(c, wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR);
     }
     code = (unsigned)p[0] << 8 | p[1];
     /* codes a peer may send: 1000-1003, 1007-1014, 3000-4999 */
     if (code < 1000 || (code >= 1004 && code <= 1006) || (code >= 1015 && code < 3000) ||
         code >= 5000) {
         gw->m.protocol_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close", 9);
-        return -1;
+        return close_in_rx(c, wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR);
     }
     if (!util_utf8_valid((const char *)p + 2, len - 2)) {
         gw->m.utf8_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)"bad reason", 10);
-        return -1;
+        return close_in_rx(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
     }
     return 0;
 }
 
+/* Writes our close frame and waits for the peer's (gw__ws_peer_close ends
+ * the connection then) or for CLOSE_ACK_S. */
 static int
-write_close(struct lws *wsi, int code)
+write_close(gw_conn_t *c, struct lws *wsi)
 {
-    unsigned char buf[LWS_PRE + 2];
-    buf[LWS_PRE] = (unsigned char)(code >> 8);
-    buf[LWS_PRE + 1] = (unsigned char)code;
-    lws_write(wsi, buf + LWS_PRE, 2, GW_WRITE_CLOSE);
-    return -1;
+    const char *text = close_text(c->close_code);
+    size_t tlen = strlen(text);
+    unsigned char buf[LWS_PRE + 2 + 64];
+
+    assert(tlen <= 64);
+    buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)c->close_code;
+    memcpy(buf + LWS_PRE + 2, text, tlen);
+    if (lws_write(wsi, buf + LWS_PRE, 2 + tlen, GW_WRITE_CLOSE) < 0)
+        return -1;
+    c->close_sent = 1;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_S);
+    return 0;
 }
 
 int
 gw__ws_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
+    if (c->close_sent)
+        return 0; /* waiting for the peer's close */
     if (c->close_code)
-        return write_close(wsi, c->close_code);
+        return write_close(c, wsi);
     undirty(gw, c);
     return flush_conn(gw, c);
 }
