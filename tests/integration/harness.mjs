@@ -1024,6 +1024,12 @@ export async function pubsubRecorder(port, channels) {
   const rec = {
     messages,
     mark: () => messages.length,
+    // A mark taken after a barrier: whatever was published before this
+    // call (a previous test's release, say) has arrived and lies before it.
+    async settledMark() {
+      await rec.barrier();
+      return messages.length;
+    },
     since: (from = 0, channel) => messages.slice(from).filter((m) => channel === undefined || m.channel === channel),
     count: (from = 0, channel) => rec.since(from, channel).length,
     async barrier(timeoutMs = 5000) {

@@ -137,7 +137,7 @@ test('a legacy pair of lists: unexpired entries imported with what remains of th
   const preRaw = await rc.command(['GET', KEY(app, 'pre')]);
 
   await sub.barrier();
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const from = await redisNowMs();
   const r1 = await migrate(['--app', app, '--redis', redis.url, '--owner', 'migrator']);
   const to = await redisNowMs();
@@ -236,7 +236,7 @@ test('nothing to import: all expired, or no legacy lists at all: exit 0, no keys
     { assetId: 'x2', expired: Math.floor(now / 1000) - 60 },
   ]);
   await sub.barrier();
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await migrate(['--app', 'allexp', '--redis', redis.url]);
   assert.equal(r.code, 0, outOf(r));
   const s = summary(r);

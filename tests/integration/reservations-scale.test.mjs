@@ -111,7 +111,7 @@ test(`${N} reservations in one app (POSTs of ${PER}) list in one GET: complete, 
 });
 
 test(`a ${PER}-asset reserve colliding on one held asset writes nothing and names it; one of ${PER} held names all; release one of ${N}`, async () => {
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const z0 = await rc.command(['ZCARD', IDX(APP)]);
   const held = batches[2].assets[517];
   const fresh = Array.from({ length: PER - 1 }, (_, i) => `fresh-${i}`);
@@ -143,7 +143,7 @@ test(`${PER} assets expiring together are swept with one publish; the ${N - 1} o
   assert.equal(r.status, 200, show(r));
   const exp = r.json.expires_at_ms;
   await sub.barrier();
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const got = await sub.waitCount(m0, 1, { channel: 'itemReserved', timeoutMs: Math.max(0, exp - Date.now()) + 8000, what: 'the expiry publish' });
   const delay = got[0].t - exp;
   await new Promise((res) => setTimeout(res, Math.max(0, exp + 2500 - Date.now())));

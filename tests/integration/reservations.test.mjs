@@ -175,7 +175,7 @@ test('a 1-second reservation expires: not listed by either hub from expires_at_m
   const sa = await hubA.connect(userId());
   const sb = await hubB.connect(userId());
 
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await reserve(hubA, app, ['e1'], 1, 'svc-exp');
   const exp = r.expires_at_ms;
   await sub.barrier();
@@ -234,7 +234,7 @@ test('a 1-second reservation expires: not listed by either hub from expires_at_m
 
 test('several reservations expiring in the same instant give one publish; the next expiry re-arms the timer (one more publish)', async () => {
   const app = 'exp5';
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await reserve(hubB, app, ['s1', 's2', 's3', 's4', 's5'], 1, 'svc-5');
   await sub.barrier();
   assert.equal(sub.count(m0, 'itemReserved'), 1, 'a reserve of 5 assets publishes once');
@@ -267,7 +267,7 @@ test('several reservations expiring in the same instant give one publish; the ne
 
 test('reserve, 409 naming the held ones with nothing written, listing on the other hub sorted by expiry, release, double release 404', async () => {
   const app = 'basic';
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const a = await reserve(hubA, app, ['a1', 'a2'], 600, 'svc-a');
   await sub.barrier();
   assert.equal(sub.count(m0, 'itemReserved'), 1, 'one publish for a reserve of two');
@@ -359,7 +359,7 @@ test('index entries past their time are never listed and are trimmed by the list
   await rc.command(['SET', KEY(app, 'live'), JSON.stringify({ owner: 'behind', reserved_at_ms: now, expires_at_ms: liveExp }), 'PX', '600000']);
   await rc.command(['ZADD', IDX(app), String(liveExp), 'live']);
 
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const l = await list(hubB, app);
   assert.deepEqual(l, [{ asset: 'live', owner: 'behind', expires_at_ms: liveExp }], 'g1 is not listed; live is');
   await sub.barrier();
@@ -388,7 +388,7 @@ test('overlapping concurrent reserves from both hubs: exactly one wins, the othe
     // Every pair shares `c`; neighbours also share s<k>; plus own assets.
     const sets = Array.from({ length: N }, (_, k) => [`own${k}a`, `s${k}`, 'c', `s${(k + 1) % N}`, `own${k}b`]);
     const hubs = [hubA, hubB, hubA, hubB];
-    const m0 = sub.mark();
+    const m0 = await sub.settledMark();
     const rs = await Promise.all(
       sets.map((assets, k) => api(hubs[k], 'POST', app, { assets, ttl_s: 600, owner: `w${k}` }, { agent: false })),
     );
@@ -489,7 +489,7 @@ test('metrics: reservations by result, releases by result, sweeps and expired as
   // Three assets expiring together, no listing meanwhile. (The barrier
   // first: the release's own publish must not be counted in this phase.)
   await sub.barrier();
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await reserve(hubB, 'metrics-exp', ['x1', 'x2', 'x3'], 1);
   await sub.barrier();
   await expectOneExpiryPublish(sub.mark(), r.expires_at_ms, 'metrics-exp', { settleMs: 2000 });
@@ -529,7 +529,7 @@ test('bad inputs: exact status and code each, nothing changes, nothing is publis
   const keys0 = (await rc.command(['KEYS', '*'])).sort();
   const state0 = await redisState(APP);
   const metrics0 = await hubA.metrics();
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const good = { assets: ['free1', 'free2'], ttl_s: 60 };
 
   // New keys only: other tests' reservations may expire meanwhile.
@@ -763,7 +763,7 @@ test('an encoded slash acts exactly as a literal one (libwebsockets decodes befo
   for (const spelling of ['%2F', '/']) {
     await reserve(hubA, APP, ['held'], 600, 'probe');
     await sub.barrier(); // the reserve's own publish is not counted
-    const m0 = sub.mark();
+    const m0 = await sub.settledMark();
     const g = await api(hubA, 'GET', `${APP}${spelling}held`, undefined, { agent: false });
     assert.equal(g.status, 405, `GET /v1/reservations/${APP}${spelling}held`);
     const d = await api(hubA, 'DELETE', `${APP}${spelling}held`, undefined, { agent: false });
@@ -778,7 +778,7 @@ test('an encoded slash acts exactly as a literal one (libwebsockets decodes befo
 test('a 1.1 MiB body gets 413 too_large; a chunked body gets 411 or a closed connection; nothing reserved; exactly 1 MiB is accepted', async () => {
   const APP = 'big';
   const auth = `Bearer ${svc(hubA)}`;
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const bigBody = Buffer.from(`{"assets":["z1"],"ttl_s":60}${' '.repeat(1.1 * 1024 * 1024)}`);
   const r = await rawHttp(
     hubA.port,
@@ -818,7 +818,7 @@ test('a 1.1 MiB body gets 413 too_large; a chunked body gets 411 or a closed con
 
 test('the hub that served an app dies before the expiry: another hub, which only heard of the app through itemReserved, sweeps it with one publish', async () => {
   const app = 'orphan'; // never served by hub B, not present when B started (no SCAN find)
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await reserve(hubA, app, ['o1', 'o2'], 2, 'svc-orphan');
   await sub.barrier();
   assert.equal(sub.count(m0, 'itemReserved'), 1);
@@ -875,7 +875,7 @@ test('Redis killed: reserve, release and list get 503 on both hubs; after Redis 
   rc = await redis.client();
   sub = await pubsubRecorder(redis.port, ['itemReserved']);
   assert.deepEqual(await list(hubB, 'down'), []);
-  const m0 = sub.mark();
+  const m0 = await sub.settledMark();
   const r = await reserve(hubB, 'down', ['d3'], 1, 'after');
   await sub.barrier();
   assert.equal(sub.count(m0, 'itemReserved'), 1);
