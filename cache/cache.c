@@ -122,8 +122,8 @@ struct cache {
     void *close_privdata;
 };
 
-static void start_fetch(cache_t *c, fetch_t *f);
-static void fetch_key(cache_t *c, const char *key, cache_req_t *r);
+static int start_fetch(cache_t *c, fetch_t *f);
+static int fetch_key(cache_t *c, const char *key, cache_req_t *r);
 
 /* KEYS[1] configuration:<key>, KEYS[2] its category's bundle, KEYS[3] that
  * category's generation, KEYS[4] and KEYS[5] the same for the category
@@ -366,7 +366,10 @@ fetch_done(cache_t *c, fetch_t *f)
         f->invalidated = 0;
         cache_doc_free(&doc);
         fetch_unlink(c, f);
-        start_fetch(c, f);
+        if (start_fetch(c, f) == 0) {
+            f->failed = 1;
+            fetch_done(c, f); /* from a reply callback: not inside a caller's call */
+        }
         return;
     }
     if (result && !f->invalidated && c->ready && c->tracking_ok && !c->closing)
@@ -386,7 +389,8 @@ fetch_done(cache_t *c, fetch_t *f)
         wr->c = c;
         wr->kind = REQ_WATCH;
         snprintf(wr->key, sizeof wr->key, "%s", f->key);
-        fetch_key(c, f->key, wr);
+        if (fetch_key(c, f->key, wr) != 0)
+            req_free(wr); /* Redis is gone: refresh_watches re-reads at reconnect */
     }
     while ((r = f->waiters) != NULL) {
         f->waiters = r->next;
@@ -452,7 +456,9 @@ on_fetch_store(void *privdata, int status, const cache_doc_t *docs, size_t n)
     fetch_step(c, f);
 }
 
-static void
+/* Sends the fetch's two reads; returns how many went out. None: nothing
+ * will answer, and the caller ends the fetch. */
+static int
 start_fetch(cache_t *c, fetch_t *f)
 {
     free(f->l2_value);
@@ -479,12 +485,14 @@ start_fetch(cache_t *c, fetch_t *f)
         f->failed = 1;
         f->pending--;
     }
-    if (f->pending == 0)
-        fetch_done(c, f);
+    return f->pending;
 }
 
 /* Joins the fetch of `key`, or starts one. */
-static void
+/* Adds `r` to the fetch of `key`, starting one if none is in flight.
+ * 0, or CACHE_EUNAVAILABLE when no read could be sent: `r` is then not
+ * attached and the caller still owns it. Never answers inside the call. */
+static int
 fetch_key(cache_t *c, const char *key, cache_req_t *r)
 {
     fetch_t *f = fetch_find(c, key);
@@ -495,11 +503,17 @@ fetch_key(cache_t *c, const char *key, cache_req_t *r)
         snprintf(f->key, sizeof f->key, "%s", key);
         r->next = NULL;
         f->waiters = r;
-        start_fetch(c, f);
-        return;
+        if (start_fetch(c, f) == 0) {
+            fetch_unlink(c, f);
+            cache_doc_free(&f->store_doc);
+            free(f);
+            return CACHE_EUNAVAILABLE;
+        }
+        return 0;
     }
     r->next = f->waiters;
     f->waiters = r;
+    return 0;
 }
 
 /* ---- invalidation ---- */
@@ -522,7 +536,8 @@ invalidate_key(cache_t *c, const char *key)
         r->c = c;
         r->kind = REQ_WATCH;
         snprintf(r->key, sizeof r->key, "%s", key);
-        fetch_key(c, key, r);
+        if (fetch_key(c, key, r) != 0)
+            req_free(r); /* Redis is gone: refresh_watches re-reads at reconnect */
     }
 }
 
@@ -673,30 +688,37 @@ req_new(cache_t *c, enum req_kind kind, const char *key, void *privdata)
 }
 
 int
-cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req)
+cache_peek(cache_t *c, const char *key, const cache_doc_t **doc, int *stale)
 {
     entry_t *e;
-    int stale = 0;
-    cache_req_t *r;
 
     if (c->closing)
-        return CACHE_EUNAVAILABLE;
-    e = l1_get(c, key, &stale);
-    if (e != NULL) {
-        *req = NULL;
-        if (stale)
-            c->m.stale_served++;
-        else
-            c->m.hits_l1++;
-        cb(privdata, CACHE_OK, &e->doc, stale);
         return 0;
-    }
-    if (!c->ready)
+    e = l1_get(c, key, stale);
+    if (e == NULL)
+        return 0;
+    if (*stale)
+        c->m.stale_served++;
+    else
+        c->m.hits_l1++;
+    *doc = &e->doc;
+    return 1;
+}
+
+int
+cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req)
+{
+    cache_req_t *r;
+
+    if (c->closing || !c->ready)
         return CACHE_EUNAVAILABLE;
     r = req_new(c, REQ_GET, key, privdata);
     r->cb.get = cb;
+    if (fetch_key(c, key, r) != 0) {
+        req_free(r);
+        return CACHE_EUNAVAILABLE;
+    }
     *req = r;
-    fetch_key(c, key, r);
     return 0;
 }
 
@@ -955,24 +977,33 @@ on_list_gen(void *privdata, redisReply *reply)
 }
 
 int
-cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, cache_req_t **req)
+cache_peek_list(cache_t *c, const char *category, const cache_doc_t **docs, size_t *n,
+                int *stale)
 {
-    bundle_t *b = bundle_find(c, category);
-    cache_req_t *r;
+    bundle_t *b;
 
     if (c->closing)
-        return CACHE_EUNAVAILABLE;
-    if (b != NULL && now_ms(c) - b->filled_ms < c->o.l1_ttl_ms &&
-        ((c->ready && c->tracking_ok && b->epoch == c->epoch) || !c->ready)) {
-        *req = NULL;
-        if (c->ready)
-            c->m.hits_l1++;
-        else
-            c->m.stale_served++;
-        cb(privdata, CACHE_OK, b->docs, b->n, !c->ready);
         return 0;
-    }
-    if (!c->ready)
+    b = bundle_find(c, category);
+    if (b == NULL || now_ms(c) - b->filled_ms >= c->o.l1_ttl_ms ||
+        !((c->ready && c->tracking_ok && b->epoch == c->epoch) || !c->ready))
+        return 0;
+    if (c->ready)
+        c->m.hits_l1++;
+    else
+        c->m.stale_served++;
+    *docs = b->docs;
+    *n = b->n;
+    *stale = !c->ready;
+    return 1;
+}
+
+int
+cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, cache_req_t **req)
+{
+    cache_req_t *r;
+
+    if (c->closing || !c->ready)
         return CACHE_EUNAVAILABLE;
     r = req_new(c, REQ_LIST, NULL, privdata);
     r->cb.list = cb;
@@ -1018,7 +1049,8 @@ cache_watch(cache_t *c, const char *key)
     if (c->ready) {
         /* the baseline, so that the first change is recognised as one */
         r = req_new(c, REQ_WATCH, key, NULL);
-        fetch_key(c, key, r);
+        if (fetch_key(c, key, r) != 0)
+            req_free(r); /* Redis is gone: refresh_watches re-reads at reconnect */
     }
     return 0;
 }

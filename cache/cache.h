@@ -160,9 +160,18 @@ typedef void (*cache_put_cb)(void *privdata, int status, const cache_doc_t *doc)
 
 typedef struct cache_req cache_req_t;
 
-/* Each returns 0 (the callback fires once unless cancelled) or a negative
- * code (it never fires). An answer from L1 comes at once, inside the call:
- * `*req` is then set to NULL before the callback runs. */
+/* The L1 tier, synchronously: 1 and `*doc` (`*docs`, `*n`) when this hub's
+ * memory can answer (`*stale` 1 when it serves while Redis is down), else 0.
+ * What they point to is valid until control returns to the loop or the
+ * next call into the cache. Counted as L1 hits (or stale answers). */
+int cache_peek(cache_t *c, const char *key, const cache_doc_t **doc, int *stale);
+int cache_peek_list(cache_t *c, const char *category, const cache_doc_t **docs, size_t *n,
+                    int *stale);
+
+/* Each returns 0 (the callback fires once, from the loop, unless
+ * cancelled) or a negative code (it never fires). They never answer inside
+ * the call: they skip L1 and read Redis and the store (a read also refills
+ * L1), so a caller that wants L1 peeks first. */
 int cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req);
 int cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata,
                cache_req_t **req);

@@ -329,20 +329,26 @@ cache_error(gw_conn_t *c, int status)
 }
 
 static void
+respond_doc(gw_conn_t *c, const cache_doc_t *doc, int stale)
+{
+    json_t *o = doc_json(doc, 1);
+
+    if (stale) /* served from this hub's memory while Redis is down */
+        json_object_set_new(o, "stale", json_true());
+    respond_json(c, 200, o);
+}
+
+static void
 on_cache_get(void *privdata, int status, const cache_doc_t *doc, int stale)
 {
     gw_conn_t *c = privdata;
-    json_t *o;
 
     c->api_cache = NULL;
     if (status != CACHE_OK) {
         cache_error(c, status);
         return;
     }
-    o = doc_json(doc, 1);
-    if (stale) /* served from this hub's memory while Redis is down */
-        json_object_set_new(o, "stale", json_true());
-    respond_json(c, 200, o);
+    respond_doc(c, doc, stale);
 }
 
 static void
@@ -358,16 +364,10 @@ on_cache_put(void *privdata, int status, const cache_doc_t *doc)
 }
 
 static void
-on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int stale)
+respond_docs(gw_conn_t *c, const cache_doc_t *docs, size_t n, int stale)
 {
-    gw_conn_t *c = privdata;
     json_t *items, *o;
 
-    c->api_cache = NULL;
-    if (status != CACHE_OK) {
-        cache_error(c, status);
-        return;
-    }
     items = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, doc_json(&docs[i], 0));
@@ -377,13 +377,28 @@ on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int
     respond_json(c, 200, o);
 }
 
+static void
+on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int stale)
+{
+    gw_conn_t *c = privdata;
+
+    c->api_cache = NULL;
+    if (status != CACHE_OK) {
+        cache_error(c, status);
+        return;
+    }
+    respond_docs(c, docs, n, stale);
+}
+
 /* /v1/config/{key} (GET, PUT) and /v1/config?category=NAME (GET) */
 static void
 api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
 {
     char *value, *category;
     const char *err;
-    int rc;
+    const cache_doc_t *doc, *docs;
+    size_t n;
+    int rc, stale;
 
     if (rest == NULL) {
         if (c->api_method != GW_M_GET) {
@@ -395,11 +410,20 @@ api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
                            "category must be 1-64 characters of A-Za-z0-9_.:-");
             return;
         }
+        if (cache_peek_list(gw->cache, c->api_query, &docs, &n, &stale)) {
+            respond_docs(c, docs, n, stale);
+            return;
+        }
         rc = cache_list(gw->cache, c->api_query, on_cache_list, c, &c->api_cache);
     } else if (cache_valid_key(rest, strlen(rest)) != 0) {
         gw__http_error(c, 400, "bad_request", "keys are 1-64 characters of A-Za-z0-9_.:-");
         return;
     } else if (c->api_method == GW_M_GET) {
+        /* `rest` points into the request's path, which an answer frees */
+        if (cache_peek(gw->cache, rest, &doc, &stale)) {
+            respond_doc(c, doc, stale);
+            return;
+        }
         rc = cache_get(gw->cache, rest, on_cache_get, c, &c->api_cache);
     } else if (c->api_method == GW_M_PUT) {
         if (!(claims->roles & GW_ROLE_ADMIN)) {
