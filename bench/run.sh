@@ -4,7 +4,8 @@
 #   bench/run.sh            # the full suite, about 8-12 minutes
 #   QUICK=1 bench/run.sh    # a short smoke run (small counts, 1 s steps)
 #
-# Builds the C tools (cc -O2) and, if needed, the hub (cmake --build build);
+# Builds the C tools through CMake (-DCOORDHUB_BENCH=ON, RelWithDebInfo, in
+# build-bench/) and, if needed, the hub (cmake --build build);
 # installs the peer's npm packages (npm ci in bench/peer); starts a private
 # redis-server; then, for each server (coordhub native, coordhub Socket.IO
 # framing, the Node Socket.IO peer), runs the scenarios with the server
@@ -16,7 +17,8 @@
 # Writes bench/results.md (and prints it); raw JSON lines and logs go to
 # $OUT (default build/bench/out).
 #
-# Environment: COORDHUB_BIN (default build/coordhub), REDIS_SERVER
+# Environment: COORDHUB_BIN (default build/coordhub), BENCH_BUILD (the C
+# tools' build tree, default build-bench), REDIS_SERVER
 # (default redis-server on PATH), SERVERS (default "hub-native hub-sio
 # peer"), SCENARIOS (default "unicast broadcast idle"), UNICAST_RATES,
 # BROADCAST_RATES (msg/s, comma-separated), IDLE_LEVELS, STEP_SECONDS,
@@ -35,7 +37,8 @@ cd "$repo"
 QUICK=${QUICK:-0}
 HUB_BIN=${COORDHUB_BIN:-$repo/build/coordhub}
 REDIS_BIN=${REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}
-BIN=${BENCH_BIN:-$repo/build/bench}
+BENCH_BUILD=${BENCH_BUILD:-$repo/build-bench}
+BIN=$BENCH_BUILD/bench
 OUT=${OUT:-$repo/build/bench/out}
 RESULTS=${RESULTS:-$here/results.md}
 SERVERS=${SERVERS:-hub-native hub-sio peer}
@@ -73,14 +76,20 @@ SECRET=${BENCH_JWT_SECRET:-bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
 
-for t in cc node npm; do command -v "$t" >/dev/null || fail "$t is required"; done
+for t in cmake node npm; do command -v "$t" >/dev/null || fail "$t is required"; done
 [ -x "$REDIS_BIN" ] || fail "redis-server not found (set REDIS_SERVER)"
 
 # ------------------------------------------------------------------ builds
-mkdir -p "$BIN" "$OUT/logs"
-log "building the C tools into $BIN"
-cc -O2 -g -Wall -o "$BIN/loadgen" "$here/fanout/loadgen.c"
-cc -O2 -g -Wall -o "$BIN/floor" "$here/fanout/floor.c"
+# The C tools with the project's own flags (warnings are errors): a build
+# failure stops the suite here, its output on the terminal.
+mkdir -p "$OUT/logs"
+log "building the C tools (cmake -DCOORDHUB_BENCH=ON, $BENCH_BUILD)"
+cmake -S "$repo" -B "$BENCH_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOORDHUB_BENCH=ON \
+  -DCOORDHUB_TESTS=OFF >"$OUT/logs/bench-cmake.log" 2>&1 ||
+  { cat "$OUT/logs/bench-cmake.log" >&2; fail "cmake configure of $BENCH_BUILD failed"; }
+cmake --build "$BENCH_BUILD" --target bench_loadgen bench_floor -j "$(nproc)" ||
+  fail "building the C tools failed (output above)"
+for t in loadgen floor; do [ -x "$BIN/$t" ] || fail "no $t at $BIN/$t after the build"; done
 
 if [ -z "${COORDHUB_BIN:-}" ]; then
   command -v cmake >/dev/null || fail "cmake is required to build the hub (or set COORDHUB_BIN)"

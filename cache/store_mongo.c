@@ -239,7 +239,14 @@ ms_close(cache_store_t *b, void (*cb)(void *), void *privdata)
         finish_close(s);
 }
 
-static const cache_store_ops_t mongo_ops = {"mongodb", 0, ms_get, ms_put, ms_list, ms_close};
+static const cache_store_ops_t mongo_ops = {
+    .name = "mongodb",
+    .put_publishes = 0,
+    .get = ms_get,
+    .put = ms_put,
+    .list = ms_list,
+    .close = ms_close,
+};
 
 cache_store_t *
 cache_store_mongo_new(uv_loop_t *loop, const char *uri, const char **err)

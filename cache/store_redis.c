@@ -234,7 +234,14 @@ rs_close(cache_store_t *base, void (*cb)(void *), void *privdata)
     }
 }
 
-static const cache_store_ops_t redis_ops = {"redis", 1, rs_get, rs_put, rs_list, rs_close};
+static const cache_store_ops_t redis_ops = {
+    .name = "redis",
+    .put_publishes = 1,
+    .get = rs_get,
+    .put = rs_put,
+    .list = rs_list,
+    .close = rs_close,
+};
 
 cache_store_t *
 cache_store_redis_new(bus_t *bus, unsigned l2_ttl_s)

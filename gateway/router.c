@@ -68,12 +68,15 @@ to_everyone(gw_t *gw, const char *event, uint64_t born_ns)
     fanout_done(&fo);
 }
 
-/* A JSON string of `s`, or NULL when `s` is not valid UTF-8. */
+/* A JSON string of `s` and its length in *outlen, or NULL (and 0) when `s`
+ * is not valid UTF-8 or jansson could not allocate. */
 static char *
 json_string_text(const char *s, size_t n, size_t *outlen)
 {
     json_t *j = json_stringn(s, n);
     char *out;
+
+    *outlen = 0;
     if (j == NULL)
         return NULL;
     out = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -264,7 +267,10 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
             malformed(gw, ch, channel, chlen, "not a valid steamId");
             return;
         }
+        /* a valid steamId is ASCII: NULL here is only jansson out of memory */
         data = json_string_text(id, strlen(id), &dlen);
+        if (data == NULL)
+            return;
         to_room(gw, room, user_room(room, id), "canceledtrades", data, dlen, born);
         free(data);
         return;

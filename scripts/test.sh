@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test of
-# ctest in both builds, then every fuzz target for a bounded time
+# ctest in both builds, compiles Release with the benchmark programs
+# (build-release, no tests), then runs every fuzz target for a bounded time
 # (fuzz/run.sh). .ci/run calls exactly this.
 #
 #   scripts/test.sh            everything
@@ -37,6 +38,20 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DCOORDHUB_SANITIZE=ON
 
+# --- release: the build type packagers use, with the benchmark programs
+# (COORDHUB_BENCH), compiled only: no tests are built or run there. Its
+# optimiser finds warnings the other builds do not (-Werror), so a warning
+# in Release or in bench/ fails the run.
+echo "=== build-release: configure and build (Release, COORDHUB_BENCH=ON, compile only)"
+if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCOORDHUB_BENCH=ON \
+    -DCOORDHUB_TESTS=OFF >/dev/null &&
+    cmake --build build-release -j"$jobs"; then
+    echo "=== build-release: ok"
+else
+    echo "=== build-release: FAILED"
+    status=1
+fi
+
 # --- fuzz: each parser's libFuzzer target (clang, ASan + UBSan) for a bounded
 # time in build-fuzz/; a crash fails the run, its reproducer is kept in
 # fuzz/crashes/. FUZZ_SECONDS per target (default 20; 0 skips, visibly).
@@ -50,6 +65,6 @@ fi
 # --- end fuzz ---
 
 if [ "$status" -ne 0 ]; then
-    echo "=== FAILED: see the ctest and fuzz output above"
+    echo "=== FAILED: see the ctest, build-release and fuzz output above"
 fi
 exit "$status"

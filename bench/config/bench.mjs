@@ -6,15 +6,15 @@
 //
 //   node bench/config/bench.mjs [--writes 300] [--bursts 100] [--seconds 3] [--levels 1,4,16,64]
 //   COORDHUB_BIN=/path/to/coordhub  (default build/coordhub)
+//   BENCH_BUILD=dir                 where CMake builds l1_lookup (default build-bench)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 // The harness, without its node:test hooks (this is not a test file).
 process.env.COORDHUB_HARNESS_NO_HOOKS = '1';
-const { HUB_BIN, REDIS_BIN, RespClient, cleanupAll, httpJson, keepAliveAgent, makeTmpDir, repoRoot, startHub, startRedis } =
+const { HUB_BIN, REDIS_BIN, RespClient, cleanupAll, httpJson, keepAliveAgent, repoRoot, startHub, startRedis } =
   await import('../../tests/integration/harness.mjs');
 
 function arg(name, dflt) {
@@ -275,43 +275,35 @@ const httpWorker = (h, pathAndQuery, expectStatus) => async () => {
 
 // ---------------------------------------------------------------- ns per L1 lookup
 
-// Builds bench/config/l1_lookup.c against the hub's cache sources and runs
-// it; returns [{keys, ns_per_lookup}] or a reason it could not.
-function l1Lookup() {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const dir = makeTmpDir('l1lookup-');
-  const bin = path.join(dir, 'l1_lookup');
-  const cc = process.env.CC || 'cc';
-  try {
-    const pkg = execFileSync('pkg-config', ['--cflags', '--libs', 'libuv', 'jansson', 'hiredis'], { encoding: 'utf8' }).trim().split(/\s+/);
-    execFileSync(
-      cc,
-      [
-        '-O2',
-        '-I', path.join(repoRoot, 'cache'),
-        '-I', path.join(repoRoot, 'util'),
-        '-I', path.join(repoRoot, 'bus'),
-        path.join(here, 'l1_lookup.c'),
-        path.join(repoRoot, 'cache', 'cache.c'),
-        path.join(repoRoot, 'cache', 'validate.c'),
-        path.join(repoRoot, 'util', 'alloc.c'),
-        path.join(repoRoot, 'util', 'log.c'),
-        ...pkg,
-        '-o', bin,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120000 },
-    );
-    const out = [];
-    for (const keys of [1, 100, 1000, 10000]) {
-      const line = execFileSync(bin, [String(keys), '20000000'], { encoding: 'utf8', timeout: 120000 }).trim();
-      out.push(JSON.parse(line));
-    }
-    return { ok: true, rows: out };
-  } catch (e) {
-    return { ok: false, reason: `${e.message.split('\n')[0]} ${e.stderr ? e.stderr.toString().slice(0, 300) : ''}` };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+// Builds bench/config/l1_lookup.c (the hub's cache.c and validate.c with
+// stand-ins for the bus and the store) through CMake, in its own build tree
+// with -DCOORDHUB_BENCH=ON: the same flags, warnings-as-errors included, as
+// the hub. Returns the binary's path; a failed configure or build throws
+// (its output is on stderr), and the whole bench fails: never skipped.
+function buildL1Lookup() {
+  const dir = process.env.BENCH_BUILD || path.join(repoRoot, 'build-bench');
+  const out = { stdio: ['ignore', 2, 2], timeout: 600000 }; // compiler output to stderr, not the tables
+  process.stderr.write(`building l1_lookup (cmake, ${dir}) ...\n`);
+  execFileSync(
+    'cmake',
+    ['-S', repoRoot, '-B', dir, '-DCMAKE_BUILD_TYPE=RelWithDebInfo', '-DCOORDHUB_BENCH=ON', '-DCOORDHUB_TESTS=OFF'],
+    out,
+  );
+  execFileSync('cmake', ['--build', dir, '--target', 'bench_l1_lookup', '--parallel', String(os.cpus().length || 2)], out);
+  const bin = path.join(dir, 'bench', 'l1_lookup');
+  if (!fs.existsSync(bin)) throw new Error(`the build left no ${bin}`);
+  return bin;
+}
+
+// Runs l1_lookup at 1 to 10,000 keys: [{keys, ns_per_lookup, ...}]. A run
+// that fails (not every lookup an L1 hit, a crash) throws.
+function l1Lookup(bin) {
+  const rows = [];
+  for (const keys of [1, 100, 1000, 10000]) {
+    const line = execFileSync(bin, [String(keys), '20000000'], { encoding: 'utf8', timeout: 120000, stdio: ['ignore', 'pipe', 2] }).trim();
+    rows.push(JSON.parse(line));
   }
+  return rows;
 }
 
 // ---------------------------------------------------------------- main
@@ -333,6 +325,9 @@ async function main() {
     (LEVELS.length * 3 * (SECONDS + 2) + (WRITES * 4 + BURSTS * BURST_LEN * 2) * 0.05 + 180) * 1000,
   );
   watchdog.unref();
+
+  // first, so that a build failure stops the bench before anything starts
+  const l1Bin = buildL1Lookup();
 
   redis = await startRedis();
   A = await startHub({ redisUrl: redis.url, logLevel: 'warn' });
@@ -397,17 +392,13 @@ async function main() {
 
   // -- L1 hit cost
   process.stderr.write('ns per L1 lookup ...\n');
-  const lk = l1Lookup();
+  const l1Rows = l1Lookup(l1Bin);
   console.log('### L1 hit cost\n');
-  if (lk.ok) {
-    console.log('In-process, `cache_get()` answering from L1 (bench/config/l1_lookup.c, the hub\'s cache.c at -O2, 20 M lookups):\n');
-    console.log('| keys in L1 | ns per lookup |');
-    console.log('|---:|---:|');
-    for (const r of lk.rows) console.log(`| ${r.keys} | ${r.ns_per_lookup.toFixed(1)} |`);
-    console.log('');
-  } else {
-    console.log(`(in-process measurement skipped: ${lk.reason})\n`);
-  }
+  console.log('In-process, `cache_get()` answering from L1 (bench/config/l1_lookup.c, the hub\'s cache.c built RelWithDebInfo (-O2), 20 M lookups):\n');
+  console.log('| keys in L1 | ns per lookup |');
+  console.log('|---:|---:|');
+  for (const r of l1Rows) console.log(`| ${r.keys} | ${r.ns_per_lookup.toFixed(1)} |`);
+  console.log('');
 
   process.stderr.write('HTTP GET throughput ...\n');
   // fresh keep-alive connections: the hubs close idle ones, and a request

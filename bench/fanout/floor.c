@@ -25,7 +25,9 @@
  * measurement lasts --seconds after a 0.3 s warm-up; the reader is killed
  * at the end.
  */
+#ifndef _GNU_SOURCE /* the CMake build passes -D_GNU_SOURCE */
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -31,7 +31,9 @@
  *
  * Bounded: every phase has a deadline, and --max-seconds is a watchdog.
  */
+#ifndef _GNU_SOURCE /* the CMake build passes -D_GNU_SOURCE */
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
