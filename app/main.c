@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "locks.h"
 #include "reserve.h"
+#include "wire.h"
 
 #include <hiredis/hiredis.h>
 #include "util.h"
@@ -53,16 +54,6 @@ typedef struct hub {
     int exit_code;
     int signals_closed;
 } hub_t;
-
-static const char *const sub_channels[] = {"tradestate",
-                                           "canceledtrades",
-                                           "itemReserved",
-                                           "finishedtrades",
-                                           "steamDown",
-                                           LOCK_RELEASE_CHANNEL,
-                                           "configuration-invalidate",
-                                           "__redis__:invalidate"};
-static const char *const sub_patterns[] = {"bot *"};
 
 static void
 usage(FILE *f)
@@ -298,7 +289,7 @@ cmd_token(int argc, char **argv)
         return fail_usage("%s", "token needs --sub");
     if (secret == NULL || *secret == '\0')
         return fail_usage("%s", "no JWT secret: give --jwt-secret or COORDHUB_JWT_SECRET");
-    if (gw_token_sign(secret, sub, roles, ttl, time(NULL), &tok) != 0)
+    if (wire_jwt_sign(secret, sub, roles, ttl, time(NULL), &tok) != 0)
         return fail_usage("%s", "bad --sub or --roles (sub: 1-64 of A-Za-z0-9_.-; roles: "
                                 "comma-separated names)");
     puts(tok);
@@ -498,21 +489,22 @@ on_bus_message(void *privdata, const char *pattern, const char *channel, size_t 
                const char *payload, size_t len)
 {
     hub_t *hub = privdata;
-    if (pattern == NULL && channel_len == sizeof LOCK_RELEASE_CHANNEL - 1 &&
-        memcmp(channel, LOCK_RELEASE_CHANNEL, channel_len) == 0) {
+
+    switch (util_channel_of(pattern, channel, channel_len)) {
+    case UTIL_CH_LOCK_RELEASED:
         if (hub->locks)
             lock_on_release(hub->locks, payload, len);
         return;
-    }
-    if (pattern == NULL && channel_len == 24 &&
-        memcmp(channel, "configuration-invalidate", 24) == 0) {
+    case UTIL_CH_CONFIG_INVALIDATE:
         if (hub->cache)
             cache_on_publish(hub->cache, payload, len);
         return;
+    case UTIL_CH_ITEM_RESERVED:
+        if (hub->resv)
+            resv_on_item_reserved(hub->resv, payload, len); /* maybe an earlier expiry */
+        break;                                              /* and the gateway's event */
+    default: break;
     }
-    if (pattern == NULL && channel_len == 12 && memcmp(channel, "itemReserved", 12) == 0 &&
-        hub->resv)
-        resv_on_item_reserved(hub->resv, payload, len); /* maybe an earlier expiry */
     if (hub->gw)
         gw_on_message(hub->gw, pattern, channel, channel_len, payload, len);
 }
@@ -538,16 +530,25 @@ run(hub_t *hub)
 {
     bus_options_t bo;
     gw_options_t go;
+    const char *channels[UTIL_CH_COUNT], *patterns[UTIL_CH_COUNT];
     const char *err = NULL;
     int rc;
 
     uv_loop_init(&hub->loop);
     memset(&bo, 0, sizeof bo);
     bo.url = hub->cfg.redis_url;
-    bo.channels = sub_channels;
-    bo.nchannels = sizeof sub_channels / sizeof sub_channels[0];
-    bo.patterns = sub_patterns;
-    bo.npatterns = 1;
+    /* every channel of the table (util.h); the bus copies the names */
+    for (int i = 0; i < UTIL_CH_COUNT; i++) {
+        const util_channel_t *ch = &util_channels[i];
+        if (ch->name == NULL)
+            continue;
+        if (ch->pattern)
+            patterns[bo.npatterns++] = ch->name;
+        else
+            channels[bo.nchannels++] = ch->name;
+    }
+    bo.channels = channels;
+    bo.patterns = patterns;
     bo.on_message = on_bus_message;
     bo.on_state = on_bus_state;
     bo.on_invalidate = on_tracking;

@@ -18,6 +18,11 @@
  * then calls every pending callback with a NULL reply and, for a context
  * that had connected, the disconnect callback; all of ours check ac->data
  * first, so nothing stale reaches the state machine.
+ *
+ * Requests (docs/requests.md): each command's hiredis privdata is its
+ * bus_req_t, which therefore lives until hiredis has called back for it,
+ * whether or not its owner still wants the answer; a cancelled one is just
+ * freed then. That is the only place where replies are accounted for.
  */
 #include "bus.h"
 #include "bus_int.h"
@@ -70,11 +75,6 @@ struct bus {
     void *close_privdata;
 };
 
-typedef struct cmd_wrap {
-    bus_reply_cb cb;
-    void *privdata;
-} cmd_wrap_t;
-
 static void conn_connect(conn_t *c);
 static void conn_fail(conn_t *c, const char *why);
 
@@ -82,12 +82,6 @@ static const char *
 conn_name(const conn_t *c)
 {
     return c->kind == CONN_SUB ? "subscriber" : "command";
-}
-
-static uint64_t
-now_ms(const bus_t *bus)
-{
-    return uv_now(bus->loop);
 }
 
 static uint32_t
@@ -203,7 +197,7 @@ on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
             return;
 
     if (str_eq(reply->element[0], "message") && reply->elements == 3 &&
-        str_eq(reply->element[1], "__redis__:invalidate")) {
+        str_eq(reply->element[1], UTIL_CHANNEL_TRACKING)) {
         /* RESP2 client tracking: an array of keys, or nil for a flush */
         redisReply *keys = reply->element[2];
         if (bus->opt.on_invalidate &&
@@ -343,7 +337,7 @@ static void
 on_ping_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
-    uint64_t now = now_ms(c->bus);
+    uint64_t now = uv_now(c->bus->loop);
 
     if (c->ac == NULL)
         return;
@@ -524,54 +518,213 @@ bus_reconnects(const bus_t *bus)
     return bus->reconnects;
 }
 
+/* ---- requests (docs/requests.md) ---- */
+
 static void
-on_command_reply(redisAsyncContext *ac, void *r, void *privdata)
+group_unlink(bus_req_t *r)
 {
-    cmd_wrap_t *w = privdata;
+    if (r->group == NULL)
+        return;
+    if (r->gprev)
+        r->gprev->gnext = r->gnext;
+    else
+        r->group->head = r->gnext;
+    if (r->gnext)
+        r->gnext->gprev = r->gprev;
+    r->group = NULL;
+    r->gprev = r->gnext = NULL;
+}
+
+bus_req_t *
+bus__req_new(bus_t *bus, bus_reply_cb cb, void *privdata)
+{
+    bus_req_t *r = util_calloc(1, sizeof *r);
+    r->bus = bus;
+    r->cb = cb;
+    r->privdata = privdata;
+    return r;
+}
+
+void
+bus__req_free(bus_req_t *r)
+{
+    group_unlink(r);
+    if (r->ext_free)
+        r->ext_free(r->ext);
+    free(r);
+}
+
+void
+bus__req_accept(bus_req_t *r, bus_group_t *g, bus_req_t **out)
+{
+    if (g != NULL) {
+        r->group = g;
+        r->gnext = g->head;
+        if (g->head)
+            g->head->gprev = r;
+        g->head = r;
+    }
+    if (out != NULL)
+        *out = r;
+}
+
+/* hiredis's callback for every command a request sent. Whatever the reply
+ * (NULL when the context is freed), this is the last hiredis will say about
+ * that command, so a cancelled request can go now. */
+static void
+on_request_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    bus_req_t *r = privdata;
+    redisReply *rep = reply;
     (void)ac;
-    if (w->cb)
-        w->cb(w->privdata, r);
-    free(w);
+
+    if (r->cancelled) {
+        bus__req_free(r);
+        return;
+    }
+    if (r->step != NULL && r->step(r, &rep))
+        return; /* the next command of the request is out */
+    group_unlink(r);
+    r->delivering = 1;
+    if (r->cb)
+        r->cb(r->privdata, rep);
+    bus__req_free(r);
+}
+
+static int
+cmd_ready(const bus_t *bus)
+{
+    return !bus->closing && bus->cmd.state == C_READY && bus->cmd.ac != NULL;
+}
+
+int
+bus__req_send_argv(bus_req_t *r, int argc, const char **argv, const size_t *argvlen)
+{
+    bus_t *bus = r->bus;
+
+    if (!cmd_ready(bus) ||
+        redisAsyncCommandArgv(bus->cmd.ac, on_request_reply, r, argc, argv, argvlen) != REDIS_OK)
+        return UV_ENOTCONN;
+    return 0;
+}
+
+static int
+req_sendv(bus_req_t *r, const char *fmt, va_list ap)
+{
+    bus_t *bus = r->bus;
+
+    if (!cmd_ready(bus) ||
+        redisvAsyncCommand(bus->cmd.ac, on_request_reply, r, fmt, ap) != REDIS_OK)
+        return UV_ENOTCONN;
+    return 0;
+}
+
+int
+bus__req_send(bus_req_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = req_sendv(r, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+bus_request_argv(bus_t *bus, bus_group_t *g, bus_req_t **req, bus_reply_cb cb, void *privdata,
+                 int argc, const char **argv, const size_t *argvlen)
+{
+    bus_req_t *r;
+    int rc;
+
+    if (!cmd_ready(bus))
+        return UV_ENOTCONN;
+    r = bus__req_new(bus, cb, privdata);
+    rc = bus__req_send_argv(r, argc, argv, argvlen);
+    if (rc != 0) {
+        bus__req_free(r);
+        return rc;
+    }
+    bus__req_accept(r, g, req);
+    return 0;
+}
+
+static int
+requestv(bus_t *bus, bus_group_t *g, bus_req_t **req, bus_reply_cb cb, void *privdata,
+         const char *fmt, va_list ap)
+{
+    bus_req_t *r;
+    int rc;
+
+    if (!cmd_ready(bus))
+        return UV_ENOTCONN;
+    r = bus__req_new(bus, cb, privdata);
+    rc = req_sendv(r, fmt, ap);
+    if (rc != 0) {
+        bus__req_free(r);
+        return rc;
+    }
+    bus__req_accept(r, g, req);
+    return 0;
+}
+
+int
+bus_request(bus_t *bus, bus_group_t *g, bus_req_t **req, bus_reply_cb cb, void *privdata,
+            const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = requestv(bus, g, req, cb, privdata, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+bus_command(bus_t *bus, bus_reply_cb cb, void *privdata, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = requestv(bus, NULL, NULL, cb, privdata, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int
 bus_command_argv(bus_t *bus, bus_reply_cb cb, void *privdata, int argc, const char **argv,
                  const size_t *argvlen)
 {
-    cmd_wrap_t *w;
-
-    if (bus->closing || bus->cmd.state != C_READY || bus->cmd.ac == NULL)
-        return UV_ENOTCONN;
-    w = util_malloc(sizeof *w);
-    w->cb = cb;
-    w->privdata = privdata;
-    if (redisAsyncCommandArgv(bus->cmd.ac, on_command_reply, w, argc, argv, argvlen) != REDIS_OK) {
-        free(w);
-        return UV_ENOTCONN;
-    }
-    return 0;
+    return bus_request_argv(bus, NULL, NULL, cb, privdata, argc, argv, argvlen);
 }
 
-int
-bus_command(bus_t *bus, bus_reply_cb cb, void *privdata, const char *fmt, ...)
+void
+bus_cancel(bus_req_t *r)
 {
-    cmd_wrap_t *w;
-    va_list ap;
-    int rc;
+    /* a request whose callback runs is being delivered: too late, and
+     * harmless (it is freed when the callback returns) */
+    if (r == NULL || r->cancelled || r->delivering)
+        return;
+    group_unlink(r);
+    r->cancelled = 1;
+    r->cb = NULL;
+    r->privdata = NULL;
+}
 
-    if (bus->closing || bus->cmd.state != C_READY || bus->cmd.ac == NULL)
-        return UV_ENOTCONN;
-    w = util_malloc(sizeof *w);
-    w->cb = cb;
-    w->privdata = privdata;
-    va_start(ap, fmt);
-    rc = redisvAsyncCommand(bus->cmd.ac, on_command_reply, w, fmt, ap);
-    va_end(ap);
-    if (rc != REDIS_OK) {
-        free(w);
-        return UV_ENOTCONN;
+void
+bus_group_cancel(bus_group_t *g, void (*release)(void *privdata))
+{
+    bus_req_t *r;
+
+    while ((r = g->head) != NULL) {
+        void *privdata = r->privdata;
+        bus_cancel(r); /* unlinks it: the head moves on */
+        if (release)
+            release(privdata);
     }
-    return 0;
 }
 
 static void

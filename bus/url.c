@@ -13,14 +13,14 @@ parse_uint(const char *s, size_t n, long max, long *out)
 {
     long v = 0;
     if (n == 0 || n > 10)
-        return -1;
+        return UV_EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return UV_EINVAL;
         v = v * 10 + (s[i] - '0');
     }
     if (v > max)
-        return -1;
+        return UV_EINVAL;
     *out = v;
     return 0;
 }

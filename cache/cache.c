@@ -13,6 +13,12 @@
  * into L1 and is retried (while it keeps being overtaken, up to a bound),
  * so a GET answer overtaken by an
  * invalidation never becomes a cached value.
+ *
+ * Lifetimes (docs/requests.md). Every Redis request that points at our
+ * memory is in the bus group `reqs`, and the store's calls end with the
+ * store; cache_close cancels both, then answers (UV_ECANCELED) and frees
+ * what it still owes: the fetches with their waiters, and the writes and
+ * category reads on the `live` list. Nothing counts replies.
  */
 #include "cache.h"
 #include "util.h"
@@ -21,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUCKETS 1024
 #define WATCH_MAX 10000
 #define TRACKING_RETRY_MS 1000
 #define FETCH_RETRIES 8 /* an overtaken fetch is read again, up to this often */
@@ -30,7 +35,7 @@ typedef struct entry {
     cache_doc_t doc;
     uint64_t filled_ms;
     unsigned epoch;
-    struct entry *next;
+    util_hnode_t node; /* in `l1`, keyed by doc.key */
 } entry_t;
 
 typedef struct bundle {
@@ -48,7 +53,7 @@ typedef struct watch {
     int absent; /* the last read found nothing */
     long long version;
     char *value;
-    struct watch *next;
+    util_hnode_t node; /* in `watches`, keyed by `key` */
 } watch_t;
 
 enum req_kind { REQ_GET, REQ_LIST, REQ_PUT, REQ_WATCH };
@@ -65,10 +70,10 @@ struct cache_req {
         cache_put_cb put;
     } cb;
     void *privdata;
-    int cancelled;
-    int in_flight;          /* Redis or store calls outstanding */
-    struct cache_req *next; /* in a fetch's waiters */
-    uint64_t t0;            /* when the store call started, for its latency */
+    int cancelled;                   /* the caller is gone: answer nobody */
+    struct cache_req *next;          /* in a fetch's waiters */
+    struct cache_req *lprev, *lnext; /* puts and lists: the cache's `live` */
+    uint64_t t0;                     /* when the store call started, for its latency */
     /* put */
     cache_doc_t doc;
     /* list */
@@ -85,14 +90,16 @@ typedef struct fetch {
     int invalidated;
     int retries;
     int pending; /* 2: L2 and store both outstanding */
-    int store_status;
+    int store_error;
+    enum cache_outcome store_outcome;
     cache_doc_t store_doc;
     int have_l2;
     char *l2_value;
     int failed;
     uint64_t t0;
     cache_req_t *waiters;
-    struct fetch *next;
+    util_hnode_t node; /* in `fetches` (while `linked`), keyed by `key` */
+    int linked;
 } fetch_t;
 
 struct cache {
@@ -100,13 +107,11 @@ struct cache {
     bus_t *bus;
     cache_store_t *store;
     cache_options_t o;
-    entry_t *l1[BUCKETS];
-    size_t l1_count;
-    bundle_t *bundles;
-    unsigned bundle_gen; /* grows at every invalidation: a list in flight is then not cached */
-    watch_t *watches[BUCKETS];
-    size_t nwatches;
-    fetch_t *fetches;
+    util_htable_t l1;      /* entry_t by key */
+    bundle_t *bundles;     /* few, and all dropped at every invalidation: a list */
+    unsigned bundle_gen;   /* grows at every invalidation: a list in flight is then not cached */
+    util_htable_t watches; /* watch_t by key */
+    util_htable_t fetches; /* fetch_t by key: at most one per key */
     unsigned epoch;
     int ready;
     int tracking_ok;
@@ -114,10 +119,11 @@ struct cache {
     bus_script_t write_script;
     bus_script_t bundle_script;
     cache_metrics_t m;
+    bus_group_t reqs;  /* our Redis requests (docs/requests.md) */
+    cache_req_t *live; /* puts and lists in flight */
     int closing;
     int store_closed;
     int handles_open;
-    int in_flight; /* Redis calls whose replies point at us */
     void (*close_cb)(void *);
     void *close_privdata;
 };
@@ -131,14 +137,15 @@ static int fetch_key(cache_t *c, const char *key, cache_req_t *r);
  * invalidation. After the store: L2, the bundles (a bundle being filled
  * from an older read sees its generation move and is not written), then
  * every hub hears it. */
-static const char write_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
-                                "redis.call('DEL', KEYS[2]) "
-                                "redis.call('INCR', KEYS[3]) "
-                                "if KEYS[4] ~= KEYS[2] then "
-                                "  redis.call('DEL', KEYS[4]) redis.call('INCR', KEYS[5]) "
-                                "end "
-                                "redis.call('PUBLISH', 'configuration-invalidate', ARGV[3]) "
-                                "return 1";
+static const char write_lua[] =
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "redis.call('DEL', KEYS[2]) "
+    "redis.call('INCR', KEYS[3]) "
+    "if KEYS[4] ~= KEYS[2] then "
+    "  redis.call('DEL', KEYS[4]) redis.call('INCR', KEYS[5]) "
+    "end "
+    "redis.call('PUBLISH', '" UTIL_CHANNEL_CONFIG_INVALIDATE "', ARGV[3]) "
+    "return 1";
 
 /* KEYS[1] the bundle, KEYS[2] its generation; ARGV[1] the bundle JSON,
  * ARGV[2] the generation read before the store was listed, ARGV[3] TTL s. */
@@ -146,25 +153,10 @@ static const char bundle_lua[] = "if (redis.call('GET', KEYS[2]) or '0') == ARGV
                                  "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
                                  "  return 1 end return 0";
 
-static unsigned
-hash(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % BUCKETS;
-}
-
-static uint64_t
-now_ms(const cache_t *c)
-{
-    return uv_now(c->loop);
-}
-
 static void
 maybe_free(cache_t *c)
 {
-    if (!c->closing || c->handles_open > 0 || c->in_flight > 0 || !c->store_closed)
+    if (!c->closing || c->handles_open > 0 || !c->store_closed)
         return;
     if (c->close_cb)
         c->close_cb(c->close_privdata);
@@ -173,39 +165,36 @@ maybe_free(cache_t *c)
 
 /* ---- L1 ---- */
 
-static entry_t **
-l1_slot(cache_t *c, const char *key)
+static entry_t *
+l1_find(cache_t *c, const char *key)
 {
-    entry_t **pp = &c->l1[hash(key)];
-    while (*pp && strcmp((*pp)->doc.key, key) != 0)
-        pp = &(*pp)->next;
-    return pp;
+    util_hnode_t *n = util_htable_find(&c->l1, key, strlen(key));
+    return n ? UTIL_CONTAINER_OF(n, entry_t, node) : NULL;
 }
 
 static void
 l1_drop(cache_t *c, const char *key)
 {
-    entry_t **pp = l1_slot(c, key), *e = *pp;
+    entry_t *e = l1_find(c, key);
     if (e == NULL)
         return;
-    *pp = e->next;
+    util_htable_remove(&c->l1, &e->node);
     cache_doc_free(&e->doc);
     free(e);
-    c->l1_count--;
 }
 
 static void
 l1_clear(cache_t *c)
 {
-    for (int b = 0; b < BUCKETS; b++) {
-        while (c->l1[b]) {
-            entry_t *e = c->l1[b];
-            c->l1[b] = e->next;
-            cache_doc_free(&e->doc);
-            free(e);
-        }
+    util_hnode_t *n, *next;
+
+    for (n = util_htable_next(&c->l1, NULL); n != NULL; n = next) {
+        entry_t *e = UTIL_CONTAINER_OF(n, entry_t, node);
+        next = util_htable_next(&c->l1, n);
+        cache_doc_free(&e->doc);
+        free(e);
     }
-    c->l1_count = 0;
+    util_htable_free(&c->l1);
 }
 
 static void
@@ -225,27 +214,24 @@ bundles_clear(cache_t *c)
 static void
 l1_put(cache_t *c, const cache_doc_t *doc)
 {
-    entry_t **pp, *e;
+    entry_t *e;
 
     l1_drop(c, doc->key);
-    if (c->l1_count >= c->o.l1_max)
+    if (c->l1.count >= c->o.l1_max)
         l1_clear(c); /* a backstop bound, not an LRU: keys are few in practice */
     e = util_calloc(1, sizeof *e);
     cache_doc_copy(&e->doc, doc);
-    e->filled_ms = now_ms(c);
+    e->filled_ms = uv_now(c->loop);
     e->epoch = c->epoch;
-    pp = &c->l1[hash(doc->key)];
-    e->next = *pp;
-    *pp = e;
-    c->l1_count++;
+    util_htable_insert(&c->l1, &e->node, e->doc.key, strlen(e->doc.key));
 }
 
 /* A fresh entry, or (when Redis is down) one young enough to serve stale. */
 static entry_t *
 l1_get(cache_t *c, const char *key, int *stale)
 {
-    entry_t *e = *l1_slot(c, key);
-    if (e == NULL || now_ms(c) - e->filled_ms >= c->o.l1_ttl_ms)
+    entry_t *e = l1_find(c, key);
+    if (e == NULL || uv_now(c->loop) - e->filled_ms >= c->o.l1_ttl_ms)
         return NULL;
     if (c->ready && c->tracking_ok && e->epoch == c->epoch) {
         *stale = 0;
@@ -263,10 +249,8 @@ l1_get(cache_t *c, const char *key, int *stale)
 static watch_t *
 watch_find(cache_t *c, const char *key)
 {
-    for (watch_t *w = c->watches[hash(key)]; w; w = w->next)
-        if (strcmp(w->key, key) == 0)
-            return w;
-    return NULL;
+    util_hnode_t *n = util_htable_find(&c->watches, key, strlen(key));
+    return n ? UTIL_CONTAINER_OF(n, watch_t, node) : NULL;
 }
 
 /* Reports a change only when (version, value) differs from the last one
@@ -305,20 +289,16 @@ watch_observe(cache_t *c, const char *key, const cache_doc_t *doc)
 static fetch_t *
 fetch_find(cache_t *c, const char *key)
 {
-    for (fetch_t *f = c->fetches; f; f = f->next)
-        if (strcmp(f->key, key) == 0)
-            return f;
-    return NULL;
+    util_hnode_t *n = util_htable_find(&c->fetches, key, strlen(key));
+    return n ? UTIL_CONTAINER_OF(n, fetch_t, node) : NULL;
 }
 
 static void
 fetch_unlink(cache_t *c, fetch_t *f)
 {
-    fetch_t **pp = &c->fetches;
-    while (*pp && *pp != f)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = f->next;
+    if (f->linked)
+        util_htable_remove(&c->fetches, &f->node);
+    f->linked = 0;
 }
 
 static void
@@ -337,29 +317,30 @@ static void
 fetch_done(cache_t *c, fetch_t *f)
 {
     cache_doc_t doc = {0}, *result = NULL;
-    int status = CACHE_OK, stale = 0;
+    int error = 0, stale = 0;
+    enum cache_outcome outcome = CACHE_FOUND;
     cache_req_t *r;
 
     if (f->failed) {
-        status = CACHE_EUNAVAILABLE;
-    } else if (f->have_l2 || f->store_status == CACHE_OK) {
+        error = UV_ENOTCONN;
+    } else if (f->have_l2 || f->store_outcome == CACHE_FOUND) {
         /* the value from L2 when present (it is what the platform reads, and
          * what a tool writing around the hub changed); version and category
          * from the store */
         doc.key = util_strdup(f->key);
         doc.value = util_strdup(f->have_l2 ? f->l2_value : f->store_doc.value);
-        doc.category = util_strdup(f->store_status == CACHE_OK ? f->store_doc.category : "");
-        doc.version = f->store_status == CACHE_OK ? f->store_doc.version : 0;
-        doc.updated_at_ms = f->store_status == CACHE_OK ? f->store_doc.updated_at_ms : 0;
+        doc.category = util_strdup(f->store_outcome == CACHE_FOUND ? f->store_doc.category : "");
+        doc.version = f->store_outcome == CACHE_FOUND ? f->store_doc.version : 0;
+        doc.updated_at_ms = f->store_outcome == CACHE_FOUND ? f->store_doc.updated_at_ms : 0;
         result = &doc;
         if (f->have_l2)
             c->m.hits_l2++;
         else
             c->m.hits_store++;
     } else {
-        status = CACHE_NOT_FOUND;
+        outcome = CACHE_NOT_FOUND;
     }
-    if (f->invalidated && !f->failed && !c->closing && f->retries < FETCH_RETRIES) {
+    if (f->invalidated && !f->failed && f->retries < FETCH_RETRIES) {
         /* overtaken by an invalidation: this answer may be stale, read again
          * (as often as it is overtaken, up to a bound) */
         f->retries++;
@@ -372,19 +353,19 @@ fetch_done(cache_t *c, fetch_t *f)
         }
         return;
     }
-    if (result && !f->invalidated && c->ready && c->tracking_ok && !c->closing)
+    if (result && !f->invalidated && c->ready && c->tracking_ok)
         l1_put(c, result);
     /* the store had it but L2 did not: fill L2 for the platform's readers
      * (best effort: a lost SET only means the next read fills it) */
-    if (result && !f->have_l2 && f->store_status == CACHE_OK && c->ready && !c->closing)
+    if (result && !f->have_l2 && f->store_outcome == CACHE_FOUND && c->ready)
         bus_command(c->bus, NULL, NULL, "SET configuration:%s %s EX %u NX", f->key,
                     f->store_doc.value, c->o.l2_ttl_s); /* NX: never over a newer write */
     /* an answer overtaken even by its last retry is served (writes keep
      * coming) but neither cached nor reported: watchers are read again */
-    if (status != CACHE_EUNAVAILABLE && !f->invalidated)
+    if (error == 0 && !f->invalidated)
         watch_observe(c, f->key, result);
     fetch_unlink(c, f);
-    if (f->invalidated && !c->closing && c->ready && watch_find(c, f->key) != NULL) {
+    if (f->invalidated && c->ready && watch_find(c, f->key) != NULL) {
         cache_req_t *wr = util_calloc(1, sizeof *wr);
         wr->c = c;
         wr->kind = REQ_WATCH;
@@ -395,15 +376,14 @@ fetch_done(cache_t *c, fetch_t *f)
     while ((r = f->waiters) != NULL) {
         f->waiters = r->next;
         if (!r->cancelled && r->kind == REQ_GET) {
-            if (status == CACHE_EUNAVAILABLE) {
+            if (error != 0) {
                 /* Redis went away mid-fetch: L1 may still answer, marked */
                 entry_t *e = l1_get(c, f->key, &stale);
-                r->cb.get(r->privdata, e ? CACHE_OK : CACHE_EUNAVAILABLE, e ? &e->doc : NULL,
-                          e ? 1 : 0);
+                r->cb.get(r->privdata, e ? 0 : error, CACHE_FOUND, e ? &e->doc : NULL, e ? 1 : 0);
                 if (e)
                     c->m.stale_served++;
             } else {
-                r->cb.get(r->privdata, status, result, 0);
+                r->cb.get(r->privdata, 0, outcome, result, 0);
             }
         }
         req_free(r);
@@ -412,7 +392,6 @@ fetch_done(cache_t *c, fetch_t *f)
     cache_doc_free(&f->store_doc);
     free(f->l2_value);
     free(f);
-    maybe_free(c);
 }
 
 static void
@@ -428,7 +407,6 @@ on_fetch_l2(void *privdata, redisReply *r)
     fetch_t *f = privdata;
     cache_t *c = f->c;
 
-    c->in_flight--;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         f->failed = 1;
     else if (r->type == REDIS_REPLY_STRING) {
@@ -439,19 +417,18 @@ on_fetch_l2(void *privdata, redisReply *r)
 }
 
 static void
-on_fetch_store(void *privdata, int status, const cache_doc_t *docs, size_t n)
+on_fetch_store(void *privdata, int error, enum cache_outcome outcome, const cache_doc_t *docs,
+               size_t n)
 {
     fetch_t *f = privdata;
     cache_t *c = f->c;
 
-    c->in_flight--;
     c->m.store_seconds += (double)(uv_now(c->loop) - f->t0) / 1000.0;
-    f->store_status = status;
-    if (status == CACHE_OK && n == 1)
+    f->store_error = error;
+    f->store_outcome = error == 0 && n == 1 ? outcome : CACHE_NOT_FOUND;
+    if (f->store_outcome == CACHE_FOUND)
         cache_doc_copy(&f->store_doc, &docs[0]);
-    else if (status == CACHE_OK)
-        f->store_status = CACHE_NOT_FOUND;
-    if (status == CACHE_EUNAVAILABLE)
+    if (error != 0)
         f->failed = 1;
     fetch_step(c, f);
 }
@@ -465,23 +442,20 @@ start_fetch(cache_t *c, fetch_t *f)
     f->l2_value = NULL;
     f->have_l2 = 0;
     cache_doc_free(&f->store_doc);
-    f->store_status = CACHE_NOT_FOUND;
+    f->store_error = 0;
+    f->store_outcome = CACHE_NOT_FOUND;
     f->failed = 0;
     f->pending = 2;
     f->t0 = uv_now(c->loop);
-    f->next = c->fetches;
-    c->fetches = f;
+    util_htable_insert(&c->fetches, &f->node, f->key, strlen(f->key));
+    f->linked = 1;
     c->m.misses++;
     c->m.store_calls++;
-    if (bus_command(c->bus, on_fetch_l2, f, "GET configuration:%s", f->key) == 0) {
-        c->in_flight++;
-    } else {
+    if (bus_request(c->bus, &c->reqs, NULL, on_fetch_l2, f, "GET configuration:%s", f->key) != 0) {
         f->failed = 1;
         f->pending--;
     }
-    if (c->store->ops->get(c->store, f->key, on_fetch_store, f) == 0) {
-        c->in_flight++;
-    } else {
+    if (c->store->ops->get(c->store, f->key, on_fetch_store, f) != 0) {
         f->failed = 1;
         f->pending--;
     }
@@ -490,7 +464,7 @@ start_fetch(cache_t *c, fetch_t *f)
 
 /* Joins the fetch of `key`, or starts one. */
 /* Adds `r` to the fetch of `key`, starting one if none is in flight.
- * 0, or CACHE_EUNAVAILABLE when no read could be sent: `r` is then not
+ * 0, or UV_ENOTCONN when no read could be sent: `r` is then not
  * attached and the caller still owns it. Never answers inside the call. */
 static int
 fetch_key(cache_t *c, const char *key, cache_req_t *r)
@@ -507,7 +481,7 @@ fetch_key(cache_t *c, const char *key, cache_req_t *r)
             fetch_unlink(c, f);
             cache_doc_free(&f->store_doc);
             free(f);
-            return CACHE_EUNAVAILABLE;
+            return UV_ENOTCONN;
         }
         return 0;
     }
@@ -544,9 +518,10 @@ invalidate_key(cache_t *c, const char *key)
 static void
 refresh_watches(cache_t *c)
 {
-    for (int b = 0; b < BUCKETS; b++)
-        for (watch_t *w = c->watches[b]; w; w = w->next)
-            invalidate_key(c, w->key);
+    /* invalidate_key starts fetches, never watches */
+    for (util_hnode_t *n = util_htable_next(&c->watches, NULL); n;
+         n = util_htable_next(&c->watches, n))
+        invalidate_key(c, UTIL_CONTAINER_OF(n, watch_t, node)->key);
 }
 
 /* Nothing learnt so far is trusted as fresh any more. */
@@ -555,8 +530,9 @@ distrust_all(cache_t *c)
 {
     c->epoch++;
     bundles_clear(c);
-    for (fetch_t *f = c->fetches; f; f = f->next)
-        f->invalidated = 1;
+    for (util_hnode_t *n = util_htable_next(&c->fetches, NULL); n;
+         n = util_htable_next(&c->fetches, n))
+        UTIL_CONTAINER_OF(n, fetch_t, node)->invalidated = 1;
 }
 
 void
@@ -614,11 +590,6 @@ on_tracking_on(void *privdata, redisReply *r)
 {
     cache_t *c = privdata;
 
-    c->in_flight--;
-    if (c->closing) {
-        maybe_free(c);
-        return;
-    }
     if (r != NULL && r->type == REDIS_REPLY_STATUS) {
         c->tracking_ok = 1;
         LOG_INFO("cache", "client tracking on: writes to configuration:* reach this hub");
@@ -647,14 +618,12 @@ enable_tracking(cache_t *c)
     /* off first: a tracking client cannot change its redirect or prefixes.
      * NOLOOP: our own writes are announced by our own publish. */
     bus_command(c->bus, NULL, NULL, "CLIENT TRACKING off");
-    if (id <= 0 || bus_command(c->bus, on_tracking_on, c,
+    if (id <= 0 || bus_request(c->bus, &c->reqs, NULL, on_tracking_on, c,
                                "CLIENT TRACKING on REDIRECT %s BCAST PREFIX configuration: NOLOOP",
                                ids) != 0) {
         c->m.tracking_errors++;
         uv_timer_start(&c->retry, on_retry, TRACKING_RETRY_MS, 0);
-        return;
     }
-    c->in_flight++;
 }
 
 void
@@ -669,8 +638,8 @@ cache_on_redis_state(cache_t *c, int ready)
         uv_timer_stop(&c->retry);
         return;
     }
-    bus_script_preload(c->bus, &c->write_script);
-    bus_script_preload(c->bus, &c->bundle_script);
+    bus_script_preload(c->bus, &c->reqs, &c->write_script);
+    bus_script_preload(c->bus, &c->reqs, &c->bundle_script);
     enable_tracking(c);
 }
 
@@ -685,6 +654,29 @@ req_new(cache_t *c, enum req_kind kind, const char *key, void *privdata)
     snprintf(r->key, sizeof r->key, "%s", key ? key : "");
     r->privdata = privdata;
     return r;
+}
+
+/* Puts and lists in flight are on `live`, so that cache_close finds them. */
+static void
+live_add(cache_t *c, cache_req_t *r)
+{
+    r->lprev = NULL;
+    r->lnext = c->live;
+    if (c->live)
+        c->live->lprev = r;
+    c->live = r;
+}
+
+static void
+live_remove(cache_t *c, cache_req_t *r)
+{
+    if (r->lprev)
+        r->lprev->lnext = r->lnext;
+    else
+        c->live = r->lnext;
+    if (r->lnext)
+        r->lnext->lprev = r->lprev;
+    r->lprev = r->lnext = NULL;
 }
 
 int
@@ -711,12 +703,12 @@ cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_re
     cache_req_t *r;
 
     if (c->closing || !c->ready)
-        return CACHE_EUNAVAILABLE;
+        return c->closing ? UV_ECANCELED : UV_ENOTCONN;
     r = req_new(c, REQ_GET, key, privdata);
     r->cb.get = cb;
     if (fetch_key(c, key, r) != 0) {
         req_free(r);
-        return CACHE_EUNAVAILABLE;
+        return UV_ENOTCONN;
     }
     *req = r;
     return 0;
@@ -725,13 +717,12 @@ cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_re
 /* -- writes -- */
 
 static void
-put_finish(cache_req_t *r, int status)
+put_finish(cache_req_t *r, int error)
 {
-    cache_t *c = r->c;
+    live_remove(r->c, r);
     if (!r->cancelled)
-        r->cb.put(r->privdata, status, status == CACHE_OK ? &r->doc : NULL);
+        r->cb.put(r->privdata, error, error == 0 ? &r->doc : NULL);
     req_free(r);
-    maybe_free(c);
 }
 
 static void
@@ -740,17 +731,15 @@ on_write_published(void *privdata, redisReply *reply)
     cache_req_t *r = privdata;
     cache_t *c = r->c;
 
-    c->in_flight--;
     /* read your own write: this hub's L1 must not answer the old value
      * between this answer and the arrival of its own publish */
-    if (!c->closing)
-        invalidate_key(c, r->key);
-    put_finish(r,
-               reply != NULL && reply->type == REDIS_REPLY_INTEGER ? CACHE_OK : CACHE_EUNAVAILABLE);
+    invalidate_key(c, r->key);
+    put_finish(r, reply != NULL && reply->type == REDIS_REPLY_INTEGER ? 0 : UV_ENOTCONN);
 }
 
 static void
-on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
+on_put_stored(void *privdata, int error, enum cache_outcome outcome, const cache_doc_t *docs,
+              size_t n)
 {
     cache_req_t *r = privdata;
     cache_t *c = r->c;
@@ -763,10 +752,10 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     char *payload;
     int rc;
 
-    c->in_flight--;
     c->m.store_seconds += (double)(uv_now(c->loop) - r->t0) / 1000.0;
-    if (status != CACHE_OK || n != 1 || c->closing) {
-        put_finish(r, CACHE_EUNAVAILABLE);
+    (void)outcome;
+    if (error != 0 || n != 1) {
+        put_finish(r, UV_ENOTCONN);
         return;
     }
     cache_doc_copy(&r->doc, &docs[0]);
@@ -774,7 +763,7 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     if (c->store->ops->put_publishes) {
         /* the store's own script did L2, the bundles and the publish */
         invalidate_key(c, r->key);
-        put_finish(r, CACHE_OK);
+        put_finish(r, 0);
         return;
     }
     /* L2, the bundles and the publish, in that order, in one script */
@@ -798,13 +787,11 @@ on_put_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     argv[7] = payload;
     for (int i = 0; i < 8; i++)
         lens[i] = strlen(argv[i]);
-    rc = bus_evalsha(c->bus, &c->write_script, 5, 8, argv, lens, on_write_published, r);
+    rc = bus_script_request(c->bus, &c->reqs, NULL, &c->write_script, 5, 8, argv, lens,
+                            on_write_published, r);
     free(payload);
-    if (rc != 0) {
-        put_finish(r, CACHE_EUNAVAILABLE);
-        return;
-    }
-    c->in_flight++;
+    if (rc != 0)
+        put_finish(r, UV_ENOTCONN);
 }
 
 int
@@ -814,7 +801,7 @@ cache_put(cache_t *c, const char *key, const char *value, const char *category, 
     cache_req_t *r;
 
     if (c->closing || !c->ready)
-        return CACHE_EUNAVAILABLE;
+        return c->closing ? UV_ECANCELED : UV_ENOTCONN;
     r = req_new(c, REQ_PUT, key, privdata);
     r->cb.put = cb;
     r->value = util_strdup(value);
@@ -823,9 +810,9 @@ cache_put(cache_t *c, const char *key, const char *value, const char *category, 
     c->m.store_calls++;
     if (c->store->ops->put(c->store, key, value, category, on_put_stored, r) != 0) {
         req_free(r);
-        return CACHE_EUNAVAILABLE;
+        return UV_ENOTCONN;
     }
-    c->in_flight++;
+    live_add(c, r);
     *req = r;
     return 0;
 }
@@ -842,13 +829,12 @@ bundle_find(cache_t *c, const char *category)
 }
 
 static void
-list_finish(cache_req_t *r, int status)
+list_finish(cache_req_t *r, int error)
 {
-    cache_t *c = r->c;
+    live_remove(r->c, r);
     if (!r->cancelled)
-        r->cb.list(r->privdata, status, r->docs, r->ndocs, 0);
+        r->cb.list(r->privdata, error, r->docs, r->ndocs, 0);
     req_free(r);
-    maybe_free(c);
 }
 
 static void
@@ -860,9 +846,8 @@ on_list_overlay(void *privdata, redisReply *reply)
     json_t *arr;
     char *text;
 
-    c->in_flight--;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != r->ndocs) {
-        list_finish(r, CACHE_EUNAVAILABLE);
+        list_finish(r, UV_ENOTCONN);
         return;
     }
     /* values from L2 where present: what a tool writing around the hub set */
@@ -873,14 +858,14 @@ on_list_overlay(void *privdata, redisReply *reply)
             r->docs[i].value = cache_l2_to_json(v->str, v->len);
         }
     }
-    if (r->bundle_gen == c->bundle_gen && c->ready && c->tracking_ok && !c->closing) {
+    if (r->bundle_gen == c->bundle_gen && c->ready && c->tracking_ok) {
         b = util_calloc(1, sizeof *b);
         snprintf(b->category, sizeof b->category, "%s", r->category);
         b->docs = util_calloc(r->ndocs + 1, sizeof *b->docs);
         for (size_t i = 0; i < r->ndocs; i++)
             cache_doc_copy(&b->docs[i], &r->docs[i]);
         b->n = r->ndocs;
-        b->filled_ms = now_ms(c);
+        b->filled_ms = uv_now(c->loop);
         b->epoch = c->epoch;
         b->next = c->bundles;
         c->bundles = b;
@@ -905,14 +890,15 @@ on_list_overlay(void *privdata, redisReply *reply)
         snprintf(ttl, sizeof ttl, "%u", c->o.l2_ttl_s);
         for (int i = 0; i < 5; i++)
             lens[i] = strlen(argv[i]);
-        bus_evalsha(c->bus, &c->bundle_script, 2, 5, argv, lens, NULL, NULL);
+        bus_script_request(c->bus, &c->reqs, NULL, &c->bundle_script, 2, 5, argv, lens, NULL, NULL);
     }
     free(text);
-    list_finish(r, CACHE_OK);
+    list_finish(r, 0);
 }
 
 static void
-on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
+on_list_stored(void *privdata, int error, enum cache_outcome outcome, const cache_doc_t *docs,
+               size_t n)
 {
     cache_req_t *r = privdata;
     cache_t *c = r->c;
@@ -920,10 +906,10 @@ on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
     size_t *lens;
     int rc;
 
-    c->in_flight--;
     c->m.store_seconds += (double)(uv_now(c->loop) - r->t0) / 1000.0;
-    if (status != CACHE_OK || c->closing) {
-        list_finish(r, status == CACHE_OK ? CACHE_EUNAVAILABLE : status);
+    (void)outcome;
+    if (error != 0) {
+        list_finish(r, error);
         return;
     }
     r->docs = util_calloc(n + 1, sizeof *r->docs);
@@ -931,7 +917,7 @@ on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
         cache_doc_copy(&r->docs[i], &docs[i]);
     r->ndocs = n;
     if (n == 0) {
-        list_finish(r, CACHE_OK);
+        list_finish(r, 0);
         return;
     }
     argv = util_calloc(n + 1, sizeof *argv);
@@ -945,16 +931,13 @@ on_list_stored(void *privdata, int status, const cache_doc_t *docs, size_t n)
         argv[i + 1] = k;
         lens[i + 1] = strlen(k);
     }
-    rc = bus_command_argv(c->bus, on_list_overlay, r, (int)n + 1, argv, lens);
+    rc = bus_request_argv(c->bus, &c->reqs, NULL, on_list_overlay, r, (int)n + 1, argv, lens);
     for (size_t i = 0; i < n; i++)
         free((char *)argv[i + 1]);
     free(argv);
     free(lens);
-    if (rc != 0) {
-        list_finish(r, CACHE_EUNAVAILABLE);
-        return;
-    }
-    c->in_flight++;
+    if (rc != 0)
+        list_finish(r, UV_ENOTCONN);
 }
 
 static void
@@ -963,29 +946,24 @@ on_list_gen(void *privdata, redisReply *reply)
     cache_req_t *r = privdata;
     cache_t *c = r->c;
 
-    c->in_flight--;
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR || c->closing) {
-        list_finish(r, CACHE_EUNAVAILABLE);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        list_finish(r, UV_ENOTCONN);
         return;
     }
     snprintf(r->gen, sizeof r->gen, "%s", reply->type == REDIS_REPLY_STRING ? reply->str : "0");
-    if (c->store->ops->list(c->store, r->category, on_list_stored, r) != 0) {
-        list_finish(r, CACHE_EUNAVAILABLE);
-        return;
-    }
-    c->in_flight++;
+    if (c->store->ops->list(c->store, r->category, on_list_stored, r) != 0)
+        list_finish(r, UV_ENOTCONN);
 }
 
 int
-cache_peek_list(cache_t *c, const char *category, const cache_doc_t **docs, size_t *n,
-                int *stale)
+cache_peek_list(cache_t *c, const char *category, const cache_doc_t **docs, size_t *n, int *stale)
 {
     bundle_t *b;
 
     if (c->closing)
         return 0;
     b = bundle_find(c, category);
-    if (b == NULL || now_ms(c) - b->filled_ms >= c->o.l1_ttl_ms ||
+    if (b == NULL || uv_now(c->loop) - b->filled_ms >= c->o.l1_ttl_ms ||
         !((c->ready && c->tracking_ok && b->epoch == c->epoch) || !c->ready))
         return 0;
     if (c->ready)
@@ -1004,7 +982,7 @@ cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, c
     cache_req_t *r;
 
     if (c->closing || !c->ready)
-        return CACHE_EUNAVAILABLE;
+        return c->closing ? UV_ECANCELED : UV_ENOTCONN;
     r = req_new(c, REQ_LIST, NULL, privdata);
     r->cb.list = cb;
     r->category = util_strdup(category);
@@ -1013,11 +991,12 @@ cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, c
     c->m.misses++;
     c->m.store_calls++;
     /* the generation first, then the store: a write in between shows */
-    if (bus_command(c->bus, on_list_gen, r, "GET coordhub:config-gen:%s", category) != 0) {
+    if (bus_request(c->bus, &c->reqs, NULL, on_list_gen, r, "GET coordhub:config-gen:%s",
+                    category) != 0) {
         req_free(r);
-        return CACHE_EUNAVAILABLE;
+        return UV_ENOTCONN;
     }
-    c->in_flight++;
+    live_add(c, r);
     *req = r;
     return 0;
 }
@@ -1025,8 +1004,10 @@ cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata, c
 void
 cache_cancel(cache_req_t *req)
 {
+    /* The work goes on (a write still invalidates, a read still fills L1);
+     * only the answer is dropped. Freed when done, or by cache_close. */
     if (req != NULL)
-        req->cancelled = 1; /* freed when its answer comes */
+        req->cancelled = 1;
 }
 
 int
@@ -1034,18 +1015,16 @@ cache_watch(cache_t *c, const char *key)
 {
     watch_t *w = watch_find(c, key);
     cache_req_t *r;
-    unsigned b;
 
     if (w != NULL)
         return 0;
-    if (c->nwatches >= WATCH_MAX)
-        return CACHE_EINVAL;
+    if (c->closing)
+        return UV_ECANCELED;
+    if (c->watches.count >= WATCH_MAX)
+        return UV_ENOSPC;
     w = util_calloc(1, sizeof *w);
     snprintf(w->key, sizeof w->key, "%s", key);
-    b = hash(key);
-    w->next = c->watches[b];
-    c->watches[b] = w;
-    c->nwatches++;
+    util_htable_insert(&c->watches, &w->node, w->key, strlen(w->key));
     if (c->ready) {
         /* the baseline, so that the first change is recognised as one */
         r = req_new(c, REQ_WATCH, key, NULL);
@@ -1109,16 +1088,41 @@ cache_close(cache_t *c, void (*close_cb)(void *privdata), void *privdata)
     c->closing = 1;
     c->close_cb = close_cb;
     c->close_privdata = privdata;
+    /* nothing in flight will answer from now on... */
+    bus_group_cancel(&c->reqs, NULL);
+    c->store->ops->close(c->store, on_store_closed, c);
+    /* ...so what is still owed is answered here, and freed */
+    for (util_hnode_t *n = util_htable_next(&c->fetches, NULL), *next; n; n = next) {
+        fetch_t *f = UTIL_CONTAINER_OF(n, fetch_t, node);
+        cache_req_t *r;
+        next = util_htable_next(&c->fetches, n);
+        fetch_unlink(c, f);
+        while ((r = f->waiters) != NULL) {
+            f->waiters = r->next;
+            if (!r->cancelled && r->kind == REQ_GET)
+                r->cb.get(r->privdata, UV_ECANCELED, CACHE_FOUND, NULL, 0);
+            req_free(r);
+        }
+        cache_doc_free(&f->store_doc);
+        free(f->l2_value);
+        free(f);
+    }
+    while (c->live != NULL) {
+        cache_req_t *r = c->live;
+        if (r->kind == REQ_PUT)
+            put_finish(r, UV_ECANCELED);
+        else
+            list_finish(r, UV_ECANCELED);
+    }
     l1_clear(c);
     bundles_clear(c);
-    for (int b = 0; b < BUCKETS; b++) {
-        while (c->watches[b]) {
-            watch_t *w = c->watches[b];
-            c->watches[b] = w->next;
-            free(w->value);
-            free(w);
-        }
+    for (util_hnode_t *n = util_htable_next(&c->watches, NULL), *next; n; n = next) {
+        watch_t *w = UTIL_CONTAINER_OF(n, watch_t, node);
+        next = util_htable_next(&c->watches, n);
+        free(w->value);
+        free(w);
     }
+    util_htable_free(&c->watches);
+    util_htable_free(&c->fetches);
     uv_close((uv_handle_t *)&c->retry, on_retry_closed);
-    c->store->ops->close(c->store, on_store_closed, c);
 }

@@ -39,10 +39,16 @@
 #define CACHE_CATEGORY_MAX 64
 #define CACHE_VALUE_MAX (512 * 1024)
 
-#define CACHE_OK 0
-#define CACHE_NOT_FOUND 1
-#define CACHE_EUNAVAILABLE (-2) /* the store or Redis cannot answer now */
-#define CACHE_EINVAL (-22)
+/*
+ * Errors follow docs/errors.md: functions return 0 or a UV_E* code
+ * (UV_EINVAL bad input, UV_ENOTCONN Redis or the store cannot answer now,
+ * UV_ECANCELED closing); callbacks get an `error` of the same kind and, for
+ * reads of one key, an outcome of their own.
+ */
+enum cache_outcome {
+    CACHE_FOUND = 0,
+    CACHE_NOT_FOUND, /* the key does not exist */
+};
 
 /* ---- documents and the store interface (store_redis.c, store_mongo.c) ---- */
 
@@ -61,9 +67,12 @@ void cache_doc_copy(cache_doc_t *dst, const cache_doc_t *src);
 
 typedef struct cache_store cache_store_t;
 
-/* status: CACHE_OK, CACHE_NOT_FOUND or CACHE_EUNAVAILABLE. `docs` are valid
- * during the call only. Each fires exactly once per accepted call. */
-typedef void (*cache_store_cb)(void *privdata, int status, const cache_doc_t *docs, size_t n);
+/* `error` 0 or UV_ENOTCONN; when 0, `outcome` says whether a get found its
+ * key (put and list always answer CACHE_FOUND, a list perhaps with n = 0).
+ * `docs` are valid during the call only. Each fires exactly once per
+ * accepted call, unless the store was closed first (then never). */
+typedef void (*cache_store_cb)(void *privdata, int error, enum cache_outcome outcome,
+                               const cache_doc_t *docs, size_t n);
 
 typedef struct cache_store_ops {
     const char *name;
@@ -71,7 +80,8 @@ typedef struct cache_store_ops {
      * invalidation, atomically with the store update (the Redis store: a
      * write that Redis runs late, after a timeout, is then whole or absent) */
     int put_publishes;
-    /* the doc of `key` (n = 1), or CACHE_NOT_FOUND */
+    /* Each returns 0 or UV_ENOTCONN (the callback never fires).
+     * get: the doc of `key` (n = 1), or CACHE_NOT_FOUND */
     int (*get)(cache_store_t *s, const char *key, cache_store_cb cb, void *privdata);
     /* writes value (and category; NULL keeps the old one, "" for none) with
      * version + 1; answers the new doc */
@@ -79,7 +89,8 @@ typedef struct cache_store_ops {
                cache_store_cb cb, void *privdata);
     /* every doc of `category` */
     int (*list)(cache_store_t *s, const char *category, cache_store_cb cb, void *privdata);
-    /* closes; `cb` fires once every call in flight has answered */
+    /* closes: the calls in flight are cancelled (their callbacks never fire);
+     * `cb` fires once the store's memory is freed */
     void (*close)(cache_store_t *s, void (*cb)(void *privdata), void *privdata);
 } cache_store_ops_t;
 
@@ -98,7 +109,7 @@ cache_store_t *cache_store_redis_new(bus_t *bus, unsigned l2_ttl_s);
 cache_store_t *cache_store_mongo_new(uv_loop_t *loop, const char *uri, const char **err);
 
 /* The BSON <-> doc mapping of the MongoDB store (pure; mongo_map.c).
- * cache_mongo_to_doc: 0, or CACHE_EINVAL for a document of the wrong shape.
+ * cache_mongo_to_doc: 0, or UV_EINVAL for a document of the wrong shape.
  * cache_mongo_update: the findAndModify update document for a write, as
  * canonical extended JSON text (malloc'd), or NULL if `value` is not JSON. */
 struct _bson_t;
@@ -107,12 +118,13 @@ char *cache_mongo_update_json(const char *value, const char *category, long long
 
 /* ---- validation (validate.c) ---- */
 
-/* 1..64 of [A-Za-z0-9_.:-]; categories the same. 0 or CACHE_EINVAL. */
+/* 1..64 of [A-Za-z0-9_.:-]; categories the same. 0 or UV_EINVAL. */
 int cache_valid_key(const char *s, size_t n);
 int cache_valid_category(const char *s, size_t n);
 
 /* PUT body {"value": ANY_JSON, "category"?: string}: `*value` is the
- * compact JSON text of the value (malloc'd), `*category` NULL if absent. */
+ * compact JSON text of the value (malloc'd), `*category` NULL if absent.
+ * 0, or UV_EINVAL with `*err` naming the problem. */
 int cache_parse_put(const char *body, size_t len, char **value, char **category, const char **err);
 
 /* L2 holds the value's JSON text; a legacy plain string that is not JSON
@@ -151,12 +163,16 @@ void cache_on_redis_state(cache_t *c, int ready);
 void cache_on_publish(cache_t *c, const char *payload, size_t len);
 void cache_on_tracking(cache_t *c, const redisReply *keys);
 
-/* A read answer: doc NULL with status CACHE_NOT_FOUND / CACHE_EUNAVAILABLE.
- * `stale` is 1 when served from L1 while Redis is down. */
-typedef void (*cache_get_cb)(void *privdata, int status, const cache_doc_t *doc, int stale);
-typedef void (*cache_list_cb)(void *privdata, int status, const cache_doc_t *docs, size_t n,
+/* Answers (docs/errors.md): `error` 0, UV_ENOTCONN (Redis or the store went
+ * away) or UV_ECANCELED (the cache closed). A get with error 0 has an
+ * outcome: CACHE_FOUND with `doc`, or CACHE_NOT_FOUND with doc NULL. `stale`
+ * is 1 when served from L1 while Redis is down. What the pointers point to
+ * is valid during the call only. */
+typedef void (*cache_get_cb)(void *privdata, int error, enum cache_outcome outcome,
+                             const cache_doc_t *doc, int stale);
+typedef void (*cache_list_cb)(void *privdata, int error, const cache_doc_t *docs, size_t n,
                               int stale);
-typedef void (*cache_put_cb)(void *privdata, int status, const cache_doc_t *doc);
+typedef void (*cache_put_cb)(void *privdata, int error, const cache_doc_t *doc);
 
 typedef struct cache_req cache_req_t;
 
@@ -169,9 +185,11 @@ int cache_peek_list(cache_t *c, const char *category, const cache_doc_t **docs, 
                     int *stale);
 
 /* Each returns 0 (the callback fires once, from the loop, unless
- * cancelled) or a negative code (it never fires). They never answer inside
- * the call: they skip L1 and read Redis and the store (a read also refills
- * L1), so a caller that wants L1 peeks first. */
+ * cancelled) or UV_ENOTCONN / UV_ECANCELED (it never fires). They never
+ * answer inside the call: they skip L1 and read Redis and the store (a read
+ * also refills L1), so a caller that wants L1 peeks first. `*req` is valid
+ * until the callback starts or cache_cancel returns; after cache_cancel the
+ * callback never fires (docs/requests.md). */
 int cache_get(cache_t *c, const char *key, cache_get_cb cb, void *privdata, cache_req_t **req);
 int cache_list(cache_t *c, const char *category, cache_list_cb cb, void *privdata,
                cache_req_t **req);
@@ -179,13 +197,16 @@ int cache_put(cache_t *c, const char *key, const char *value, const char *catego
               void *privdata, cache_req_t **req);
 void cache_cancel(cache_req_t *req);
 
-/* Reports changes of `key` to on_change from now on. CACHE_EINVAL when the
- * bound on watched keys (10000) is reached. */
+/* Reports changes of `key` to on_change from now on. 0, or UV_ENOSPC when
+ * the bound on watched keys (10000) is reached, UV_ECANCELED when closing. */
 int cache_watch(cache_t *c, const char *key);
 
 const cache_metrics_t *cache_metrics(const cache_t *c);
 
-/* Closes; call after bus_close. */
+/* Closes: every request still waiting is answered UV_ECANCELED (unless
+ * cancelled) and the cache's own Redis requests are cancelled, so it may be
+ * called before or after bus_close. `close_cb` fires from the loop once the
+ * memory is freed. */
 void cache_close(cache_t *c, void (*close_cb)(void *privdata), void *privdata);
 
 #endif

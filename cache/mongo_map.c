@@ -45,7 +45,7 @@ cache_mongo_to_doc(const bson_t *b, cache_doc_t *out)
 
     memset(out, 0, sizeof *out);
     if (!bson_iter_init(&it, b))
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
         if (strcmp(k, "_id") == 0 && BSON_ITER_HOLDS_UTF8(&it)) {
@@ -68,7 +68,7 @@ cache_mongo_to_doc(const bson_t *b, cache_doc_t *out)
     }
     if (id == NULL || value == NULL || version < 0 || cache_valid_key(id, strlen(id)) != 0) {
         free(value);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     out->key = util_strdup(id);
     out->value = value;

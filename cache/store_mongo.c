@@ -19,6 +19,8 @@ typedef struct mstore {
     mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     char db[64];
+    /* work requests queued or running: a running one cannot be cancelled,
+     * and its after-work callback still reads the store */
     int in_flight;
     int closing;
     void (*close_cb)(void *);
@@ -37,7 +39,8 @@ typedef struct mop {
     cache_store_cb cb;
     void *privdata;
     /* results, written on the pool thread, read on the loop */
-    int status;
+    int error; /* docs/errors.md: 0 or UV_ENOTCONN */
+    enum cache_outcome outcome;
     cache_doc_t *docs;
     size_t n;
     char err[512];
@@ -64,7 +67,8 @@ work(uv_work_t *w)
     bson_error_t err;
     const bson_t *doc;
 
-    op->status = CACHE_EUNAVAILABLE;
+    op->error = UV_ENOTCONN;
+    op->outcome = CACHE_FOUND;
     if (op->kind == M_GET || op->kind == M_LIST) {
         bson_t *filter = op->kind == M_GET ? BCON_NEW("_id", BCON_UTF8(op->key))
                                            : BCON_NEW("category", BCON_UTF8(op->key));
@@ -76,7 +80,9 @@ work(uv_work_t *w)
         if (mongoc_cursor_error(cur, &err))
             snprintf(op->err, sizeof op->err, "%s", err.message);
         else
-            op->status = op->kind == M_GET && op->n == 0 ? CACHE_NOT_FOUND : CACHE_OK;
+            op->error = 0;
+        if (op->error == 0 && op->kind == M_GET && op->n == 0)
+            op->outcome = CACHE_NOT_FOUND;
         mongoc_cursor_destroy(cur);
         bson_destroy(filter);
         bson_destroy(opts);
@@ -125,7 +131,7 @@ work(uv_work_t *w)
                     if (bson_init_static(&sub, data, len))
                         add_doc(op, &sub);
                 }
-                op->status = op->n == 1 ? CACHE_OK : CACHE_EUNAVAILABLE;
+                op->error = op->n == 1 ? 0 : UV_ENOTCONN;
                 if (op->n == 1) {
                     op->docs[0].prev_category = prev;
                     prev = NULL;
@@ -167,10 +173,12 @@ after_work(uv_work_t *w, int status)
     mstore_t *s = op->s;
 
     if (status == UV_ECANCELED)
-        op->status = CACHE_EUNAVAILABLE;
-    if (op->status == CACHE_EUNAVAILABLE && op->err[0])
+        op->error = UV_ENOTCONN;
+    if (op->error != 0 && op->err[0])
         LOG_WARN("cache", "mongodb: %s", op->err);
-    op->cb(op->privdata, op->status, op->docs, op->n);
+    /* after close the caller is gone (cache.h: the store's close cancels) */
+    if (!s->closing)
+        op->cb(op->privdata, op->error, op->outcome, op->docs, op->n);
     for (size_t i = 0; i < op->n; i++)
         cache_doc_free(&op->docs[i]);
     free(op->docs);
@@ -188,7 +196,7 @@ queue(mstore_t *s, enum mop_kind kind, const char *key, const char *value, const
 {
     mop_t *op;
     if (s->closing)
-        return CACHE_EUNAVAILABLE;
+        return UV_ENOTCONN;
     op = util_calloc(1, sizeof *op);
     op->s = s;
     op->kind = kind;
@@ -203,7 +211,7 @@ queue(mstore_t *s, enum mop_kind kind, const char *key, const char *value, const
         free(op->value);
         free(op->category);
         free(op);
-        return CACHE_EUNAVAILABLE;
+        return UV_ENOTCONN;
     }
     s->in_flight++;
     return 0;

@@ -42,7 +42,8 @@ static const char put_lua[] =
     "  redis.call('DEL', 'configurationCategory:' .. c .. ':0') "
     "  redis.call('INCR', 'coordhub:config-gen:' .. c) "
     "end "
-    "redis.call('PUBLISH', 'configuration-invalidate', '{\"key\":' .. cjson.encode(ARGV[1]) .. "
+    "redis.call('PUBLISH', '" UTIL_CHANNEL_CONFIG_INVALIDATE
+    "', '{\"key\":' .. cjson.encode(ARGV[1]) .. "
     "  ',\"version\":' .. string.format('%d', v) .. '}') "
     /* the answer also names the category before the write (not stored) */
     "return string.sub(doc, 1, -2) .. ',\"previousCategory\":' .. cjson.encode(prev) .. '}'";
@@ -63,10 +64,9 @@ typedef struct rstore {
     bus_t *bus;
     bus_script_t put_script, list_script;
     unsigned l2_ttl_s;
-    int in_flight;
-    int closing;
-    void (*close_cb)(void *);
-    void *close_privdata;
+    /* every call in flight, privdata its rop_t: closing cancels them and
+     * frees what they own (docs/requests.md) */
+    bus_group_t ops;
 } rstore_t;
 
 typedef struct rop {
@@ -77,7 +77,7 @@ typedef struct rop {
     int list;
 } rop_t;
 
-/* Parses a stored document; 0 or CACHE_EINVAL. */
+/* Parses a stored document; 0 or UV_EINVAL. */
 static int
 parse_doc(const char *key, const char *text, size_t len, cache_doc_t *d)
 {
@@ -88,7 +88,7 @@ parse_doc(const char *key, const char *text, size_t len, cache_doc_t *d)
     memset(d, 0, sizeof *d);
     if (!json_is_object(o) || v == NULL || !json_is_integer(ver)) {
         json_decref(o);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     d->key = util_strdup(key);
     d->value = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -102,18 +102,18 @@ parse_doc(const char *key, const char *text, size_t len, cache_doc_t *d)
 }
 
 static void
-op_done(rop_t *op, int status, const cache_doc_t *docs, size_t n)
+op_free(void *p)
 {
-    rstore_t *s = op->s;
-    op->cb(op->privdata, status, docs, n);
+    rop_t *op = p;
     free(op->key);
     free(op);
-    s->in_flight--;
-    if (s->closing && s->in_flight == 0) {
-        if (s->close_cb)
-            s->close_cb(s->close_privdata);
-        free(s);
-    }
+}
+
+static void
+op_done(rop_t *op, int error, enum cache_outcome outcome, const cache_doc_t *docs, size_t n)
+{
+    op->cb(op->privdata, error, outcome, docs, n);
+    op_free(op);
 }
 
 static void
@@ -126,24 +126,24 @@ on_reply(void *privdata, redisReply *r)
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         if (r)
             LOG_WARN("cache", "configuration store refused: %s", r->str);
-        op_done(op, CACHE_EUNAVAILABLE, NULL, 0);
+        op_done(op, UV_ENOTCONN, CACHE_NOT_FOUND, NULL, 0);
         return;
     }
     if (!op->list) {
         cache_doc_t d;
         if (r->type == REDIS_REPLY_NIL) {
-            op_done(op, CACHE_NOT_FOUND, NULL, 0);
+            op_done(op, 0, CACHE_NOT_FOUND, NULL, 0);
         } else if (r->type == REDIS_REPLY_STRING && parse_doc(op->key, r->str, r->len, &d) == 0) {
-            op_done(op, CACHE_OK, &d, 1);
+            op_done(op, 0, CACHE_FOUND, &d, 1);
             cache_doc_free(&d);
         } else {
             LOG_WARN("cache", "malformed document for '%s' in " STORE_KEY, op->key);
-            op_done(op, CACHE_NOT_FOUND, NULL, 0);
+            op_done(op, 0, CACHE_NOT_FOUND, NULL, 0);
         }
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY) {
-        op_done(op, CACHE_EUNAVAILABLE, NULL, 0);
+        op_done(op, UV_ENOTCONN, CACHE_NOT_FOUND, NULL, 0);
         return;
     }
     docs = util_calloc(r->elements / 2 + 1, sizeof *docs);
@@ -153,7 +153,7 @@ on_reply(void *privdata, redisReply *r)
             parse_doc(k->str, v->str, v->len, &docs[n]) == 0)
             n++;
     }
-    op_done(op, CACHE_OK, docs, n);
+    op_done(op, 0, CACHE_FOUND, docs, n);
     for (size_t i = 0; i < n; i++)
         cache_doc_free(&docs[i]);
     free(docs);
@@ -171,14 +171,12 @@ op_new(rstore_t *s, const char *key, cache_store_cb cb, void *privdata)
 }
 
 static int
-started(rstore_t *s, rop_t *op, int rc)
+started(rop_t *op, int rc)
 {
     if (rc != 0) {
-        free(op->key);
-        free(op);
-        return CACHE_EUNAVAILABLE;
+        op_free(op);
+        return UV_ENOTCONN;
     }
-    s->in_flight++;
     return 0;
 }
 
@@ -187,7 +185,8 @@ rs_get(cache_store_t *base, const char *key, cache_store_cb cb, void *privdata)
 {
     rstore_t *s = (rstore_t *)base;
     rop_t *op = op_new(s, key, cb, privdata);
-    return started(s, op, bus_command(s->bus, on_reply, op, "HGET " STORE_KEY " %s", key));
+    return started(op,
+                   bus_request(s->bus, &s->ops, NULL, on_reply, op, "HGET " STORE_KEY " %s", key));
 }
 
 static int
@@ -205,7 +204,8 @@ rs_put(cache_store_t *base, const char *key, const char *value, const char *cate
     snprintf(ttl, sizeof ttl, "%u", s->l2_ttl_s);
     for (int i = 0; i < 7; i++)
         lens[i] = strlen(argv[i]);
-    return started(s, op, bus_evalsha(s->bus, &s->put_script, 2, 7, argv, lens, on_reply, op));
+    return started(op, bus_script_request(s->bus, &s->ops, NULL, &s->put_script, 2, 7, argv, lens,
+                                          on_reply, op));
 }
 
 static int
@@ -217,21 +217,19 @@ rs_list(cache_store_t *base, const char *category, cache_store_cb cb, void *priv
     size_t lens[2] = {strlen(STORE_KEY), strlen(category)};
 
     op->list = 1;
-    return started(s, op, bus_evalsha(s->bus, &s->list_script, 1, 2, argv, lens, on_reply, op));
+    return started(op, bus_script_request(s->bus, &s->ops, NULL, &s->list_script, 1, 2, argv, lens,
+                                          on_reply, op));
 }
 
 static void
 rs_close(cache_store_t *base, void (*cb)(void *), void *privdata)
 {
     rstore_t *s = (rstore_t *)base;
-    s->closing = 1;
-    s->close_cb = cb;
-    s->close_privdata = privdata;
-    if (s->in_flight == 0) {
-        if (cb)
-            cb(privdata);
-        free(s);
-    }
+
+    bus_group_cancel(&s->ops, op_free);
+    free(s);
+    if (cb)
+        cb(privdata);
 }
 
 static const cache_store_ops_t redis_ops = {

@@ -13,12 +13,12 @@ static int
 valid_id(const char *s, size_t n, size_t max)
 {
     if (n == 0 || n > max)
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == ':' || c == '-'))
-            return CACHE_EINVAL;
+            return UV_EINVAL;
     }
     return 0;
 }
@@ -47,13 +47,13 @@ cache_parse_put(const char *body, size_t len, char **value, char **category, con
     if (!json_is_object(o)) {
         *err = "body must be a JSON object {\"value\": ..., \"category\": ...}";
         json_decref(o);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     v = json_object_get(o, "value");
     if (v == NULL) {
         *err = "value is required (any JSON, null included)";
         json_decref(o);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     cat = json_object_get(o, "category");
     if (cat != NULL &&
@@ -62,14 +62,14 @@ cache_parse_put(const char *body, size_t len, char **value, char **category, con
           cache_valid_category(json_string_value(cat), json_string_length(cat)) != 0))) {
         *err = "category must be a string of 0-64 characters of A-Za-z0-9_.:-";
         json_decref(o);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text == NULL || strlen(text) > CACHE_VALUE_MAX) {
         *err = "value too large";
         free(text);
         json_decref(o);
-        return CACHE_EINVAL;
+        return UV_EINVAL;
     }
     *value = text;
     if (cat != NULL)

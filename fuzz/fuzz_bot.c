@@ -1,6 +1,6 @@
 /*
- * fuzz_bot: the bot text protocol (gw__bot_parse) and bot channel names
- * (gw__bot_channel_id), both on the same input.
+ * fuzz_bot: the bot text protocol (wire_bot_parse) and bot channel names
+ * (wire_bot_channel_id), both on the same input.
  *
  * Checks: every part points into the payload, in order, each separated
  * from the previous by exactly one space; each part is within its alphabet
@@ -10,12 +10,12 @@
  * nothing half-filled. A channel id is the bytes after "bot ".
  */
 #include "fuzz.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #define TOKEN_ALPHABET FUZZ_ALNUM "_-"
 
 static void
-check_cmd(const char *in, size_t size, const gw_bot_cmd_t *c)
+check_cmd(const char *in, size_t size, const wire_bot_cmd_t *c)
 {
     FUZZ_CHECK(c->command == in);
     FUZZ_CHECK(c->command_len >= 1 && c->command_len <= 32);
@@ -27,7 +27,7 @@ check_cmd(const char *in, size_t size, const gw_bot_cmd_t *c)
     } else {
         FUZZ_CHECK(c->bot_id == c->command + c->command_len + 1 && c->bot_id[-1] == ' ');
         FUZZ_CHECK(fuzz_within(c->bot_id, c->bot_id_len, in, size));
-        FUZZ_CHECK(gw__valid_name_id(c->bot_id, c->bot_id_len));
+        FUZZ_CHECK(wire_valid_name_id(c->bot_id, c->bot_id_len));
     }
 
     if (c->steamid == NULL) {
@@ -35,7 +35,7 @@ check_cmd(const char *in, size_t size, const gw_bot_cmd_t *c)
     } else {
         FUZZ_CHECK(c->steamid == c->bot_id + c->bot_id_len + 1 && c->steamid[-1] == ' ');
         FUZZ_CHECK(fuzz_within(c->steamid, c->steamid_len, in, size));
-        FUZZ_CHECK(gw__valid_user_id(c->steamid, c->steamid_len));
+        FUZZ_CHECK(wire_valid_user_id(c->steamid, c->steamid_len));
     }
 
     if (c->tradehash == NULL) {
@@ -47,7 +47,7 @@ check_cmd(const char *in, size_t size, const gw_bot_cmd_t *c)
         }
     } else {
         FUZZ_CHECK(c->tradehash == c->steamid + c->steamid_len + 1 && c->tradehash[-1] == '_');
-        FUZZ_CHECK(c->tradehash_len >= 1 && c->tradehash_len <= GW_TRADEHASH_MAX);
+        FUZZ_CHECK(c->tradehash_len >= 1 && c->tradehash_len <= WIRE_TRADEHASH_MAX);
         FUZZ_CHECK(fuzz_within(c->tradehash, c->tradehash_len, in, size));
         FUZZ_CHECK(fuzz_only(c->tradehash, c->tradehash_len, TOKEN_ALPHABET));
     }
@@ -57,11 +57,11 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = fuzz_dup(data, size);
-    gw_bot_cmd_t c;
+    wire_bot_cmd_t c;
     const char *id = NULL;
     size_t idlen = 0;
 
-    if (gw__bot_parse(in, size, &c) == GW_OK) {
+    if (wire_bot_parse(in, size, &c) == 0) {
         check_cmd(in, size, &c);
     } else {
         FUZZ_CHECK(c.command == NULL && c.bot_id == NULL && c.steamid == NULL &&
@@ -70,12 +70,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    c.tradehash_len == 0);
     }
 
-    if (gw__bot_channel_id(in, size, &id, &idlen) == GW_OK) {
+    if (wire_bot_channel_id(in, size, &id, &idlen) == 0) {
         FUZZ_CHECK(size > 4 && memcmp(in, "bot ", 4) == 0);
         FUZZ_CHECK(id == in + 4 && idlen == size - 4);
-        FUZZ_CHECK(gw__valid_name_id(id, idlen));
+        FUZZ_CHECK(wire_valid_name_id(id, idlen));
     } else {
-        FUZZ_CHECK(size <= 4 || memcmp(in, "bot ", 4) != 0 || !gw__valid_name_id(in + 4, size - 4));
+        FUZZ_CHECK(size <= 4 || memcmp(in, "bot ", 4) != 0 ||
+                   !wire_valid_name_id(in + 4, size - 4));
     }
 
     free(in);

@@ -1,8 +1,8 @@
 /*
- * fuzz_clientmsg: native client frames (gw__client_op_parse), the keys of
- * config.watch (gw__watch_keys_parse, also fed the input's JSON directly,
+ * fuzz_clientmsg: native client frames (wire_client_op_parse), the keys of
+ * config.watch (wire_watch_keys_parse, also fed the input's JSON directly,
  * as Socket.IO's bare-array form reaches it) and the room rule
- * (gw__room_check).
+ * (wire_room_check).
  *
  * The input is parsed as a frame; a parsed join/leave room is then checked
  * against two holders (a plain user and one with role ops, same sub), and
@@ -14,8 +14,9 @@
  * too, and a room is "bad_room" for both or neither.
  */
 #include "fuzz.h"
-#include "gw_int.h"
+#include "wire.h"
 
+#include <errno.h>
 #include <jansson.h>
 
 #define SUB "76561198000000001"
@@ -35,37 +36,37 @@ streq(const char *a, const char *b)
     return a != NULL && strcmp(a, b) == 0;
 }
 
-/* gw__room_check of `room` (a C string) for one holder, with its checks. */
+/* wire_room_check of `room` (a C string) for one holder, with its checks. */
 static int
-check_room(const gw_claims_t *cl, const char *room, const char **code)
+check_room(const wire_claims_t *cl, const char *room, const char **code)
 {
-    int rc = gw__room_check(cl, room, code);
+    int rc = wire_room_check(cl, room, code);
     size_t n = strlen(room);
 
-    if (rc == GW_OK) {
+    if (rc == 0) {
         FUZZ_CHECK(*code == NULL);
-        FUZZ_CHECK(n >= 1 && n <= GW_ROOM_MAX);
+        FUZZ_CHECK(n >= 1 && n <= WIRE_ROOM_MAX);
         if (strncmp(room, "user:", 5) == 0) {
             FUZZ_CHECK(strcmp(room + 5, cl->sub) == 0);
         } else {
-            FUZZ_CHECK(cl->roles & GW_ROLE_OPS);
+            FUZZ_CHECK(cl->roles & WIRE_ROLE_OPS);
             FUZZ_CHECK(strcmp(room, "ops") == 0 ||
-                       (strncmp(room, "bot:", 4) == 0 && gw__valid_name_id(room + 4, n - 4)));
+                       (strncmp(room, "bot:", 4) == 0 && wire_valid_name_id(room + 4, n - 4)));
         }
     } else {
-        FUZZ_CHECK(rc == GW_EPARSE);
+        FUZZ_CHECK(rc == -EINVAL);
         FUZZ_CHECK(streq(*code, "forbidden") || streq(*code, "bad_room"));
     }
     return rc;
 }
 
 static void
-check_keys(const gw_client_op_t *op)
+check_keys(const wire_client_op_t *op)
 {
-    FUZZ_CHECK(op->nkeys >= 1 && op->nkeys <= GW_WATCH_KEYS_MAX);
+    FUZZ_CHECK(op->nkeys >= 1 && op->nkeys <= WIRE_WATCH_KEYS_MAX);
     for (size_t i = 0; i < op->nkeys; i++) {
-        size_t n = strnlen(op->keys[i], GW_WATCH_KEY_MAX + 1);
-        FUZZ_CHECK(n >= 1 && n <= GW_WATCH_KEY_MAX);
+        size_t n = strnlen(op->keys[i], WIRE_WATCH_KEY_MAX + 1);
+        FUZZ_CHECK(n >= 1 && n <= WIRE_WATCH_KEY_MAX);
         FUZZ_CHECK(fuzz_only(op->keys[i], n, FUZZ_ALNUM "_.:-"));
     }
 }
@@ -73,13 +74,13 @@ check_keys(const gw_client_op_t *op)
 static void
 check_both(const char *room)
 {
-    static const gw_claims_t user = {.sub = SUB, .roles = 0, .exp = 1};
-    static const gw_claims_t ops = {.sub = SUB, .roles = GW_ROLE_OPS, .exp = 1};
+    static const wire_claims_t user = {.sub = SUB, .roles = 0, .exp = 1};
+    static const wire_claims_t ops = {.sub = SUB, .roles = WIRE_ROLE_OPS, .exp = 1};
     const char *cu = NULL, *co = NULL;
     int ru = check_room(&user, room, &cu), ro = check_room(&ops, room, &co);
 
-    if (ru == GW_OK)
-        FUZZ_CHECK(ro == GW_OK);
+    if (ru == 0)
+        FUZZ_CHECK(ro == 0);
     FUZZ_CHECK(streq(cu, "bad_room") == streq(co, "bad_room"));
 }
 
@@ -87,19 +88,19 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = fuzz_dup(data, size);
-    gw_client_op_t *op = malloc(sizeof *op);
+    wire_client_op_t *op = malloc(sizeof *op);
     const char *code = NULL, *msg = NULL;
 
     FUZZ_CHECK(op != NULL);
-    if (gw__client_op_parse(in, size, op, &code, &msg) == GW_OK) {
-        if (op->op == GW_OP_JOIN || op->op == GW_OP_LEAVE) {
+    if (wire_client_op_parse(in, size, op, &code, &msg) == 0) {
+        if (op->op == WIRE_OP_JOIN || op->op == WIRE_OP_LEAVE) {
             size_t n = strnlen(op->room, sizeof op->room);
-            FUZZ_CHECK(n >= 1 && n <= GW_ROOM_MAX);
+            FUZZ_CHECK(n >= 1 && n <= WIRE_ROOM_MAX);
             check_both(op->room);
-        } else if (op->op == GW_OP_CONFIG_WATCH) {
+        } else if (op->op == WIRE_OP_CONFIG_WATCH) {
             check_keys(op);
         } else {
-            FUZZ_CHECK(op->op == GW_OP_PING);
+            FUZZ_CHECK(op->op == WIRE_OP_PING);
         }
     } else {
         FUZZ_CHECK(streq(code, "bad_json") || streq(code, "bad_request") ||
@@ -113,8 +114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (j != NULL) {
             memset(op, 0, sizeof *op);
             msg = NULL;
-            if (gw__watch_keys_parse(json_is_object(j) ? json_object_get(j, "keys") : j, op,
-                                     &msg) == GW_OK)
+            if (wire_watch_keys_parse(json_is_object(j) ? json_object_get(j, "keys") : j, op,
+                                      &msg) == 0)
                 check_keys(op);
             else
                 FUZZ_CHECK(msg != NULL && op->nkeys == 0);

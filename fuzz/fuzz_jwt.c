@@ -1,5 +1,5 @@
 /*
- * fuzz_jwt: gw__jwt_verify on the raw input as a token, with a fixed
+ * fuzz_jwt: wire_jwt_verify on the raw input as a token, with a fixed
  * secret and clock. The seeds are genuine tokens for that secret, so
  * mutations start from the signed shape (three base64url segments).
  *
@@ -23,12 +23,12 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = fuzz_dup(data, size);
-    gw_claims_t cl;
+    wire_claims_t cl;
     const char *why = NULL;
 
     memset(&cl, 0x55, sizeof cl);
-    if (gw__jwt_verify(FUZZ_JWT_SECRET, in, size, FUZZ_JWT_NOW, &cl, &why) == GW_OK) {
-        FUZZ_CHECK(size <= GW_TOKEN_MAX);
+    if (wire_jwt_verify(FUZZ_JWT_SECRET, in, size, FUZZ_JWT_NOW, &cl, &why) == 0) {
+        FUZZ_CHECK(size <= WIRE_TOKEN_MAX);
         fuzz_check_claims(&cl);
     } else {
         FUZZ_CHECK(why != NULL);

@@ -6,7 +6,7 @@
  * {"alg":"HS256","typ":"JWT"}; an input holding a NUL byte is
  * "<header>\0<claims>" instead, both fuzzed. The target base64url-encodes
  * both, signs with HMAC-SHA256 itself (libjwt would refuse to encode
- * non-JSON) and calls gw__jwt_verify.
+ * non-JSON) and calls wire_jwt_verify.
  *
  * Checks, against an independent reading of the same claims with jansson:
  *   - accepted: the claims are a JSON object (last duplicate wins, as
@@ -66,9 +66,9 @@ b64len(size_t n)
     return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-/* The claims as gw__jwt_verify should see them, read with `flags`. */
+/* The claims as wire_jwt_verify should see them, read with `flags`. */
 static int
-expect_claims(const char *c, size_t n, size_t flags, gw_claims_t *want)
+expect_claims(const char *c, size_t n, size_t flags, wire_claims_t *want)
 {
     json_t *o = json_loadb(c, n, flags, NULL), *exp, *sub, *roles, *r;
     size_t i;
@@ -82,7 +82,8 @@ expect_claims(const char *c, size_t n, size_t flags, gw_claims_t *want)
     roles = json_object_get(o, "roles");
     if (!json_is_integer(exp) || json_integer_value(exp) <= (json_int_t)FUZZ_JWT_NOW)
         goto done;
-    if (!json_is_string(sub) || !gw__valid_name_id(json_string_value(sub), json_string_length(sub)))
+    if (!json_is_string(sub) ||
+        !wire_valid_name_id(json_string_value(sub), json_string_length(sub)))
         goto done;
     if (roles != NULL) {
         if (!json_is_array(roles))
@@ -93,11 +94,11 @@ expect_claims(const char *c, size_t n, size_t flags, gw_claims_t *want)
             if (s == NULL)
                 goto done;
             if (strcmp(s, "service") == 0)
-                want->roles |= GW_ROLE_SERVICE;
+                want->roles |= WIRE_ROLE_SERVICE;
             else if (strcmp(s, "admin") == 0)
-                want->roles |= GW_ROLE_ADMIN;
+                want->roles |= WIRE_ROLE_ADMIN;
             else if (strcmp(s, "ops") == 0)
-                want->roles |= GW_ROLE_OPS;
+                want->roles |= WIRE_ROLE_OPS;
         }
     }
     memcpy(want->sub, json_string_value(sub), json_string_length(sub));
@@ -129,7 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned int maclen = 0;
     char *tok, *p, *signed_end;
     size_t toklen;
-    gw_claims_t cl, want;
+    wire_claims_t cl, want;
     const char *why = NULL;
     int rc;
 
@@ -156,10 +157,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK((size_t)(p - tok) == toklen);
 
     memset(&cl, 0x55, sizeof cl);
-    rc = gw__jwt_verify(FUZZ_JWT_SECRET, tok, toklen, FUZZ_JWT_NOW, &cl, &why);
-    if (rc == GW_OK) {
+    rc = wire_jwt_verify(FUZZ_JWT_SECRET, tok, toklen, FUZZ_JWT_NOW, &cl, &why);
+    if (rc == 0) {
         fuzz_check_claims(&cl);
-        FUZZ_CHECK(toklen <= GW_TOKEN_MAX);
+        FUZZ_CHECK(toklen <= WIRE_TOKEN_MAX);
         FUZZ_CHECK(header_is_hs256(hdr, hlen));
         FUZZ_CHECK(expect_claims(claims, clen, 0, &want));
         FUZZ_CHECK(strcmp(cl.sub, want.sub) == 0);
@@ -167,7 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(cl.roles == want.roles);
     } else {
         FUZZ_CHECK(why != NULL);
-        if (nul == NULL && toklen <= GW_TOKEN_MAX)
+        if (nul == NULL && toklen <= WIRE_TOKEN_MAX)
             FUZZ_CHECK(!expect_claims(claims, clen, JSON_REJECT_DUPLICATES, &want));
     }
     free(tok);

@@ -1,6 +1,6 @@
 /*
  * fuzz_route: the Redis payloads that pick a user room: `tradestate`
- * (gw__route_tradestate, JSON) and `canceledtrades` (gw__route_canceled,
+ * (wire_route_tradestate, JSON) and `canceledtrades` (wire_route_canceled,
  * plain text), both on the same input.
  *
  * The allocation-free JSON scanner is checked against jansson on the same
@@ -10,13 +10,13 @@
  * tokens, which JSON.parse and the scanner refuse); and the top-level
  * steamId the scanner reports is the one jansson's tree holds.
  *
- * Checks: the steamId buffer is exactly GW_ID_MAX + 1 bytes (ASan sees a
+ * Checks: the steamId buffer is exactly WIRE_ID_MAX + 1 bytes (ASan sees a
  * write past it); an accepted id is NUL-terminated, 1..64 of [A-Za-z0-9];
  * a canceledtrades id appears verbatim in the payload, and only
  * whitespace and one pair of quotes surround it.
  */
 #include "fuzz.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #include <jansson.h>
 
@@ -40,8 +40,8 @@ differential(const char *in, size_t size)
 {
     json_error_t err;
     json_t *root = json_loadb(in, size, JSON_ALLOW_NUL, &err), *v;
-    gw_jscan_t js;
-    int ok = gw__json_scan_object(in, size, "steamId", &js) == GW_OK;
+    wire_jscan_t js;
+    int ok = wire_json_scan_object(in, size, "steamId", &js) == 0;
 
     /* jansson's reader skips raw NUL bytes between tokens; JSON has none */
     if (root != NULL)
@@ -52,19 +52,19 @@ differential(const char *in, size_t size)
     if (ok && root != NULL) {
         v = json_object_get(root, "steamId");
         FUZZ_CHECK((js.count > 0) == (v != NULL));
-        if (js.count == 1 && js.kind == GW_JSCAN_STRING) {
+        if (js.count == 1 && js.kind == WIRE_JSCAN_STRING) {
             FUZZ_CHECK(json_is_string(v));
             if (!js.escaped) {
                 FUZZ_CHECK(js.len == json_string_length(v) &&
                            memcmp(js.value, json_string_value(v), js.len) == 0);
             } else {
-                char buf[GW_ID_MAX];
-                size_t n = gw__json_unescape_ascii(js.value, js.len, buf, sizeof buf);
+                char buf[WIRE_ID_MAX];
+                size_t n = wire_json_unescape_ascii(js.value, js.len, buf, sizeof buf);
                 if (n <= sizeof buf)
                     FUZZ_CHECK(n == json_string_length(v) &&
                                memcmp(buf, json_string_value(v), n) == 0);
             }
-        } else if (js.count == 1 && js.kind == GW_JSCAN_INTEGER) {
+        } else if (js.count == 1 && js.kind == WIRE_JSCAN_INTEGER) {
             FUZZ_CHECK(json_is_integer(v));
         } else if (js.count == 1) {
             FUZZ_CHECK(!json_is_string(v) && !json_is_integer(v));
@@ -77,27 +77,27 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = fuzz_dup(data, size);
-    char *sid = malloc(GW_ID_MAX + 1);
+    char *sid = malloc(WIRE_ID_MAX + 1);
     size_t n;
 
     FUZZ_CHECK(sid != NULL);
 
     differential(in, size);
 
-    memset(sid, 0x7f, GW_ID_MAX + 1);
-    if (gw__route_tradestate(in, size, sid) == GW_OK) {
-        n = strnlen(sid, GW_ID_MAX + 1);
-        FUZZ_CHECK(n <= GW_ID_MAX);
-        FUZZ_CHECK(gw__valid_user_id(sid, n));
+    memset(sid, 0x7f, WIRE_ID_MAX + 1);
+    if (wire_route_tradestate(in, size, sid) == 0) {
+        n = strnlen(sid, WIRE_ID_MAX + 1);
+        FUZZ_CHECK(n <= WIRE_ID_MAX);
+        FUZZ_CHECK(wire_valid_user_id(sid, n));
     }
 
-    memset(sid, 0x7f, GW_ID_MAX + 1);
-    if (gw__route_canceled(in, size, sid) == GW_OK) {
+    memset(sid, 0x7f, WIRE_ID_MAX + 1);
+    if (wire_route_canceled(in, size, sid) == 0) {
         const char *at;
         size_t b, e;
-        n = strnlen(sid, GW_ID_MAX + 1);
-        FUZZ_CHECK(n <= GW_ID_MAX);
-        FUZZ_CHECK(gw__valid_user_id(sid, n));
+        n = strnlen(sid, WIRE_ID_MAX + 1);
+        FUZZ_CHECK(n <= WIRE_ID_MAX);
+        FUZZ_CHECK(wire_valid_user_id(sid, n));
         at = memmem(in, size, sid, n);
         FUZZ_CHECK(at != NULL);
         /* what surrounds the (first) occurrence: whitespace, and at most one

@@ -1,5 +1,5 @@
 /*
- * fuzz_sio: Engine.IO v4 / Socket.IO v5 packets (gw__sio_parse).
+ * fuzz_sio: Engine.IO v4 / Socket.IO v5 packets (wire_sio_parse).
  *
  * Checks on an accepted packet: the types are the input's leading digits
  * (Engine.IO 0..6; Socket.IO 0..6 only inside a MESSAGE, else NONE); the
@@ -9,7 +9,7 @@
  * tail (data + data_len == end), starting with a byte JSON may start with.
  */
 #include "fuzz.h"
-#include "gw_int.h"
+#include "wire.h"
 
 static int
 json_first(char c)
@@ -22,22 +22,22 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *in = fuzz_dup(data, size);
-    gw_sio_packet_t p;
+    wire_sio_packet_t p;
 
-    if (gw__sio_parse(in, size, &p) == GW_OK) {
+    if (wire_sio_parse(in, size, &p) == 0) {
         FUZZ_CHECK(size >= 1 && in[0] >= '0' && in[0] <= '6');
         FUZZ_CHECK((int)p.eio == in[0] - '0');
         FUZZ_CHECK(fuzz_within(p.data, p.data_len, in, size));
         FUZZ_CHECK(p.data + p.data_len == in + size);
-        FUZZ_CHECK(p.nsp != NULL && p.nsp_len >= 1 && p.nsp_len <= GW_SIO_NSP_MAX &&
+        FUZZ_CHECK(p.nsp != NULL && p.nsp_len >= 1 && p.nsp_len <= WIRE_SIO_NSP_MAX &&
                    p.nsp[0] == '/');
-        if (p.eio != GW_EIO_MESSAGE) {
-            FUZZ_CHECK(p.sio == GW_SIO_NONE);
+        if (p.eio != WIRE_EIO_MESSAGE) {
+            FUZZ_CHECK(p.sio == WIRE_SIO_NONE);
             FUZZ_CHECK(p.data == in + 1);
             FUZZ_CHECK(p.nsp_len == 1 && p.ack_id == -1 && p.attachments == 0);
         } else {
             FUZZ_CHECK(size >= 2 && (int)p.sio == in[1] - '0');
-            FUZZ_CHECK(p.sio >= GW_SIO_CONNECT && p.sio <= GW_SIO_BINARY_ACK);
+            FUZZ_CHECK(p.sio >= WIRE_SIO_CONNECT && p.sio <= WIRE_SIO_BINARY_ACK);
             if (fuzz_within(p.nsp, p.nsp_len, in, size)) {
                 FUZZ_CHECK(p.nsp + p.nsp_len < in + size && p.nsp[p.nsp_len] == ',');
                 FUZZ_CHECK(p.nsp + p.nsp_len < p.data);
@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             FUZZ_CHECK(p.ack_id >= -1 && p.ack_id < 1000000000000000000LL);
             FUZZ_CHECK(p.attachments >= 0 && p.attachments < 1000000000L);
-            if (p.sio != GW_SIO_BINARY_EVENT && p.sio != GW_SIO_BINARY_ACK)
+            if (p.sio != WIRE_SIO_BINARY_EVENT && p.sio != WIRE_SIO_BINARY_ACK)
                 FUZZ_CHECK(p.attachments == 0);
             if (p.data_len > 0)
                 FUZZ_CHECK(json_first(p.data[0]));

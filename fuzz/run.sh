@@ -32,7 +32,7 @@ cc=${FUZZ_CC:-clang}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # What each parser needs to see: frames up to the 64 KiB limit and a bit
-# over; tokens just past GW_TOKEN_MAX; bodies and payloads of a few KiB (a
+# over; tokens just past WIRE_TOKEN_MAX; bodies and payloads of a few KiB (a
 # 1,001-asset reserve body is ~7 KiB); URLs past their 1 KiB limit.
 max_len_of() {
     case "$1" in

@@ -38,29 +38,17 @@ gw__api_reset(gw_conn_t *c)
     c->api_path = NULL;
 }
 
-/* Answers at once and closes the connection: used before a body we will
- * not read (lws would otherwise wait for it). */
-static int
-refuse_and_close(struct lws *wsi, int status, const char *code, const char *message)
-{
-    gw__http_reject_now(wsi, status, code, message);
-    return -1;
-}
-
 int
-gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method)
+gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method, size_t cl)
 {
-    char clbuf[32];
-    int has_cl;
-    char *end;
-    unsigned long long cl = 0;
-
     /* lws decodes %XX while it parses the request line, so an encoded CR or
      * LF ends that line early: the path is cut short and the HTTP version
      * never seen. Refuse such a request rather than act on a truncated name
      * (POST /v1/locks/ctl%0Ab must not take the lock "ctl"). */
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) == 0)
-        return refuse_and_close(wsi, 400, "bad_request", "malformed request line");
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) == 0) {
+        gw__http_reject_now(wsi, 400, "bad_request", "malformed request line");
+        return -1;
+    }
     if (strlen(uri) >= 512) {
         gw__http_error(c, 400, "bad_request", "path too long");
         return 0;
@@ -71,23 +59,12 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
     {
         /* sized for the longest argument lws will split (it stops at one
          * longer than the buffer) */
-        char q[GW_TOKEN_MAX + 16];
+        char q[WIRE_TOKEN_MAX + 16];
         const char *v = lws_get_urlarg_by_name(wsi, "category=", q, sizeof q);
         if (v != NULL)
             snprintf(c->api_query, sizeof c->api_query, "%s",
                      strlen(v) < sizeof c->api_query ? v : "\x01");
     }
-    has_cl = lws_hdr_copy(wsi, clbuf, sizeof clbuf, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
-    if (has_cl) {
-        cl = strtoull(clbuf, &end, 10);
-        if (end == clbuf || *end != '\0')
-            return refuse_and_close(wsi, 400, "bad_request", "bad Content-Length");
-    }
-    if (!has_cl && (method == GW_M_POST || method == GW_M_PUT || method == GW_M_PATCH))
-        return refuse_and_close(wsi, 411, "length_required",
-                                "request bodies need Content-Length (no chunked encoding)");
-    if (cl > GW_BODY_MAX)
-        return refuse_and_close(wsi, 413, "too_large", "request body over 1 MiB");
     if (cl > 0) {
         c->req_body = util_malloc(cl);
         c->req_cap = cl;
@@ -132,8 +109,15 @@ on_lock_result(void *privdata, const lock_result_t *r)
     json_t *o;
 
     c->api_op = NULL;
-    switch (r->status) {
-    case LOCK_OK:
+    if (r->error != 0) { /* docs/errors.md */
+        if (r->error == UV_EPROTO)
+            gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+        else
+            gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+        return;
+    }
+    switch (r->outcome) {
+    case LOCK_DONE:
         switch (c->api_method) {
         case GW_M_POST:
             o = json_pack("{s:s,s:s,s:I,s:I}", "name", r->name, "token", r->token, "fence",
@@ -155,17 +139,11 @@ on_lock_result(void *privdata, const lock_result_t *r)
     case LOCK_NOT_OWNER:
         gw__http_error(c, 409, "not_owner", "this token does not hold the lock");
         return;
-    case LOCK_UNAVAILABLE:
-        gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
-        return;
-    case LOCK_ERROR:
-        gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
-        return;
     }
 }
 
 static void
-api_locks(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *name)
+api_locks(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *name)
 {
     size_t len = strlen(name);
     const char *err;
@@ -178,8 +156,8 @@ api_locks(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *name)
         gw__http_error(c, 400, "bad_request", err);
         return;
     }
-    if (!(claims->roles & GW_ROLE_SERVICE) &&
-        !(c->api_method == GW_M_GET && (claims->roles & GW_ROLE_OPS))) {
+    if (!(claims->roles & WIRE_ROLE_SERVICE) &&
+        !(c->api_method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
         gw__http_error(c, 403, "forbidden", "locks need role service");
         return;
     }
@@ -221,8 +199,15 @@ on_resv_result(void *privdata, const resv_result_t *r)
     json_t *o, *arr;
 
     c->api_resv = NULL;
-    switch (r->status) {
-    case RESV_OK:
+    if (r->error != 0) { /* docs/errors.md */
+        if (r->error == UV_EPROTO)
+            gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+        else
+            gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+        return;
+    }
+    switch (r->outcome) {
+    case RESV_DONE:
         if (c->api_method == GW_M_POST) {
             arr = json_array();
             for (size_t i = 0; i < r->nassets; i++)
@@ -250,18 +235,12 @@ on_resv_result(void *privdata, const resv_result_t *r)
         respond_json(c, 409, o);
         return;
     case RESV_NOT_FOUND: gw__http_error(c, 404, "not_found", "this asset is not reserved"); return;
-    case RESV_UNAVAILABLE:
-        gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
-        return;
-    case RESV_ERROR:
-        gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
-        return;
     }
 }
 
 /* /v1/reservations/{app} and /v1/reservations/{app}/{asset} */
 static void
-api_reservations(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
+api_reservations(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *rest)
 {
     const char *slash = strchr(rest, '/');
     char app[RESV_APP_MAX + 1];
@@ -281,8 +260,8 @@ api_reservations(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *
         gw__http_error(c, 400, "bad_request", "asset ids are 1-128 characters of A-Za-z0-9_.-");
         return;
     }
-    if (!(claims->roles & GW_ROLE_SERVICE) &&
-        !(c->api_method == GW_M_GET && (claims->roles & GW_ROLE_OPS))) {
+    if (!(claims->roles & WIRE_ROLE_SERVICE) &&
+        !(c->api_method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
         gw__http_error(c, 403, "forbidden", "reservations need role service");
         return;
     }
@@ -320,12 +299,9 @@ doc_json(const cache_doc_t *d, int with_category)
 }
 
 static void
-cache_error(gw_conn_t *c, int status)
+cache_unavailable(gw_conn_t *c)
 {
-    if (status == CACHE_NOT_FOUND)
-        gw__http_error(c, 404, "not_found", "no such configuration key");
-    else
-        gw__http_error(c, 503, "unavailable", "redis or the configuration store is unavailable");
+    gw__http_error(c, 503, "unavailable", "redis or the configuration store is unavailable");
 }
 
 static void
@@ -339,25 +315,30 @@ respond_doc(gw_conn_t *c, const cache_doc_t *doc, int stale)
 }
 
 static void
-on_cache_get(void *privdata, int status, const cache_doc_t *doc, int stale)
+on_cache_get(void *privdata, int error, enum cache_outcome outcome, const cache_doc_t *doc,
+             int stale)
 {
     gw_conn_t *c = privdata;
 
     c->api_cache = NULL;
-    if (status != CACHE_OK) {
-        cache_error(c, status);
+    if (error != 0) {
+        cache_unavailable(c);
+        return;
+    }
+    if (outcome == CACHE_NOT_FOUND) {
+        gw__http_error(c, 404, "not_found", "no such configuration key");
         return;
     }
     respond_doc(c, doc, stale);
 }
 
 static void
-on_cache_put(void *privdata, int status, const cache_doc_t *doc)
+on_cache_put(void *privdata, int error, const cache_doc_t *doc)
 {
     gw_conn_t *c = privdata;
     c->api_cache = NULL;
-    if (status != CACHE_OK) {
-        cache_error(c, status);
+    if (error != 0) {
+        cache_unavailable(c);
         return;
     }
     respond_json(c, 200, doc_json(doc, 1));
@@ -378,13 +359,13 @@ respond_docs(gw_conn_t *c, const cache_doc_t *docs, size_t n, int stale)
 }
 
 static void
-on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int stale)
+on_cache_list(void *privdata, int error, const cache_doc_t *docs, size_t n, int stale)
 {
     gw_conn_t *c = privdata;
 
     c->api_cache = NULL;
-    if (status != CACHE_OK) {
-        cache_error(c, status);
+    if (error != 0) {
+        cache_unavailable(c);
         return;
     }
     respond_docs(c, docs, n, stale);
@@ -392,7 +373,7 @@ on_cache_list(void *privdata, int status, const cache_doc_t *docs, size_t n, int
 
 /* /v1/config/{key} (GET, PUT) and /v1/config?category=NAME (GET) */
 static void
-api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
+api_config(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *rest)
 {
     char *value, *category;
     const char *err;
@@ -426,7 +407,7 @@ api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
         }
         rc = cache_get(gw->cache, rest, on_cache_get, c, &c->api_cache);
     } else if (c->api_method == GW_M_PUT) {
-        if (!(claims->roles & GW_ROLE_ADMIN)) {
+        if (!(claims->roles & WIRE_ROLE_ADMIN)) {
             gw__http_error(c, 403, "forbidden", "configuration writes need role admin");
             return;
         }
@@ -448,9 +429,9 @@ api_config(gw_t *gw, gw_conn_t *c, const gw_claims_t *claims, const char *rest)
 /* ---- dispatch ---- */
 
 static int
-bearer(gw_t *gw, struct lws *wsi, gw_claims_t *claims)
+bearer(gw_t *gw, struct lws *wsi, wire_claims_t *claims)
 {
-    char buf[GW_TOKEN_MAX + 16];
+    char buf[WIRE_TOKEN_MAX + 16];
     int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
 
     if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0) {
@@ -472,7 +453,7 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
 static int
 dispatch(gw_t *gw, gw_conn_t *c)
 {
-    gw_claims_t claims;
+    wire_claims_t claims;
     const char *path = c->api_path;
 
     assert(path != NULL);

@@ -9,7 +9,6 @@
 #define COORDHUB_GATEWAY_H
 
 #include <stddef.h>
-#include <time.h>
 
 #include <uv.h>
 
@@ -73,13 +72,5 @@ void gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), v
 /* Frees everything. Call after uv_run has returned (second half of the lws
  * destroy, see PITFALLS), then uv_loop_close. */
 void gw_free(gw_t *gw);
-
-/*
- * Signs an HS256 token for `sub` with `roles_csv` ("ops,service", may be NULL
- * or empty) valid for `ttl_s` seconds from `now`. Returns 0 and a malloc'd
- * string in `*out` (caller frees), or -22 for bad input.
- */
-int gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
-                  time_t now, char **out);
 
 #endif

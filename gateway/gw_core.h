@@ -16,22 +16,11 @@
 
 #include <string.h>
 
-enum gw_channel {
-    GW_CH_TRADESTATE,
-    GW_CH_CANCELED,
-    GW_CH_ITEMRESERVED,
-    GW_CH_FINISHED,
-    GW_CH_STEAMDOWN,
-    GW_CH_BOT,
-    GW_CH_OTHER,
-    GW_CH_COUNT
-};
-
 #define GW_LAT_BUCKETS 13
 
 struct gw_metrics {
-    uint64_t messages_in[GW_CH_COUNT];
-    uint64_t malformed[GW_CH_COUNT];
+    uint64_t messages_in[UTIL_CH_COUNT]; /* by channel id (util.h); labelled ones shown */
+    uint64_t malformed[UTIL_CH_COUNT];
     uint64_t events_routed;    /* events that had at least one recipient */
     uint64_t frames_built;     /* serialisations: one per event per framing */
     uint64_t deliveries;       /* event frames written to sockets */
@@ -67,7 +56,7 @@ struct gw_conn {
 
     /* WebSocket */
     gw_member_t member;
-    gw_claims_t claims;
+    wire_claims_t claims;
     enum gw_framing framing;
     gw_outq_t q;
     gw_bucket_t bucket;
@@ -94,6 +83,8 @@ struct gw_conn {
     int http_pending; /* a response is owed on this connection */
     int http_status;
     int http_headers_sent;
+    int http_head;  /* a HEAD request: the headers of the answer, no body */
+    int http_close; /* close once the answer is out (a body we cannot skip) */
     const char *http_ctype;
     char *http_body;
     size_t http_len;
@@ -193,7 +184,7 @@ void gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now);
  * reason set) when its body is malformed (RFC 6455 §5.5.1, §7.4). */
 int gw__ws_peer_close(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t len);
 /* Verifies a token (counting refusals); 0 or GW_EPARSE. */
-int gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, gw_claims_t *claims);
+int gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, wire_claims_t *claims);
 /* The connection is authenticated: join user:<sub>, start receiving events. */
 void gw__ws_enter(gw_t *gw, gw_conn_t *c);
 /* Room ops with the role rules; on refusal `*code`/`*msg` for the client. */
@@ -204,7 +195,7 @@ void gw__ws_send_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n);
 
 /* Starts watching `op`'s keys for `c` (config events); 0, or GW_EPARSE with
  * `code` and `msg` for the client. */
-int gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const gw_client_op_t *op, const char **code,
+int gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const wire_client_op_t *op, const char **code,
                         const char **msg);
 
 /* ws_sio.c: the Socket.IO framing of a connection */
@@ -227,8 +218,21 @@ void gw__router_init(gw_t *gw, unsigned coalesce_ms);
 
 /* api.c: the JSON API under /v1/ */
 #define GW_BODY_MAX (1024 * 1024)
-enum { GW_M_GET = 0, GW_M_POST = 1, GW_M_PUT = 3, GW_M_PATCH = 4, GW_M_DELETE = 5 };
-int gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method);
+/* lws's method index (lws_http_get_uri_and_method) */
+enum {
+    GW_M_GET = 0,
+    GW_M_POST = 1,
+    GW_M_OPTIONS = 2,
+    GW_M_PUT = 3,
+    GW_M_PATCH = 4,
+    GW_M_DELETE = 5,
+    GW_M_CONNECT = 6,
+    GW_M_HEAD = 7
+};
+/* A /v1/ request whose framing http.c has checked: `cl` is its declared
+ * Content-Length (0: no body), at most GW_BODY_MAX. */
+int gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method,
+                    size_t cl);
 int gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len);
 int gw__api_body_done(gw_t *gw, gw_conn_t *c);
 /* Frees the request's body and cancels what it waits for. */

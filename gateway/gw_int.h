@@ -1,7 +1,8 @@
 /*
  * Internals shared between the gateway module's own files (and its white-box
- * unit tests). Everything here except the lws glue is pure: parsers over
- * (buf, len), the room registry, shared frames, the coalescing throttle.
+ * unit tests). Everything here except the lws glue is pure: the room
+ * registry, shared frames, the coalescing throttle. The parsers are the
+ * `wire` library (wire.h).
  */
 #ifndef COORDHUB_GW_INT_H
 #define COORDHUB_GW_INT_H
@@ -13,134 +14,11 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 
-/* Parser results, picohttpparser style: >= 0 ok, negative = error. */
+#include "wire.h"
+
+/* Results of the gateway's own checks: >= 0 ok, negative = error. */
 #define GW_OK 0
 #define GW_EPARSE (-1)
-
-#define GW_ID_MAX 64      /* user ids (steamIds) and bot ids */
-#define GW_ROOM_MAX 80    /* "user:" + id, "bot:" + id, "ops" */
-#define GW_TOKEN_MAX 4096 /* bytes of a JWT we are willing to look at */
-#define GW_TRADEHASH_MAX 128
-
-/* ---- identifiers ---- */
-
-/* 1..64 bytes of [A-Za-z0-9]: a user id (steamId). */
-int gw__valid_user_id(const char *s, size_t n);
-/* 1..64 bytes of [A-Za-z0-9_.-]: a bot id, or a token's subject. */
-int gw__valid_name_id(const char *s, size_t n);
-
-/* ---- JWT (jwt.c) ---- */
-
-enum {
-    GW_ROLE_SERVICE = 1u << 0,
-    GW_ROLE_ADMIN = 1u << 1,
-    GW_ROLE_OPS = 1u << 2,
-};
-
-typedef struct gw_claims {
-    char sub[GW_ID_MAX + 1];
-    unsigned roles; /* GW_ROLE_* bits; unknown role names are ignored */
-    long long exp;
-} gw_claims_t;
-
-/*
- * Verifies an HS256 JWT of `len` bytes against `secret` at time `now`.
- * Refused: any other alg (none included), a bad signature, a missing or
- * non-integer `exp`, exp <= now, a missing `sub` or one that is not a valid
- * id (gw__valid_name_id), `roles` present but not an array of strings,
- * anything over GW_TOKEN_MAX. Returns 0 and fills `out`, or GW_EPARSE with
- * `*why` a static string for the logs (never sent to the client verbatim).
- */
-int gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
-                   const char **why);
-
-/* ---- JSON validation without allocation (jscan.c) ---- */
-
-#define GW_JSCAN_DEPTH 2048 /* nesting, as jansson allows */
-
-enum { GW_JSCAN_NONE, GW_JSCAN_STRING, GW_JSCAN_INTEGER, GW_JSCAN_OTHER };
-
-typedef struct gw_jscan {
-    int count;         /* how many times the key appears at the top level */
-    int kind;          /* GW_JSCAN_*: the type of its (last) value */
-    const char *value; /* a string's body between the quotes, or an integer's text */
-    size_t len;
-    int escaped; /* the string body holds escapes */
-} gw_jscan_t;
-
-/*
- * Validates s[0..n) as one JSON object (RFC 8259, UTF-8; whitespace around
- * it allowed, nothing else) and reports where the top-level member `key`
- * (compared after unescaping; NULL: none) is. Never reads past n, needs no
- * NUL, allocates nothing. Returns GW_OK or GW_EPARSE.
- */
-int gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out);
-/* The ASCII a string body accepted by the scanner decodes to, in out[0..cap);
- * returns its length, or cap + 1 when longer or not all ASCII. */
-size_t gw__json_unescape_ascii(const char *s, size_t n, char *out, size_t cap);
-
-/* ---- Redis payload routing (route.c) ---- */
-
-/* Validates a `tradestate` payload: a JSON object whose "steamId" is a valid
- * user id (a string, or a non-negative integer as some bots send). Copies
- * the id NUL-terminated into `steamid`. Returns 0 or GW_EPARSE. */
-int gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]);
-
-/* A `canceledtrades` payload: the steamId as plain text, tolerating
- * surrounding ASCII whitespace and one pair of double quotes. */
-int gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1]);
-
-/* The bot id from a channel "bot <id>"; points into `channel`. */
-int gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen);
-
-/*
- * The bot text protocol: "<command>[ <botId>[ <steamId>_<tradeHash>|<steamId>]][ rest...]",
- * single spaces, e.g. "withdraw 7 76561198000000001_ab12 tradeData:{...}".
- * A token starting "tradeData:" is never taken as an id: it and what follows
- * it are opaque and stay in `raw` only. Pointers point into `payload`;
- * absent parts have NULL/0. Returns 0 or GW_EPARSE (empty, control bytes,
- * a bad command, a steamId that is not a valid user id, an empty hash).
- */
-typedef struct gw_bot_cmd {
-    const char *command;
-    size_t command_len;
-    const char *bot_id; /* as written in the payload, may differ from the channel's */
-    size_t bot_id_len;
-    const char *steamid;
-    size_t steamid_len;
-    const char *tradehash;
-    size_t tradehash_len;
-} gw_bot_cmd_t;
-
-int gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out);
-
-/* ---- native client frames (clientmsg.c) ---- */
-
-enum gw_op { GW_OP_JOIN = 1, GW_OP_LEAVE, GW_OP_PING, GW_OP_CONFIG_WATCH };
-
-#define GW_WATCH_KEYS_MAX 32 /* keys per config.watch */
-#define GW_WATCH_KEY_MAX 64
-
-typedef struct gw_client_op {
-    enum gw_op op;
-    char room[GW_ROOM_MAX + 1];                         /* for join/leave */
-    char keys[GW_WATCH_KEYS_MAX][GW_WATCH_KEY_MAX + 1]; /* for config.watch */
-    size_t nkeys;
-} gw_client_op_t;
-
-/* The keys of a config.watch ({"keys": [...]}, or a bare array): 1..32
- * strings of 1..64 of [A-Za-z0-9_.:-]. 0, or GW_EPARSE with *msg. */
-int gw__watch_keys_parse(const json_t *keys, gw_client_op_t *out, const char **msg);
-
-/* Parses one client text frame. On error `*code` is the error code for the
- * client ("bad_json", "bad_request", "unknown_op") and `*msg` a message.
- * Returns 0 or GW_EPARSE. */
-int gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char **code,
-                        const char **msg);
-
-/* Which rooms may a holder of `claims` join? 0 = yes, else GW_EPARSE with
- * `*code` "forbidden" or "bad_room". Rooms: user:<id>, bot:<id>, ops. */
-int gw__room_check(const gw_claims_t *claims, const char *room, const char **code);
 
 /* ---- shared frames (frame.c) ---- */
 
@@ -259,50 +137,5 @@ typedef struct gw_bucket {
 
 /* Takes one token; returns 1 if allowed, 0 if over `rate`/s with `burst`. */
 int gw__bucket_take(gw_bucket_t *b, uint64_t now_ms, double rate, double burst);
-
-/* ---- Engine.IO v4 / Socket.IO v5 packets over WebSocket (sio.c) ---- */
-
-enum gw_eio_type {
-    GW_EIO_OPEN = 0,
-    GW_EIO_CLOSE = 1,
-    GW_EIO_PING = 2,
-    GW_EIO_PONG = 3,
-    GW_EIO_MESSAGE = 4,
-    GW_EIO_UPGRADE = 5,
-    GW_EIO_NOOP = 6,
-};
-
-enum gw_sio_type {
-    GW_SIO_NONE = -1, /* not a MESSAGE packet */
-    GW_SIO_CONNECT = 0,
-    GW_SIO_DISCONNECT = 1,
-    GW_SIO_EVENT = 2,
-    GW_SIO_ACK = 3,
-    GW_SIO_CONNECT_ERROR = 4,
-    GW_SIO_BINARY_EVENT = 5,
-    GW_SIO_BINARY_ACK = 6,
-};
-
-#define GW_SIO_NSP_MAX 128
-
-typedef struct gw_sio_packet {
-    enum gw_eio_type eio;
-    enum gw_sio_type sio;
-    const char *nsp; /* "/" when omitted; points into the input otherwise */
-    size_t nsp_len;
-    long long ack_id; /* -1 when absent */
-    long attachments; /* binary packets only, else 0 */
-    const char *data; /* the rest: JSON text for Socket.IO, raw for ping/pong */
-    size_t data_len;
-} gw_sio_packet_t;
-
-/*
- * Parses one WebSocket text frame of Engine.IO v4 carrying (for MESSAGE)
- * a Socket.IO v5 packet: "<eio>[<sio>[<n>-][<nsp>,][<ack id>][json]]".
- * Pure: pointers point into `buf`. Checks the shape only (digits, bounds,
- * that JSON data starts with '{', '[' or '"'... as Socket.IO allows), not
- * the JSON itself. Returns 0 or GW_EPARSE.
- */
-int gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out);
 
 #endif

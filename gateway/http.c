@@ -66,9 +66,11 @@ gw__http_reject_body(struct lws *wsi, int status, const char *text)
 
     memcpy(body + LWS_PRE, text, len);
     if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end) ||
-        lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+        lws_finalize_write_http_header(wsi, start, &p, end))
         rc = -1; /* just hang up */
+    else if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) == 0 && /* HEAD: no body */
+             lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+        rc = -1;
     free(body);
     return rc;
 }
@@ -87,7 +89,7 @@ gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
 {
     /* lws stops looking at the first query argument longer than the buffer
      * (a ?token= is long): size it for the longest argument we accept */
-    char arg[GW_TOKEN_MAX + 16];
+    char arg[WIRE_TOKEN_MAX + 16];
     const char *v;
 
     /* Engine.IO's own codes and messages, as the official server answers */
@@ -140,13 +142,28 @@ mime_type(const char *path)
     return "application/octet-stream";
 }
 
-/* Serves a file of the web root. lws has already percent-decoded the path
- * and collapsed "..", but we refuse anything odd ourselves all the same. */
 static int
-serve_static(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
+is_sio_path(const char *uri)
+{
+    return strncmp(uri, "/socket.io", 10) == 0 && (uri[10] == '\0' || uri[10] == '/');
+}
+
+/* The largest file of the web root served (the web demo's are a few KiB). */
+#define STATIC_MAX (4 * 1024 * 1024)
+
+/* Serves a file of the web root through the same response writer as every
+ * other answer (so HEAD and pipelined requests behave the same): it is read
+ * whole, which is fine for the small files of a demo page. lws has already
+ * percent-decoded the path and collapsed "..", but we refuse anything odd
+ * ourselves all the same. */
+static int
+serve_static(gw_t *gw, gw_conn_t *c, const char *uri)
 {
     char path[1024];
     struct stat st;
+    FILE *f;
+    char *buf;
+    size_t got;
     int n;
 
     if (uri[0] != '/' || strstr(uri, "..") != NULL || strstr(uri, "//") != NULL ||
@@ -156,27 +173,44 @@ serve_static(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     }
     n = snprintf(path, sizeof path, "%s%s%s", gw->web_root, uri,
                  uri[strlen(uri) - 1] == '/' ? "index.html" : "");
-    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > STATIC_MAX || (f = fopen(path, "rb")) == NULL) {
         gw__http_error(c, 404, "not_found", "no such path");
         return 0;
     }
-    /* still pending: FILE_COMPLETION ends it */
-    n = lws_serve_http_file(wsi, path, mime_type(path), "cache-control: no-cache\x0d\x0a", 0);
-    if (n < 0)
-        return -1;
-    if (n > 0) {
-        c->http_pending = 0;
-        gw->http_inflight--;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    buf = util_malloc((size_t)st.st_size + 1);
+    got = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    if (got != (size_t)st.st_size) {
+        free(buf);
+        gw__http_error(c, 404, "not_found", "no such path");
+        return 0;
     }
+    gw__http_respond(c, 200, mime_type(path), buf, got);
+    free(buf);
     return 0;
+}
+
+/* Refuses a request whose body cannot be skipped and closes the connection
+ * once the answer is out: anything lws read after it would be taken for the
+ * next request. */
+static int
+refuse_and_close(struct lws *wsi, const char *uri, int status, const char *code,
+                 const char *message)
+{
+    if (is_sio_path(uri)) /* Engine.IO answers in its own words */
+        gw__http_reject_body(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
+    else
+        gw__http_reject_now(wsi, status, code, message);
+    return -1;
 }
 
 int
 gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
 {
-    char *uri_ptr = NULL;
-    int uri_len = 0, method;
+    char *uri_ptr = NULL, clbuf[32], *end;
+    int uri_len = 0, method, has_cl;
+    unsigned long long cl = 0;
 
     reset(c);
     c->gw = gw;
@@ -186,16 +220,42 @@ gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     gw->m.http_requests++;
 
     method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
+    c->http_head = method == GW_M_HEAD;
+    c->http_close = 0;
+    /* The body's framing first, whatever the route: one that cannot be
+     * delimited (chunked, or a body method without Content-Length) would be
+     * read as the next request, and one over the limit is not read at all;
+     * both are refused and the connection closed. A well-framed body on a
+     * route that takes none is read and dropped (body_state). */
+    has_cl = lws_hdr_copy(wsi, clbuf, sizeof clbuf, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_cl) {
+        cl = strtoull(clbuf, &end, 10);
+        if (end == clbuf || *end != '\0')
+            return refuse_and_close(wsi, uri, 400, "bad_request", "bad Content-Length");
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        return refuse_and_close(wsi, uri, 411, "length_required",
+                                "request bodies need Content-Length (no chunked encoding)");
+    if (!has_cl && (method == GW_M_POST || method == GW_M_PUT || method == GW_M_PATCH)) {
+        /* No body by RFC 9112 §6.3, but lws then reads until the peer
+         * closes: the API says so (411), other routes answer as they do
+         * and the connection ends after the answer. */
+        if (strncmp(uri, "/v1/", 4) == 0)
+            return refuse_and_close(wsi, uri, 411, "length_required",
+                                    "request bodies need Content-Length (no chunked encoding)");
+        c->http_close = 1;
+    }
+    if (cl > GW_BODY_MAX)
+        return refuse_and_close(wsi, uri, 413, "too_large", "request body over 1 MiB");
     if (gw->shutting_down) {
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
         return 0;
     }
     if (strncmp(uri, "/v1/", 4) == 0)
-        return gw__api_request(gw, c, wsi, uri, method);
-    /* lws method index: 0 GET, 1 POST, 2 OPTIONS, 3 PUT, 4 PATCH, 5 DELETE */
+        return gw__api_request(gw, c, wsi, uri, method, (size_t)cl);
     if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
         strcmp(uri, "/metrics") == 0) {
-        if (method != 0) {
+        if (method != GW_M_GET && method != GW_M_HEAD) {
             gw__http_error(c, 405, "method_not_allowed", "use GET");
             return 0;
         }
@@ -215,14 +275,14 @@ gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
         }
         return 0;
     }
-    if (strncmp(uri, "/socket.io", 10) == 0 && (uri[10] == '\0' || uri[10] == '/')) {
+    if (is_sio_path(uri)) {
         const char *body = NULL;
         int status = gw__sio_http_check(wsi, 0, &body);
         gw__http_respond(c, status, "application/json", body, strlen(body));
         return 0;
     }
-    if (method == 0 && gw->web_root != NULL)
-        return serve_static(gw, c, wsi, uri);
+    if ((method == GW_M_GET || method == GW_M_HEAD) && gw->web_root != NULL)
+        return serve_static(gw, c, uri);
     gw__http_error(c, 404, "not_found", "no such path");
     return 0;
 }
@@ -242,7 +302,7 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         c->http_headers_sent = 1;
-        if (c->http_len > 0) {
+        if (c->http_len > 0 && !c->http_head) {
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -253,6 +313,8 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     reset(c);
     c->http_pending = 0;
     gw->http_inflight--;
+    if (c->http_close)
+        return -1; /* the answer is written: lws flushes it, then closes */
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 

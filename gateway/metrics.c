@@ -62,9 +62,6 @@ labelled(sbuf_t *b, const char *name, const char *help, const char *label, int n
         put(b, "%s{%s=\"%s\"} %llu\n", name, label, labels[i], (unsigned long long)values[i]);
 }
 
-static const char *const channel_names[GW_CH_COUNT] = {
-    "tradestate", "canceledtrades", "itemReserved", "finishedtrades", "steamDown", "bot", "other"};
-
 char *
 gw__metrics_render(const gw_t *gw, size_t *len)
 {
@@ -84,14 +81,16 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         gw__rooms_count(gw->rooms));
     put(&b, "# HELP coordhub_messages_in_total Redis messages received by channel.\n"
             "# TYPE coordhub_messages_in_total counter\n");
-    for (int i = 0; i < GW_CH_COUNT; i++)
-        put(&b, "coordhub_messages_in_total{channel=\"%s\"} %llu\n", channel_names[i],
-            (unsigned long long)m->messages_in[i]);
+    for (int i = 0; i < UTIL_CH_COUNT; i++) /* the channel table's order */
+        if (util_channels[i].label)
+            put(&b, "coordhub_messages_in_total{channel=\"%s\"} %llu\n", util_channels[i].label,
+                (unsigned long long)m->messages_in[i]);
     put(&b, "# HELP coordhub_malformed_payloads_total Payloads dropped because they did not "
             "parse, by channel.\n# TYPE coordhub_malformed_payloads_total counter\n");
-    for (int i = 0; i < GW_CH_COUNT; i++)
-        put(&b, "coordhub_malformed_payloads_total{channel=\"%s\"} %llu\n", channel_names[i],
-            (unsigned long long)m->malformed[i]);
+    for (int i = 0; i < UTIL_CH_COUNT; i++)
+        if (util_channels[i].label)
+            put(&b, "coordhub_malformed_payloads_total{channel=\"%s\"} %llu\n",
+                util_channels[i].label, (unsigned long long)m->malformed[i]);
     counter(&b, "coordhub_events_routed_total", "Events that reached at least one socket.",
             m->events_routed);
     counter(&b, "coordhub_frames_built_total",

@@ -30,12 +30,11 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
 
     case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
 
-    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-        if (c && c->http_pending) {
-            c->http_pending = 0;
-            gw->http_inflight--;
-        }
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_RAW_ADOPT:
+    case LWS_CALLBACK_RAW_RX:
+        /* CONNECT: lws turns the connection into a raw socket bound to us.
+         * The hub tunnels nothing: close it. */
+        return -1;
 
     case LWS_CALLBACK_CLOSED_HTTP:
         if (c)

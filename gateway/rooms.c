@@ -2,8 +2,8 @@
  * gateway/rooms.c: the room registry. A room is a named set of members
  * (connections); the router visits a room's members for each event.
  *
- * Rooms live in a chained hash table that doubles when it holds more rooms
- * than buckets, so lookup is O(1) expected. Each membership is one node on
+ * Rooms live in the hub's hash table (util.h: chained, doubling when it
+ * holds more rooms than buckets), so lookup is O(1) expected. Each membership is one node on
  * two intrusive doubly linked lists: the room's member list and the
  * member's room list. Leaving one room is O(1) after the lookup plus a
  * walk of the member's (short) room list, leaving all rooms is
@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOMS_INITIAL_BUCKETS 16
-
 typedef struct gw_room gw_room_t;
 
 struct gw_membership {
@@ -28,62 +26,24 @@ struct gw_membership {
 };
 
 struct gw_room {
-    gw_room_t *hnext; /* bucket chain */
-    uint64_t hash;
+    util_hnode_t node; /* in the registry, keyed by `name` (node.len bytes) */
     struct gw_membership *members;
     size_t size;
-    size_t len;
-    char name[]; /* len bytes, NUL-terminated for the logs */
+    char name[]; /* node.len bytes, NUL-terminated for the logs */
 };
 
+/* Room names are not free input (user rooms come from verified token
+ * subjects, bot and ops rooms need the ops role), which is what the table's
+ * unkeyed hash asks of its keys. */
 struct gw_rooms {
-    gw_room_t **buckets;
-    size_t nbuckets; /* a power of two */
-    size_t count;
+    util_htable_t table; /* gw_room_t by name */
 };
-
-/*
- * FNV-1a. Not keyed, so not flood-proof in general; it is enough here
- * because room names are not free input: user rooms come from verified
- * token subjects and bot/ops rooms need the ops role.
- */
-static uint64_t
-room_hash(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static gw_room_t *
-room_find(const gw_rooms_t *r, const char *name, size_t len, uint64_t h)
+room_find(const gw_rooms_t *r, const char *name, size_t len)
 {
-    gw_room_t *rm = r->buckets[h & (r->nbuckets - 1)];
-    for (; rm; rm = rm->hnext)
-        if (rm->hash == h && rm->len == len && memcmp(rm->name, name, len) == 0)
-            return rm;
-    return NULL;
-}
-
-static void
-rooms_grow(gw_rooms_t *r)
-{
-    size_t nb = r->nbuckets * 2;
-    gw_room_t **b = util_calloc(nb, sizeof *b);
-    for (size_t i = 0; i < r->nbuckets; i++) {
-        gw_room_t *rm = r->buckets[i], *next;
-        for (; rm; rm = next) {
-            next = rm->hnext;
-            rm->hnext = b[rm->hash & (nb - 1)];
-            b[rm->hash & (nb - 1)] = rm;
-        }
-    }
-    free(r->buckets);
-    r->buckets = b;
-    r->nbuckets = nb;
+    util_hnode_t *n = util_htable_find(&r->table, name, len);
+    return n ? UTIL_CONTAINER_OF(n, gw_room_t, node) : NULL;
 }
 
 /* The membership of `m` in `rm`, by a walk of the member's rooms. */
@@ -96,15 +56,11 @@ membership_find(const gw_room_t *rm, const gw_member_t *m)
     return NULL;
 }
 
-/* Unlinks `rm` from its bucket (it is known to be there) and frees it. */
+/* Takes `rm` out of the registry and frees it. */
 static void
 room_remove(gw_rooms_t *r, gw_room_t *rm)
 {
-    gw_room_t **pp = &r->buckets[rm->hash & (r->nbuckets - 1)];
-    while (*pp != rm)
-        pp = &(*pp)->hnext;
-    *pp = rm->hnext;
-    r->count--;
+    util_htable_remove(&r->table, &rm->node);
     free(rm);
 }
 
@@ -135,10 +91,7 @@ membership_drop(gw_rooms_t *r, struct gw_membership *ms)
 gw_rooms_t *
 gw__rooms_new(void)
 {
-    gw_rooms_t *r = util_calloc(1, sizeof *r);
-    r->nbuckets = ROOMS_INITIAL_BUCKETS;
-    r->buckets = util_calloc(r->nbuckets, sizeof *r->buckets);
-    return r;
+    return util_calloc(1, sizeof(gw_rooms_t)); /* a zeroed table is empty */
 }
 
 /*
@@ -148,48 +101,43 @@ gw__rooms_new(void)
 void
 gw__rooms_free(gw_rooms_t *r)
 {
+    util_hnode_t *n, *next;
+
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->nbuckets; i++) {
-        gw_room_t *rm = r->buckets[i], *next;
-        for (; rm; rm = next) {
-            struct gw_membership *ms = rm->members, *msnext;
-            next = rm->hnext;
-            for (; ms; ms = msnext) {
-                msnext = ms->rnext;
-                ms->member->rooms = NULL;
-                free(ms);
-            }
-            free(rm);
+    for (n = util_htable_next(&r->table, NULL); n != NULL; n = next) {
+        gw_room_t *rm = UTIL_CONTAINER_OF(n, gw_room_t, node);
+        struct gw_membership *ms = rm->members, *msnext;
+        next = util_htable_next(&r->table, n);
+        for (; ms; ms = msnext) {
+            msnext = ms->rnext;
+            ms->member->rooms = NULL;
+            free(ms);
         }
+        free(rm);
     }
-    free(r->buckets);
+    util_htable_free(&r->table);
     free(r);
 }
 
 int
 gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
 {
-    uint64_t h = room_hash(room, len);
-    gw_room_t *rm = room_find(r, room, len, h);
+    uint64_t h = util_hash(room, len);
+    util_hnode_t *n = util_htable_find_hashed(&r->table, room, len, h);
+    gw_room_t *rm = n ? UTIL_CONTAINER_OF(n, gw_room_t, node) : NULL;
     struct gw_membership *ms;
 
     if (rm != NULL) {
         if (membership_find(rm, m) != NULL)
             return 1;
     } else {
-        if (r->count >= r->nbuckets)
-            rooms_grow(r);
         rm = util_malloc(sizeof *rm + len + 1);
         memcpy(rm->name, room, len);
         rm->name[len] = '\0';
-        rm->len = len;
-        rm->hash = h;
         rm->members = NULL;
         rm->size = 0;
-        rm->hnext = r->buckets[h & (r->nbuckets - 1)];
-        r->buckets[h & (r->nbuckets - 1)] = rm;
-        r->count++;
+        util_htable_insert_hashed(&r->table, &rm->node, rm->name, len, h);
     }
     ms = util_malloc(sizeof *ms);
     ms->room = rm;
@@ -211,7 +159,7 @@ gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
 int
 gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
 {
-    gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
+    gw_room_t *rm = room_find(r, room, len);
     struct gw_membership *ms;
 
     if (rm == NULL || (ms = membership_find(rm, m)) == NULL)
@@ -230,20 +178,20 @@ gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m)
 size_t
 gw__rooms_size(const gw_rooms_t *r, const char *room, size_t len)
 {
-    gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
+    gw_room_t *rm = room_find(r, room, len);
     return rm ? rm->size : 0;
 }
 
 size_t
 gw__rooms_count(const gw_rooms_t *r)
 {
-    return r->count;
+    return r->table.count;
 }
 
 int
 gw__rooms_is_member(const gw_rooms_t *r, const char *room, size_t len, const gw_member_t *m)
 {
-    gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
+    gw_room_t *rm = room_find(r, room, len);
     return rm != NULL && membership_find(rm, m) != NULL;
 }
 
@@ -256,7 +204,7 @@ size_t
 gw__rooms_visit(gw_rooms_t *r, const char *room, size_t len, void (*fn)(void *ctx, void *owner),
                 void *ctx)
 {
-    gw_room_t *rm = room_find(r, room, len, room_hash(room, len));
+    gw_room_t *rm = room_find(r, room, len);
     struct gw_membership *ms, *next;
     size_t n = 0;
 

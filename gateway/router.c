@@ -87,7 +87,7 @@ json_string_text(const char *s, size_t n, size_t *outlen)
 }
 
 static void
-malformed(gw_t *gw, enum gw_channel ch, const char *channel, size_t chlen, const char *what)
+malformed(gw_t *gw, enum util_channel_id ch, const char *channel, size_t chlen, const char *what)
 {
     unsigned n;
     gw->m.malformed[ch]++;
@@ -100,7 +100,7 @@ malformed(gw_t *gw, enum gw_channel ch, const char *channel, size_t chlen, const
 void
 gw_config_changed(gw_t *gw, const char *key, const char *value, long long version)
 {
-    char room[GW_ROOM_MAX + 1];
+    char room[WIRE_ROOM_MAX + 1];
     json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL), *o;
     char *data;
     int n = snprintf(room, sizeof room, "config:%s", key);
@@ -145,18 +145,18 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
 {
     const char *bot_id;
     size_t bot_len;
-    gw_bot_cmd_t cmd;
-    char room[GW_ROOM_MAX + 1];
+    wire_bot_cmd_t cmd;
+    char room[WIRE_ROOM_MAX + 1];
     json_t *o;
     char *data;
     int n;
 
-    if (gw__bot_channel_id(channel, chlen, &bot_id, &bot_len) != 0) {
-        malformed(gw, GW_CH_BOT, channel, chlen, "bad bot channel name");
+    if (wire_bot_channel_id(channel, chlen, &bot_id, &bot_len) != 0) {
+        malformed(gw, UTIL_CH_BOT, channel, chlen, "bad bot channel name");
         return;
     }
-    if (gw__bot_parse(payload, len, &cmd) != 0) {
-        malformed(gw, GW_CH_BOT, channel, chlen, "bot command does not parse");
+    if (wire_bot_parse(payload, len, &cmd) != 0) {
+        malformed(gw, UTIL_CH_BOT, channel, chlen, "bot command does not parse");
         return;
     }
     /* `bot` to the bot's room (ops only): everything, raw included */
@@ -207,9 +207,9 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
     }
 }
 
-/* "user:" + id into room; the id is valid (at most GW_ID_MAX bytes). */
+/* "user:" + id into room; the id is valid (at most WIRE_ID_MAX bytes). */
 static size_t
-user_room(char room[GW_ROOM_MAX + 1], const char *id)
+user_room(char room[WIRE_ROOM_MAX + 1], const char *id)
 {
     size_t n = strlen(id);
     memcpy(room, "user:", 5);
@@ -217,53 +217,32 @@ user_room(char room[GW_ROOM_MAX + 1], const char *id)
     return n + 5;
 }
 
-static enum gw_channel
-classify(const char *channel, size_t n)
-{
-#define IS(lit) (n == sizeof(lit) - 1 && memcmp(channel, lit, n) == 0)
-    if (IS("tradestate"))
-        return GW_CH_TRADESTATE;
-    if (IS("canceledtrades"))
-        return GW_CH_CANCELED;
-    if (IS("itemReserved"))
-        return GW_CH_ITEMRESERVED;
-    if (IS("finishedtrades"))
-        return GW_CH_FINISHED;
-    if (IS("steamDown"))
-        return GW_CH_STEAMDOWN;
-#undef IS
-    return GW_CH_OTHER;
-}
-
 void
 gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, const char *payload,
               size_t len)
 {
     uint64_t born = uv_hrtime();
-    char id[GW_ID_MAX + 1], room[GW_ROOM_MAX + 1];
-    enum gw_channel ch;
+    char id[WIRE_ID_MAX + 1], room[WIRE_ROOM_MAX + 1];
+    enum util_channel_id ch = util_channel_of(pattern, channel, chlen);
     uint64_t delay;
     char *data;
     size_t dlen;
 
-    if (pattern != NULL) {
-        gw->m.messages_in[GW_CH_BOT]++;
-        route_bot(gw, channel, chlen, payload, len, born);
-        return;
-    }
-    ch = classify(channel, chlen);
+    if (util_channels[ch].label == NULL)
+        ch = UTIL_CH_OTHER; /* not the gateway's (util.h, the channel table) */
     gw->m.messages_in[ch]++;
     switch (ch) {
-    case GW_CH_TRADESTATE:
-        if (gw__route_tradestate(payload, len, id) != 0) {
+    case UTIL_CH_BOT: route_bot(gw, channel, chlen, payload, len, born); return;
+    case UTIL_CH_TRADESTATE:
+        if (wire_route_tradestate(payload, len, id) != 0) {
             malformed(gw, ch, channel, chlen, "not a JSON object with a valid steamId");
             return;
         }
         /* data is the object exactly as published: validated, not rebuilt */
         to_room(gw, room, user_room(room, id), "tradestate", payload, len, born);
         return;
-    case GW_CH_CANCELED:
-        if (gw__route_canceled(payload, len, id) != 0) {
+    case UTIL_CH_CANCELED:
+        if (wire_route_canceled(payload, len, id) != 0) {
             malformed(gw, ch, channel, chlen, "not a valid steamId");
             return;
         }
@@ -274,21 +253,21 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
         to_room(gw, room, user_room(room, id), "canceledtrades", data, dlen, born);
         free(data);
         return;
-    case GW_CH_ITEMRESERVED:
+    case UTIL_CH_ITEM_RESERVED:
         switch (gw__throttle_hit(&gw->reserve_throttle, uv_now(gw->loop), &delay)) {
         case GW_THROTTLE_FIRE: fire_reserve_items(gw); break;
         case GW_THROTTLE_ARM: uv_timer_start(&gw->reserve_timer, on_reserve_timer, delay, 0); break;
         default: break;
         }
         return;
-    case GW_CH_FINISHED:
-    case GW_CH_STEAMDOWN:
+    case UTIL_CH_FINISHED:
+    case UTIL_CH_STEAMDOWN:
         data = json_string_text(payload, len, &dlen);
         if (data == NULL) {
             malformed(gw, ch, channel, chlen, "not valid UTF-8 text");
             return;
         }
-        to_room(gw, "ops", 3, ch == GW_CH_FINISHED ? "finishedtrades" : "steamDown", data, dlen,
+        to_room(gw, "ops", 3, ch == UTIL_CH_FINISHED ? "finishedtrades" : "steamDown", data, dlen,
                 born);
         free(data);
         return;

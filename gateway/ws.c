@@ -34,12 +34,6 @@ on_wake(uv_idle_t *h)
     (void)h; /* only there to keep the poll phase from blocking */
 }
 
-static uint64_t
-now_ms(const gw_t *gw)
-{
-    return uv_now(gw->loop);
-}
-
 /* Finds the token: Authorization: Bearer first, then ?token=. */
 static int
 find_token(struct lws *wsi, char *buf, int cap)
@@ -60,16 +54,16 @@ find_token(struct lws *wsi, char *buf, int cap)
 }
 
 static int
-authenticate(gw_t *gw, struct lws *wsi, gw_claims_t *claims, const char **why)
+authenticate(gw_t *gw, struct lws *wsi, wire_claims_t *claims, const char **why)
 {
-    char tok[GW_TOKEN_MAX + 1];
+    char tok[WIRE_TOKEN_MAX + 1];
     int n = find_token(wsi, tok, sizeof tok);
 
     if (n <= 0) {
         *why = "missing token";
         return GW_EPARSE;
     }
-    return gw__jwt_verify(gw->secret, tok, (size_t)n, time(NULL), claims, why);
+    return wire_jwt_verify(gw->secret, tok, (size_t)n, time(NULL), claims, why);
 }
 
 static int
@@ -94,7 +88,7 @@ path_framing(struct lws *wsi, enum gw_framing *out)
 int
 gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi)
 {
-    gw_claims_t claims;
+    wire_claims_t claims;
     enum gw_framing framing;
     const char *why, *body;
     int status;
@@ -118,10 +112,10 @@ gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi)
 }
 
 int
-gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, gw_claims_t *claims)
+gw__ws_verify_token(gw_t *gw, const char *tok, size_t len, wire_claims_t *claims)
 {
     const char *why;
-    if (gw__jwt_verify(gw->secret, tok, len, time(NULL), claims, &why) != 0) {
+    if (wire_jwt_verify(gw->secret, tok, len, time(NULL), claims, &why) != 0) {
         gw->m.auth_failures++;
         LOG_DEBUG("gw", "token refused: %s", why);
         return GW_EPARSE;
@@ -193,7 +187,7 @@ gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 void
 gw__ws_enter(gw_t *gw, gw_conn_t *c)
 {
-    char room[GW_ROOM_MAX + 1];
+    char room[WIRE_ROOM_MAX + 1];
     int n = snprintf(room, sizeof room, "user:%s", c->claims.sub);
     gw__rooms_join(gw->rooms, room, (size_t)n, &c->member);
     c->ready = 1;
@@ -202,7 +196,7 @@ gw__ws_enter(gw_t *gw, gw_conn_t *c)
 int
 gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
 {
-    if (gw__room_check(&c->claims, room, code) != 0) {
+    if (wire_room_check(&c->claims, room, code) != 0) {
         *msg = strcmp(*code, "forbidden") == 0 ? "not allowed to join this room"
                                                : "rooms are user:<id>, bot:<id> or ops";
         return GW_EPARSE;
@@ -212,10 +206,10 @@ gw__ws_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const c
 }
 
 int
-gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const gw_client_op_t *op, const char **code,
+gw__ws_config_watch(gw_t *gw, gw_conn_t *c, const wire_client_op_t *op, const char **code,
                     const char **msg)
 {
-    char room[GW_ROOM_MAX + 1];
+    char room[WIRE_ROOM_MAX + 1];
 
     if (gw->cache == NULL) {
         *code = "unavailable";
@@ -521,28 +515,28 @@ send_room_ack(gw_t *gw, gw_conn_t *c, const char *event, const char *room)
 static void
 handle_op(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 {
-    gw_client_op_t op;
+    wire_client_op_t op;
     const char *code, *msg;
 
-    if (gw__client_op_parse(buf, len, &op, &code, &msg) != 0) {
+    if (wire_client_op_parse(buf, len, &op, &code, &msg) != 0) {
         send_error(gw, c, code, msg);
         return;
     }
     switch (op.op) {
-    case GW_OP_PING: gw__ws_send_event(gw, c, "pong", NULL, 0); break;
-    case GW_OP_JOIN:
+    case WIRE_OP_PING: gw__ws_send_event(gw, c, "pong", NULL, 0); break;
+    case WIRE_OP_JOIN:
         if (gw__ws_join(gw, c, op.room, &code, &msg) != 0)
             send_error(gw, c, code, msg);
         else
             send_room_ack(gw, c, "joined", op.room);
         break;
-    case GW_OP_LEAVE:
+    case WIRE_OP_LEAVE:
         if (gw__ws_leave(gw, c, op.room, &code, &msg) != 0)
             send_error(gw, c, code, msg);
         else
             send_room_ack(gw, c, "left", op.room);
         break;
-    case GW_OP_CONFIG_WATCH:
+    case WIRE_OP_CONFIG_WATCH:
         if (gw__ws_config_watch(gw, c, &op, &code, &msg) != 0) {
             send_error(gw, c, code, msg);
         } else {
@@ -568,7 +562,7 @@ dispatch(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         gw->m.utf8_closes++;
         return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
     }
-    if (!gw__bucket_take(&c->bucket, now_ms(gw), gw->op_rate, gw->op_burst)) {
+    if (!gw__bucket_take(&c->bucket, uv_now(gw->loop), gw->op_rate, gw->op_burst)) {
         gw->m.rate_closes++;
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
     }

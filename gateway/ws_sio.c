@@ -15,35 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* 120 random bits as 20 base64url characters: the Engine.IO session id. */
-static void
-make_sid(char out[21])
-{
-    unsigned char r[15];
-    size_t got = 0;
-
-    while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got < sizeof r) /* getrandom cannot fail for 15 bytes; keep sane */
-        for (size_t i = got; i < sizeof r; i++)
-            r[i] = (unsigned char)(uv_hrtime() >> (i % 8));
-    for (int i = 0; i < 5; i++) {
-        uint32_t v = (uint32_t)r[3 * i] << 16 | (uint32_t)r[3 * i + 1] << 8 | r[3 * i + 2];
-        out[4 * i] = b64url[(v >> 18) & 63];
-        out[4 * i + 1] = b64url[(v >> 12) & 63];
-        out[4 * i + 2] = b64url[(v >> 6) & 63];
-        out[4 * i + 3] = b64url[v & 63];
-    }
-    out[20] = '\0';
-}
 
 void
 gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
@@ -51,7 +22,8 @@ gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     char open[256];
     int n;
 
-    make_sid(c->sio_sid);
+    /* the Engine.IO session id: 120 random bits */
+    util_random_id(c->sio_sid, 20, UTIL_ID_B64URL);
     n = snprintf(open, sizeof open,
                  "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,\"pingTimeout\":%u,"
                  "\"maxPayload\":%zu}",
@@ -92,9 +64,9 @@ send_json_packet(gw_t *gw, gw_conn_t *c, const char *prefix, json_t *body)
 }
 
 static int
-sio_connect(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
+sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
 {
-    gw_claims_t claims;
+    wire_claims_t claims;
     json_t *auth = NULL, *tok = NULL;
     int ok = 0;
     char reply[64];
@@ -136,7 +108,7 @@ static const char *
 room_arg(json_t *arg)
 {
     json_t *r = json_is_object(arg) ? json_object_get(arg, "room") : arg;
-    if (!json_is_string(r) || json_string_length(r) == 0 || json_string_length(r) > GW_ROOM_MAX ||
+    if (!json_is_string(r) || json_string_length(r) == 0 || json_string_length(r) > WIRE_ROOM_MAX ||
         strlen(json_string_value(r)) != json_string_length(r))
         return NULL;
     return json_string_value(r);
@@ -173,7 +145,7 @@ answer(gw_t *gw, gw_conn_t *c, long long ack_id, const char *event, const char *
 }
 
 static int
-sio_event(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
+sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
 {
     json_t *arr = json_loadb(p->data, p->data_len, 0, NULL);
     const char *name, *room, *code = NULL, *msg = NULL;
@@ -199,9 +171,9 @@ sio_event(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
     } else if (strcmp(name, "config.watch") == 0) {
         /* socket.emit("config.watch", ["k1", "k2"]) or ({keys: [...]}) */
         json_t *arg = json_array_get(arr, 1);
-        gw_client_op_t op;
+        wire_client_op_t op;
         memset(&op, 0, sizeof op);
-        if (gw__watch_keys_parse(json_is_object(arg) ? json_object_get(arg, "keys") : arg, &op,
+        if (wire_watch_keys_parse(json_is_object(arg) ? json_object_get(arg, "keys") : arg, &op,
                                  &msg) != 0)
             answer(gw, c, p->ack_id, NULL, NULL, "bad_request", msg);
         else if (gw__ws_config_watch(gw, c, &op, &code, &msg) != 0)
@@ -219,18 +191,18 @@ sio_event(gw_t *gw, gw_conn_t *c, const gw_sio_packet_t *p)
 int
 gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 {
-    gw_sio_packet_t p;
+    wire_sio_packet_t p;
 
-    if (gw__sio_parse(buf, len, &p) != 0)
+    if (wire_sio_parse(buf, len, &p) != 0)
         return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     switch (p.eio) {
-    case GW_EIO_PONG:
+    case WIRE_EIO_PONG:
         if (c->sio_pong_due) {
             c->sio_pong_due = 0;
             c->sio_deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
         }
         return 0;
-    case GW_EIO_PING: {
+    case WIRE_EIO_PING: {
         /* v4 clients do not ping, but answering costs nothing */
         char pong[64];
         if (p.data_len > sizeof pong - 1)
@@ -240,13 +212,13 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         gw__ws_send_text(gw, c, pong, p.data_len + 1);
         return 0;
     }
-    case GW_EIO_CLOSE: return LWS_CLOSE_STATUS_NORMAL;
-    case GW_EIO_NOOP:
-    case GW_EIO_UPGRADE: return 0;
-    case GW_EIO_OPEN: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
-    case GW_EIO_MESSAGE: break;
+    case WIRE_EIO_CLOSE: return LWS_CLOSE_STATUS_NORMAL;
+    case WIRE_EIO_NOOP:
+    case WIRE_EIO_UPGRADE: return 0;
+    case WIRE_EIO_OPEN: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    case WIRE_EIO_MESSAGE: break;
     }
-    if (p.sio == GW_SIO_BINARY_EVENT || p.sio == GW_SIO_BINARY_ACK) {
+    if (p.sio == WIRE_SIO_BINARY_EVENT || p.sio == WIRE_SIO_BINARY_ACK) {
         /* binary attachments are not carried: refuse the connection cleanly */
         gw->m.binary_closes++;
         return LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
@@ -260,8 +232,8 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         json_decref(j);
     }
     if (p.nsp_len != 1) {
-        if (p.sio == GW_SIO_CONNECT) {
-            char prefix[GW_SIO_NSP_MAX + 8];
+        if (p.sio == WIRE_SIO_CONNECT) {
+            char prefix[WIRE_SIO_NSP_MAX + 8];
             json_t *body = json_pack("{s:s}", "message", "Invalid namespace");
             snprintf(prefix, sizeof prefix, "44%.*s,", (int)p.nsp_len, p.nsp);
             send_json_packet(gw, c, prefix, body);
@@ -270,13 +242,13 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         return 0; /* packets of a namespace never joined are ignored */
     }
     switch (p.sio) {
-    case GW_SIO_CONNECT: return sio_connect(gw, c, &p);
-    case GW_SIO_DISCONNECT:
+    case WIRE_SIO_CONNECT: return sio_connect(gw, c, &p);
+    case WIRE_SIO_DISCONNECT:
         gw__rooms_leave_all(gw->rooms, &c->member);
         c->ready = 0;
         return LWS_CLOSE_STATUS_NORMAL;
-    case GW_SIO_EVENT: return c->ready ? sio_event(gw, c, &p) : 0;
-    case GW_SIO_ACK: return 0; /* the hub never asks for acks */
+    case WIRE_SIO_EVENT: return c->ready ? sio_event(gw, c, &p) : 0;
+    case WIRE_SIO_ACK: return 0; /* the hub never asks for acks */
     default: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     }
 }

@@ -4,9 +4,11 @@
  *
  * Lifetimes. A lock_op_t is owned by its request until the callback fires
  * or lock_cancel is called ("done"); it is freed when it is done, has no
- * Redis command in flight and its deadline timer (if it waited) has closed.
- * A lock_name_t exists while it has waiters or an attempt in flight; it is
- * freed when its expiry timer has closed.
+ * Redis request in flight and its deadline timer (if it waited) has closed.
+ * Its Redis requests are in the manager's bus group `ops` (privdata: the
+ * op), which lock_mgr_close cancels, answering what was still owed
+ * (docs/requests.md). A lock_name_t exists while it has waiters or an
+ * attempt in flight; it is freed when its expiry timer has closed.
  *
  * Waking. Only the head of a name's queue ever retries, and only when a
  * release notice for the name arrives or the expiry timer (armed at the
@@ -17,9 +19,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-
-#define NAME_BUCKETS 256
 
 enum script { S_ACQUIRE, S_RELEASE, S_EXTEND, S_INSPECT, S_COUNT };
 
@@ -62,9 +61,8 @@ struct lock_op {
     long long wait_ms;
     lock_cb cb;
     void *privdata;
-    int done;     /* the callback fired, or the request was cancelled */
-    int in_redis; /* a command is in flight for it */
-    int orphan;   /* cancelled while its acquire was in flight */
+    int done;       /* the callback fired, or the request was cancelled */
+    bus_req_t *req; /* its script in flight, or NULL */
     /* waiting */
     lock_name_t *ln;
     lock_op_t *qnext, *qprev;
@@ -82,7 +80,7 @@ struct lock_name {
     uv_timer_t expiry;
     int attempt; /* the head's acquire is in flight */
     int closing;
-    lock_name_t *hnext;
+    util_hnode_t node; /* in the manager's `names`, keyed by `name` */
 };
 
 struct lock_mgr {
@@ -92,8 +90,10 @@ struct lock_mgr {
     int ready;
     int draining;
     int closing;
-    lock_name_t *names[NAME_BUCKETS];
+    util_htable_t names; /* lock_name_t by name */
     lock_metrics_t metrics;
+    bus_group_t ops;   /* the ops' scripts: privdata lock_op_t */
+    bus_group_t loads; /* script loads: privdata our scripts */
     uv_timer_t closer; /* makes the close callback asynchronous */
     int handles_open;
     void (*close_cb)(void *);
@@ -105,41 +105,12 @@ static void wake(lock_name_t *ln);
 
 /* ---- small things ---- */
 
-static uint32_t
-name_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h % NAME_BUCKETS;
-}
-
-static void
-random_token(char out[33])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
-    size_t got = 0;
-
-    /* 128 bits from the kernel's CSPRNG; getrandom only fails for lack of
-     * entropy at early boot, where blocking (flags 0) is the right answer */
-    while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-    }
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
-    out[32] = '\0';
-}
-
 static void
 maybe_free_mgr(lock_mgr_t *m)
 {
     if (!m->closing || m->handles_open > 0)
         return;
+    util_htable_free(&m->names); /* empty: each name closed its timer */
     if (m->close_cb)
         m->close_cb(m->close_privdata);
     free(m);
@@ -149,7 +120,7 @@ static void
 op_release(lock_op_t *op)
 {
     lock_mgr_t *m = op->m;
-    if (!op->done || op->in_redis || op->deadline_open)
+    if (!op->done || op->req != NULL || op->deadline_open)
         return;
     free(op);
     maybe_free_mgr(m);
@@ -160,10 +131,8 @@ op_release(lock_op_t *op)
 static lock_name_t *
 name_find(lock_mgr_t *m, const char *name, size_t len)
 {
-    for (lock_name_t *ln = m->names[name_hash(name, len)]; ln; ln = ln->hnext)
-        if (ln->len == len && memcmp(ln->name, name, len) == 0 && !ln->closing)
-            return ln;
-    return NULL;
+    util_hnode_t *n = util_htable_find(&m->names, name, len);
+    return n ? UTIL_CONTAINER_OF(n, lock_name_t, node) : NULL;
 }
 
 static void
@@ -186,7 +155,6 @@ static lock_name_t *
 name_get(lock_mgr_t *m, const char *name, size_t len)
 {
     lock_name_t *ln = name_find(m, name, len);
-    uint32_t b;
 
     if (ln != NULL)
         return ln;
@@ -197,9 +165,7 @@ name_get(lock_mgr_t *m, const char *name, size_t len)
     uv_timer_init(m->loop, &ln->expiry);
     ln->expiry.data = ln;
     m->handles_open++;
-    b = name_hash(name, len);
-    ln->hnext = m->names[b];
-    m->names[b] = ln;
+    util_htable_insert(&m->names, &ln->node, ln->name, len);
     return ln;
 }
 
@@ -208,16 +174,10 @@ static void
 name_maybe_drop(lock_name_t *ln)
 {
     lock_mgr_t *m = ln->m;
-    lock_name_t **pp;
 
     if (ln->head != NULL || ln->attempt || ln->closing)
         return;
-    for (pp = &m->names[name_hash(ln->name, ln->len)]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == ln) {
-            *pp = ln->hnext;
-            break;
-        }
-    }
+    util_htable_remove(&m->names, &ln->node);
     ln->closing = 1;
     uv_close((uv_handle_t *)&ln->expiry, on_name_closed);
 }
@@ -271,9 +231,10 @@ dequeue(lock_op_t *op)
     name_maybe_drop(ln);
 }
 
+/* Answers the request once (docs/errors.md: `error`, else `outcome`). */
 static void
-finish(lock_op_t *op, enum lock_status status, long long fence, long long ttl, int held,
-       const char *detail)
+finish(lock_op_t *op, int error, enum lock_outcome outcome, long long fence, long long ttl,
+       int held, const char *detail)
 {
     lock_result_t r;
 
@@ -282,17 +243,18 @@ finish(lock_op_t *op, enum lock_status status, long long fence, long long ttl, i
         return;
     op->done = 1;
     memset(&r, 0, sizeof r);
-    r.status = status;
+    r.error = error;
+    r.outcome = outcome;
     r.name = op->name;
     r.fence = fence;
     r.ttl_ms = ttl;
     r.held = held;
     r.detail = detail;
-    if (op->kind == OP_ACQUIRE && status == LOCK_OK)
+    if (op->kind == OP_ACQUIRE && error == 0 && outcome == LOCK_DONE)
         memcpy(r.token, op->token, 33);
-    if (status == LOCK_HELD)
+    if (error == 0 && outcome == LOCK_HELD)
         op->m->metrics.contention++;
-    if (status == LOCK_NOT_OWNER)
+    if (error == 0 && outcome == LOCK_NOT_OWNER)
         op->m->metrics.not_owner++;
     op->cb(op->privdata, &r);
 }
@@ -308,7 +270,7 @@ on_deadline(uv_timer_t *t)
         op->deadline_passed = 1;
         return;
     }
-    finish(op, LOCK_HELD, 0, 0, 0, NULL);
+    finish(op, 0, LOCK_HELD, 0, 0, 0, NULL);
     op_release(op);
 }
 
@@ -334,25 +296,27 @@ enqueue(lock_op_t *op, lock_name_t *ln)
 }
 
 static void
-fail_all_waiters(lock_mgr_t *m, const char *why)
+fail_all_waiters(lock_mgr_t *m, int error, const char *why)
 {
-    for (int b = 0; b < NAME_BUCKETS; b++) {
-        lock_name_t *ln = m->names[b];
-        while (ln != NULL) {
-            lock_name_t *next = ln->hnext;
-            /* finish() may drop `ln`; walk its queue from a copy */
-            lock_op_t *op = ln->head;
-            while (op != NULL) {
-                lock_op_t *qn = op->qnext;
-                if (ln->attempt && op == ln->head) {
-                    op->deadline_passed = 1; /* its reply decides */
-                } else {
-                    finish(op, LOCK_UNAVAILABLE, 0, 0, 0, why);
-                    op_release(op);
-                }
-                op = qn;
+    util_hnode_t *n, *next;
+
+    /* finish() may drop the name being visited (the next one is taken
+     * first) and never adds one: nothing waits while Redis is down or the
+     * manager drains */
+    for (n = util_htable_next(&m->names, NULL); n != NULL; n = next) {
+        lock_name_t *ln = UTIL_CONTAINER_OF(n, lock_name_t, node);
+        lock_op_t *op = ln->head;
+        next = util_htable_next(&m->names, n);
+        /* finish() may drop `ln`; walk its queue from a copy */
+        while (op != NULL) {
+            lock_op_t *qn = op->qnext;
+            if (ln->attempt && op == ln->head) {
+                op->deadline_passed = 1; /* its reply decides */
+            } else {
+                finish(op, error, LOCK_DONE, 0, 0, 0, why);
+                op_release(op);
             }
-            ln = next;
+            op = qn;
         }
     }
 }
@@ -374,7 +338,7 @@ static int
 reply_int(const redisReply *r, long long *out)
 {
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
-        return -1;
+        return UV_EPROTO;
     *out = r->integer;
     return 0;
 }
@@ -413,10 +377,8 @@ send_op(lock_op_t *op)
         break;
     }
 #undef ARG
-    rc = bus_evalsha(m->bus, &m->scripts[op_script(op)], numkeys, argc, argv, argvlen, on_op_reply,
-                     op);
-    if (rc == 0)
-        op->in_redis = 1;
+    rc = bus_script_request(m->bus, &m->ops, &op->req, &m->scripts[op_script(op)], numkeys, argc,
+                            argv, argvlen, on_op_reply, op);
     return rc;
 }
 
@@ -441,7 +403,7 @@ acquire_reply(lock_op_t *op, redisReply *reply)
         ln->attempt = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply_int(reply->element[0], &granted) != 0 || reply_int(reply->element[1], &value) != 0) {
-        finish(op, LOCK_ERROR, 0, 0, 0, "unexpected reply to the acquire script");
+        finish(op, UV_EPROTO, LOCK_DONE, 0, 0, 0, "unexpected reply to the acquire script");
         op_release(op);
         return;
     }
@@ -452,7 +414,7 @@ acquire_reply(lock_op_t *op, redisReply *reply)
             return;
         }
         m->metrics.acquisitions++;
-        finish(op, LOCK_OK, value, op->ttl_ms, 1, NULL);
+        finish(op, 0, LOCK_DONE, value, op->ttl_ms, 1, NULL);
         /* the others wait for this holder's release, or its expiry */
         if ((ln = name_find(m, op->name, op->name_len)) != NULL && ln->head)
             arm_expiry(ln, op->ttl_ms);
@@ -462,8 +424,11 @@ acquire_reply(lock_op_t *op, redisReply *reply)
     /* held by someone else: `value` is its PTTL */
     if (ln != NULL) {
         if (op->done || op->deadline_passed || m->draining || !m->ready) {
-            finish(op, m->ready && !m->draining ? LOCK_HELD : LOCK_UNAVAILABLE, 0, 0, 0,
-                   m->draining ? "shutting down" : NULL);
+            finish(op,
+                   m->draining ? UV_ECANCELED
+                   : !m->ready ? UV_ENOTCONN
+                               : 0,
+                   LOCK_HELD, 0, 0, 0, m->draining ? "shutting down" : NULL);
             op_release(op);
             if ((ln = name_find(m, op->name, op->name_len)) != NULL && ln->head)
                 arm_expiry(ln, value);
@@ -477,7 +442,7 @@ acquire_reply(lock_op_t *op, redisReply *reply)
         return;
     }
     if (op->wait_ms == 0 || m->draining) {
-        finish(op, LOCK_HELD, 0, value, 1, NULL);
+        finish(op, 0, LOCK_HELD, 0, value, 1, NULL);
         op_release(op);
         return;
     }
@@ -493,19 +458,18 @@ on_op_reply(void *privdata, redisReply *reply)
     lock_mgr_t *m = op->m;
     long long v;
 
-    op->in_redis = 0;
+    op->req = NULL;
     if (reply == NULL) {
         if (op->ln && op->ln->head == op)
             op->ln->attempt = 0;
-        finish(op, LOCK_UNAVAILABLE, 0, 0, 0, "redis connection lost");
+        finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0, "redis connection lost");
         op_release(op);
         return;
     }
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    if (reply->type == REDIS_REPLY_ERROR) {
         if (op->ln && op->ln->head == op)
             op->ln->attempt = 0;
-        finish(op, reply ? LOCK_ERROR : LOCK_UNAVAILABLE, 0, 0, 0,
-               reply ? reply->str : "redis connection lost");
+        finish(op, UV_EPROTO, LOCK_DONE, 0, 0, 0, reply->str);
         op_release(op);
         return;
     }
@@ -514,17 +478,17 @@ on_op_reply(void *privdata, redisReply *reply)
     case OP_RELEASE:
     case OP_EXTEND:
         if (reply_int(reply, &v) != 0) {
-            finish(op, LOCK_ERROR, 0, 0, 0, "unexpected reply to a lock script");
+            finish(op, UV_EPROTO, LOCK_DONE, 0, 0, 0, "unexpected reply to a lock script");
         } else if (op->kind == OP_RELEASE) {
             if (v)
                 m->metrics.releases++;
             else
                 m->metrics.releases_not_owner++;
-            finish(op, v ? LOCK_OK : LOCK_NOT_OWNER, 0, 0, 0, NULL);
+            finish(op, 0, v ? LOCK_DONE : LOCK_NOT_OWNER, 0, 0, 0, NULL);
         } else {
             if (v)
                 m->metrics.extends++;
-            finish(op, v ? LOCK_OK : LOCK_NOT_OWNER, 0, op->ttl_ms, 1, NULL);
+            finish(op, 0, v ? LOCK_DONE : LOCK_NOT_OWNER, 0, op->ttl_ms, 1, NULL);
         }
         op_release(op);
         return;
@@ -532,7 +496,7 @@ on_op_reply(void *privdata, redisReply *reply)
         long long pttl, fence = -1;
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
             reply_int(reply->element[0], &pttl) != 0) {
-            finish(op, LOCK_ERROR, 0, 0, 0, "unexpected reply to the inspect script");
+            finish(op, UV_EPROTO, LOCK_DONE, 0, 0, 0, "unexpected reply to the inspect script");
         } else {
             redisReply *f = reply->element[1];
             if (f != NULL && f->type == REDIS_REPLY_STRING) {
@@ -541,7 +505,7 @@ on_op_reply(void *privdata, redisReply *reply)
                 if (*end != '\0')
                     fence = -1;
             }
-            finish(op, LOCK_OK, fence, pttl, pttl != -2, NULL);
+            finish(op, 0, LOCK_DONE, fence, pttl, pttl != -2, NULL);
         }
         op_release(op);
         return;
@@ -561,7 +525,7 @@ wake(lock_name_t *ln)
     ln->attempt = 1;
     if (send_op(op) != 0) {
         ln->attempt = 0;
-        finish(op, LOCK_UNAVAILABLE, 0, 0, 0, "redis unavailable");
+        finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0, "redis unavailable");
         op_release(op);
     }
 }
@@ -599,12 +563,12 @@ lock_on_redis_state(lock_mgr_t *m, int ready)
     m->ready = ready;
     if (!ready) {
         /* waiters cannot hear release notices any more: SPEC says 503 */
-        fail_all_waiters(m, "redis unavailable");
+        fail_all_waiters(m, UV_ENOTCONN, "redis unavailable");
         return;
     }
     /* SCRIPT LOAD once per connection; EVALSHA from then on */
     for (int s = 0; s < S_COUNT; s++)
-        bus_script_preload(m->bus, &m->scripts[s]);
+        bus_script_preload(m->bus, &m->loads, &m->scripts[s]);
 }
 
 static lock_op_t *
@@ -620,13 +584,25 @@ op_new(lock_mgr_t *m, enum op_kind kind, const char *name, size_t len, lock_cb c
     return op;
 }
 
+/* Whether a request may start now: 0, UV_EINVAL, UV_ECANCELED or
+ * UV_ENOTCONN (docs/errors.md), in that order of precedence. */
+static int
+admit(const lock_mgr_t *m, size_t len, const char *token)
+{
+    if (len == 0 || len > LOCK_NAME_MAX || (token != NULL && strlen(token) > LOCK_TOKEN_MAX))
+        return UV_EINVAL;
+    if (m->closing)
+        return UV_ECANCELED;
+    return m->ready ? 0 : UV_ENOTCONN;
+}
+
 static int
 start(lock_op_t *op, lock_op_t **out)
 {
-    lock_mgr_t *m = op->m;
-    if (!m->ready || m->closing || send_op(op) != 0) {
+    int rc = send_op(op);
+    if (rc != 0) {
         free(op);
-        return UV_ENOTCONN;
+        return rc;
     }
     *out = op;
     return 0;
@@ -638,13 +614,14 @@ lock_acquire(lock_mgr_t *m, const char *name, size_t len, const lock_acquire_arg
 {
     lock_op_t *op;
     lock_name_t *ln;
+    int rc = admit(m, len, NULL);
 
-    if (!m->ready || m->closing || len == 0 || len > LOCK_NAME_MAX)
-        return UV_ENOTCONN;
+    if (rc != 0)
+        return rc;
     op = op_new(m, OP_ACQUIRE, name, len, cb, privdata);
     op->ttl_ms = a->ttl_ms;
     op->wait_ms = m->draining ? 0 : a->wait_ms;
-    random_token(op->token);
+    util_random_id(op->token, 32, UTIL_ID_HEX); /* 128 bits */
     /* first come, first served: behind this hub's waiters, not around them */
     if (op->wait_ms > 0 && (ln = name_find(m, name, len)) != NULL && ln->head != NULL) {
         enqueue(op, ln);
@@ -659,8 +636,10 @@ lock_extend(lock_mgr_t *m, const char *name, size_t len, const char *token, long
             lock_cb cb, void *privdata, lock_op_t **out)
 {
     lock_op_t *op;
-    if (len == 0 || len > LOCK_NAME_MAX || strlen(token) > LOCK_TOKEN_MAX)
-        return UV_EINVAL;
+    int rc = admit(m, len, token);
+
+    if (rc != 0)
+        return rc;
     op = op_new(m, OP_EXTEND, name, len, cb, privdata);
     snprintf(op->token, sizeof op->token, "%s", token);
     op->ttl_ms = ttl_ms;
@@ -672,8 +651,10 @@ lock_release(lock_mgr_t *m, const char *name, size_t len, const char *token, loc
              void *privdata, lock_op_t **out)
 {
     lock_op_t *op;
-    if (len == 0 || len > LOCK_NAME_MAX || strlen(token) > LOCK_TOKEN_MAX)
-        return UV_EINVAL;
+    int rc = admit(m, len, token);
+
+    if (rc != 0)
+        return rc;
     op = op_new(m, OP_RELEASE, name, len, cb, privdata);
     snprintf(op->token, sizeof op->token, "%s", token);
     return start(op, out);
@@ -683,8 +664,10 @@ int
 lock_inspect(lock_mgr_t *m, const char *name, size_t len, lock_cb cb, void *privdata,
              lock_op_t **out)
 {
-    if (len == 0 || len > LOCK_NAME_MAX)
-        return UV_EINVAL;
+    int rc = admit(m, len, NULL);
+
+    if (rc != 0)
+        return rc;
     return start(op_new(m, OP_INSPECT, name, len, cb, privdata), out);
 }
 
@@ -696,9 +679,14 @@ lock_cancel(lock_op_t *op)
     if (op->done)
         return;
     op->done = 1;
-    op->orphan = 1;
     if (ln != NULL && !(ln->head == op && ln->attempt))
         dequeue(op); /* a waiter between attempts just leaves */
+    /* An acquire in flight runs on: if it wins, its reply gives the lock
+     * straight back (release_orphan). Anything else is of no more use. */
+    if (op->req != NULL && op->kind != OP_ACQUIRE) {
+        bus_cancel(op->req);
+        op->req = NULL;
+    }
     op_release(op);
 }
 
@@ -706,7 +694,7 @@ void
 lock_mgr_drain(lock_mgr_t *m)
 {
     m->draining = 1;
-    fail_all_waiters(m, "shutting down");
+    fail_all_waiters(m, UV_ECANCELED, "shutting down");
 }
 
 const lock_metrics_t *
@@ -726,15 +714,30 @@ on_closer_closed(uv_handle_t *h)
     maybe_free_mgr(m);
 }
 
+/* An op whose script was in flight at close: answered if still owed. */
+static void
+answer_cancelled(void *privdata)
+{
+    lock_op_t *op = privdata;
+
+    op->req = NULL;
+    if (op->ln && op->ln->head == op)
+        op->ln->attempt = 0;
+    finish(op, UV_ECANCELED, LOCK_DONE, 0, 0, 0, "shutting down");
+    op_release(op);
+}
+
 void
 lock_mgr_close(lock_mgr_t *m, void (*close_cb)(void *privdata), void *privdata)
 {
     if (m->closing)
         return;
     m->draining = 1;
-    fail_all_waiters(m, "shutting down");
+    fail_all_waiters(m, UV_ECANCELED, "shutting down");
     m->closing = 1;
     m->close_cb = close_cb;
     m->close_privdata = privdata;
+    bus_group_cancel(&m->loads, NULL);
+    bus_group_cancel(&m->ops, answer_cancelled);
     uv_close((uv_handle_t *)&m->closer, on_closer_closed);
 }

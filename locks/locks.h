@@ -24,33 +24,37 @@
 #include <uv.h>
 
 #include "bus.h"
+#include "util.h"
 
 #define LOCK_NAME_MAX 200
 #define LOCK_TTL_MAX 86400000LL
 #define LOCK_WAIT_MAX 60000LL
 #define LOCK_OWNER_MAX 128
 #define LOCK_TOKEN_MAX 64 /* accepted from clients; ours are 32 hex chars */
-#define LOCK_RELEASE_CHANNEL "coordhub:lock-released"
+#define LOCK_RELEASE_CHANNEL UTIL_CHANNEL_LOCK_RELEASED /* util.h: the channel table */
 
 typedef struct lock_mgr lock_mgr_t;
 typedef struct lock_op lock_op_t;
 
-enum lock_status {
-    LOCK_OK = 0,
-    LOCK_HELD,        /* held by someone else (after waiting, if asked) */
-    LOCK_NOT_OWNER,   /* the token does not hold the lock */
-    LOCK_UNAVAILABLE, /* Redis down, or went down while waiting */
-    LOCK_ERROR,       /* Redis answered something unexpected */
+/* What happened, when the request did not fail (docs/errors.md). */
+enum lock_outcome {
+    LOCK_DONE = 0,  /* acquired, extended, released or inspected */
+    LOCK_HELD,      /* held by someone else (after waiting, if asked) */
+    LOCK_NOT_OWNER, /* the token does not hold the lock */
 };
 
 typedef struct lock_result {
-    enum lock_status status;
+    /* 0, or UV_ENOTCONN (Redis down, or went down while waiting),
+     * UV_ECANCELED (the manager is draining or closing), UV_EPROTO (Redis
+     * answered something unexpected) */
+    int error;
+    enum lock_outcome outcome; /* when error is 0 */
     const char *name;
     char token[33];     /* acquire */
     long long fence;    /* acquire; inspect: -1 when never taken */
     long long ttl_ms;   /* acquire, extend; inspect: -1 no expiry, -2 not held */
     int held;           /* inspect */
-    const char *detail; /* for LOCK_ERROR/UNAVAILABLE: why (static or transient) */
+    const char *detail; /* with an error: why (static or transient), or NULL */
 } lock_result_t;
 
 /* Fires exactly once per accepted request, unless lock_cancel came first. */
@@ -71,7 +75,8 @@ typedef struct lock_metrics {
 
 /* ---- request validation (pure; validate.c) ---- */
 
-/* 1..200 of [A-Za-z0-9:_.-{}], not starting "coordhub:". 0, or -22 with *err. */
+/* 1..200 of [A-Za-z0-9:_.-{}], not starting "coordhub:". 0, or UV_EINVAL
+ * with *err. */
 int lock_valid_name(const char *s, size_t n, const char **err);
 
 typedef struct lock_acquire_args {
@@ -81,7 +86,7 @@ typedef struct lock_acquire_args {
 } lock_acquire_args_t;
 
 /* Bodies of the HTTP routes: a JSON object of the SPEC's fields, typed and
- * range-checked. Return 0, or -22 with *err naming the problem. */
+ * range-checked. Return 0, or UV_EINVAL with *err naming the problem. */
 int lock_parse_acquire(const char *body, size_t len, lock_acquire_args_t *out, const char **err);
 int lock_parse_extend(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1],
                       long long *ttl_ms, const char **err);
@@ -99,10 +104,12 @@ void lock_on_release(lock_mgr_t *m, const char *name, size_t len);
 void lock_on_redis_state(lock_mgr_t *m, int ready);
 
 /*
- * Each request copies its arguments. Returns 0 (the callback will fire once
- * unless cancelled, and `*op` is the handle for lock_cancel), or UV_ENOTCONN
- * when Redis is not ready (the callback never fires). Names must have passed
- * lock_valid_name.
+ * Each request copies its arguments. Returns 0 (the callback will fire once,
+ * from the loop, unless cancelled, and `*op` is the handle for lock_cancel,
+ * valid until the callback starts or lock_cancel returns), or (the callback
+ * never fires) UV_EINVAL for a name or token out of bounds (names should have
+ * passed lock_valid_name), UV_ECANCELED when the manager is closing,
+ * UV_ENOTCONN when Redis is not ready.
  */
 int lock_acquire(lock_mgr_t *m, const char *name, size_t len, const lock_acquire_args_t *a,
                  lock_cb cb, void *privdata, lock_op_t **op);
@@ -117,15 +124,16 @@ int lock_inspect(lock_mgr_t *m, const char *name, size_t len, lock_cb cb, void *
  * queue at once; a Redis command in flight finishes unseen. */
 void lock_cancel(lock_op_t *op);
 
-/* Answers every waiter LOCK_UNAVAILABLE ("shutting down") and refuses new
+/* Answers every waiter UV_ECANCELED ("shutting down") and refuses new
  * waits: the first step of a graceful stop. */
 void lock_mgr_drain(lock_mgr_t *m);
 
 const lock_metrics_t *lock_metrics(lock_mgr_t *m);
 
-/* Closes every handle; `close_cb` fires once the memory is freed. Call it
- * after bus_close: closing the bus answers every command in flight (NULL
- * replies), which is what lets each request's memory go. */
+/* Closes: every request not yet answered is answered UV_ECANCELED (unless
+ * cancelled), the manager's Redis requests are cancelled (docs/requests.md),
+ * so it may be called before or after bus_close. `close_cb` fires from the
+ * loop once every handle is closed and the memory freed. */
 void lock_mgr_close(lock_mgr_t *m, void (*close_cb)(void *privdata), void *privdata);
 
 #endif

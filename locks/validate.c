@@ -6,27 +6,28 @@
 
 #include <jansson.h>
 #include <string.h>
+#include <uv.h>
 
-#define EINVAL_ (-22)
+/* Every refusal is UV_EINVAL with `*err` set (docs/errors.md). */
 
 int
 lock_valid_name(const char *s, size_t n, const char **err)
 {
     if (n == 0 || n > LOCK_NAME_MAX) {
         *err = "lock name must be 1-200 characters";
-        return EINVAL_;
+        return UV_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == ':' || c == '_' || c == '.' || c == '-' || c == '{' || c == '}')) {
             *err = "lock name may hold only A-Za-z0-9:_.-{}";
-            return EINVAL_;
+            return UV_EINVAL;
         }
     }
     if (n >= 9 && memcmp(s, "coordhub:", 9) == 0) {
         *err = "names beginning coordhub: are reserved for the hub";
-        return EINVAL_;
+        return UV_EINVAL;
     }
     return 0;
 }
@@ -62,14 +63,14 @@ int_field(json_t *o, const char *key, long long min, long long max, long long de
     if (v == NULL) {
         if (def < 0) {
             *err = msg;
-            return EINVAL_;
+            return UV_EINVAL;
         }
         *out = def;
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
         *err = msg;
-        return EINVAL_;
+        return UV_EINVAL;
     }
     *out = json_integer_value(v);
     return 0;
@@ -83,7 +84,7 @@ token_field(json_t *o, char token[LOCK_TOKEN_MAX + 1], const char **err)
     if (!json_is_string(v) || (n = json_string_length(v)) == 0 || n > LOCK_TOKEN_MAX ||
         strlen(json_string_value(v)) != n) {
         *err = "token must be the string returned by the acquire";
-        return EINVAL_;
+        return UV_EINVAL;
     }
     memcpy(token, json_string_value(v), n + 1);
     return 0;
@@ -93,10 +94,10 @@ int
 lock_parse_acquire(const char *body, size_t len, lock_acquire_args_t *out, const char **err)
 {
     json_t *o = body_object(body, len, err), *owner;
-    int rc = EINVAL_;
+    int rc = UV_EINVAL;
 
     if (o == NULL)
-        return EINVAL_;
+        return UV_EINVAL;
     memset(out, 0, sizeof *out);
     if (int_field(o, "ttl_ms", 1, LOCK_TTL_MAX, -1, &out->ttl_ms, err,
                   "ttl_ms must be an integer from 1 to 86400000") != 0 ||
@@ -126,7 +127,7 @@ lock_parse_extend(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1], 
     json_t *o = body_object(body, len, err);
     int rc;
     if (o == NULL)
-        return EINVAL_;
+        return UV_EINVAL;
     rc = token_field(o, token, err);
     if (rc == 0)
         rc = int_field(o, "ttl_ms", 1, LOCK_TTL_MAX, -1, ttl_ms, err,
@@ -141,7 +142,7 @@ lock_parse_release(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1],
     json_t *o = body_object(body, len, err);
     int rc;
     if (o == NULL)
-        return EINVAL_;
+        return UV_EINVAL;
     rc = token_field(o, token, err);
     json_decref(o);
     return rc;

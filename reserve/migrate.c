@@ -57,7 +57,7 @@ resv_migrate(void *redis, const resv_migrate_opts_t *o, FILE *out, FILE *err)
     size_t ndone = 0;
     long long now;
     unsigned imported = 0, expired = 0, already = 0, malformed = 0, noexp = 0;
-    int rc = -1;
+    int rc = UV_EIO;
 
     snprintf(ids_key, sizeof ids_key, "%s", o->ids_key ? o->ids_key : "");
     snprintf(info_key, sizeof info_key, "%s", o->info_key ? o->info_key : "");

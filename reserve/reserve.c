@@ -6,6 +6,12 @@
  * as the sweep script reports it (Redis's clock, so the delay is computed
  * from the server's `now`, not ours). A sweep in flight is never doubled: a
  * second request while one runs just asks for another when it returns.
+ *
+ * Lifetimes (docs/requests.md). Every Redis request is in one of two bus
+ * groups: `ops` (a caller's request; its privdata is the resv_op_t, which
+ * lives exactly as long as that request) and `reqs` (sweeps, discovery and
+ * script loads, whose privdata lives in the manager). Closing cancels both,
+ * so no reply ever reaches freed memory and nothing is counted.
  */
 #include "reserve.h"
 #include "util.h"
@@ -14,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define APP_BUCKETS 64
 #define RESYNC_MS 20          /* coalescing of itemReserved notices */
 #define SCAN_MAX_ROUNDS 10000 /* discovery is bounded */
 
@@ -30,7 +35,8 @@ enum script { S_RESERVE, S_RELEASE, S_LIST, S_SWEEP, S_COUNT };
  * a hub that never served the app learns of it and sweeps it too. */
 #define LUA_TRIM                                                                                   \
     "local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "                        \
-    "if removed > 0 then redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) end "
+    "if removed > 0 then redis.call('PUBLISH', '" UTIL_CHANNEL_ITEM_RESERVED                       \
+    "', string.sub(KEYS[1], 11, -2)) end "
 
 /* KEYS[1] index, KEYS[2..] asset keys; ARGV[1] ttl ms, ARGV[2] owner,
  * ARGV[3..] asset ids. {1, expires_at_ms} or {0, {held ids}}. */
@@ -47,14 +53,15 @@ static const char reserve_lua[] =
     "  redis.call('SET', KEYS[i], val, 'PX', ARGV[1]) "
     "  redis.call('ZADD', KEYS[1], exp, ARGV[i + 1]) "
     "end "
-    "redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) "
+    "redis.call('PUBLISH', '" UTIL_CHANNEL_ITEM_RESERVED "', string.sub(KEYS[1], 11, -2)) "
     "return {1, exp}";
 
 /* KEYS[1] index, KEYS[2] asset key; ARGV[1] asset id. 1 released, 0 not. */
 static const char release_lua[] =
     "local n = redis.call('DEL', KEYS[2]) "
     "redis.call('ZREM', KEYS[1], ARGV[1]) "
-    "if n == 1 then redis.call('PUBLISH', 'itemReserved', string.sub(KEYS[1], 11, -2)) end "
+    "if n == 1 then redis.call('PUBLISH', '" UTIL_CHANNEL_ITEM_RESERVED
+    "', string.sub(KEYS[1], 11, -2)) end "
     "return n";
 
 /* KEYS[1] index; ARGV[1] key prefix. {now, {id, value or nil, ...}} in
@@ -84,10 +91,9 @@ struct resv_app {
     resv_mgr_t *m;
     char id[RESV_APP_MAX + 1];
     uv_timer_t timer;
-    int sweeping;    /* a sweep is in flight */
-    int sweep_again; /* and another was asked for meanwhile */
-    int closed;      /* its timer closed while a sweep was in flight */
-    resv_app_t *next;
+    int sweeping;      /* a sweep is in flight */
+    int sweep_again;   /* and another was asked for meanwhile */
+    util_hnode_t node; /* in the manager's `apps`, keyed by `id` */
 };
 
 enum op_kind { OP_RESERVE, OP_RELEASE, OP_LIST };
@@ -101,22 +107,23 @@ struct resv_op {
     size_t nassets;
     resv_cb cb;
     void *privdata;
-    int done;
+    bus_req_t *req; /* its script in flight, for resv_cancel */
 };
 
 struct resv_mgr {
     uv_loop_t *loop;
     bus_t *bus;
     bus_script_t scripts[S_COUNT];
-    resv_app_t *apps[APP_BUCKETS];
+    util_htable_t apps; /* resv_app_t by id */
     int ready;
     int discovered; /* SCAN ran once */
     int scan_rounds;
     uv_timer_t resync;
     resv_metrics_t metrics;
+    bus_group_t ops;  /* callers' requests: privdata resv_op_t */
+    bus_group_t reqs; /* our own: sweeps, SCAN, script loads */
     int closing;
     int handles_open;
-    int in_flight; /* commands whose replies still point at us */
     void (*close_cb)(void *);
     void *close_privdata;
 };
@@ -128,7 +135,7 @@ static void sweep(resv_app_t *a);
 static void
 maybe_free_mgr(resv_mgr_t *m)
 {
-    if (!m->closing || m->handles_open > 0 || m->in_flight > 0)
+    if (!m->closing || m->handles_open > 0)
         return;
     if (m->close_cb)
         m->close_cb(m->close_privdata);
@@ -146,22 +153,11 @@ op_free(resv_op_t *op)
 
 /* ---- apps ---- */
 
-static unsigned
-app_hash(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % APP_BUCKETS;
-}
-
 static resv_app_t *
-app_find(resv_mgr_t *m, const char *id)
+app_find(resv_mgr_t *m, const char *id, size_t len)
 {
-    for (resv_app_t *a = m->apps[app_hash(id)]; a; a = a->next)
-        if (strcmp(a->id, id) == 0)
-            return a;
-    return NULL;
+    util_hnode_t *n = util_htable_find(&m->apps, id, len);
+    return n ? UTIL_CONTAINER_OF(n, resv_app_t, node) : NULL;
 }
 
 static void
@@ -173,25 +169,20 @@ on_app_timer(uv_timer_t *t)
 static resv_app_t *
 app_get(resv_mgr_t *m, const char *id, size_t len)
 {
-    char key[RESV_APP_MAX + 1];
     resv_app_t *a;
-    unsigned b;
 
     if (resv_valid_app(id, len) != 0 || m->closing)
         return NULL;
-    memcpy(key, id, len);
-    key[len] = '\0';
-    if ((a = app_find(m, key)) != NULL)
+    if ((a = app_find(m, id, len)) != NULL)
         return a;
     a = util_calloc(1, sizeof *a);
     a->m = m;
-    memcpy(a->id, key, len + 1);
+    memcpy(a->id, id, len);
+    a->id[len] = '\0';
     uv_timer_init(m->loop, &a->timer);
     a->timer.data = a;
     m->handles_open++;
-    b = app_hash(a->id);
-    a->next = m->apps[b];
-    m->apps[b] = a;
+    util_htable_insert(&m->apps, &a->node, a->id, len);
     LOG_DEBUG("reserve", "watching app %s", a->id);
     if (m->ready)
         sweep(a);
@@ -210,7 +201,7 @@ static int
 reply_ll(const redisReply *r, long long *out)
 {
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
-        return -1;
+        return UV_EPROTO;
     *out = r->integer;
     return 0;
 }
@@ -222,14 +213,7 @@ on_sweep(void *privdata, redisReply *reply)
     resv_mgr_t *m = a->m;
     long long removed, now, next;
 
-    m->in_flight--;
     a->sweeping = 0;
-    if (a->closed)
-        free(a);
-    if (m->closing) {
-        maybe_free_mgr(m);
-        return;
-    }
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply_ll(reply->element[0], &removed) || reply_ll(reply->element[1], &now) ||
         reply_ll(reply->element[2], &next)) {
@@ -263,18 +247,16 @@ sweep(resv_app_t *a)
         return;
     }
     len = (size_t)snprintf(key, sizeof key, "reserved:{%s}", a->id);
-    if (bus_evalsha(m->bus, &m->scripts[S_SWEEP], 1, 1, argv, &len, on_sweep, a) == 0) {
+    if (bus_script_request(m->bus, &m->reqs, NULL, &m->scripts[S_SWEEP], 1, 1, argv, &len, on_sweep,
+                           a) == 0)
         a->sweeping = 1;
-        m->in_flight++;
-    }
 }
 
 static void
 sweep_all(resv_mgr_t *m)
 {
-    for (int b = 0; b < APP_BUCKETS; b++)
-        for (resv_app_t *a = m->apps[b]; a; a = a->next)
-            sweep(a);
+    for (util_hnode_t *n = util_htable_next(&m->apps, NULL); n; n = util_htable_next(&m->apps, n))
+        sweep(UTIL_CONTAINER_OF(n, resv_app_t, node));
 }
 
 static void
@@ -303,11 +285,6 @@ on_scan(void *privdata, redisReply *reply)
     resv_mgr_t *m = privdata;
     redisReply *keys;
 
-    m->in_flight--;
-    if (m->closing) {
-        maybe_free_mgr(m);
-        return;
-    }
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_ARRAY) {
@@ -328,8 +305,8 @@ on_scan(void *privdata, redisReply *reply)
 static void
 scan_from(resv_mgr_t *m, const char *cursor)
 {
-    if (bus_command(m->bus, on_scan, m, "SCAN %s MATCH reserved:{*} COUNT 1000", cursor) == 0)
-        m->in_flight++;
+    bus_request(m->bus, &m->reqs, NULL, on_scan, m, "SCAN %s MATCH reserved:{*} COUNT 1000",
+                cursor);
 }
 
 void
@@ -339,7 +316,7 @@ resv_on_redis_state(resv_mgr_t *m, int ready)
     if (!ready || m->closing)
         return;
     for (int s = 0; s < S_COUNT; s++)
-        bus_script_preload(m->bus, &m->scripts[s]);
+        bus_script_preload(m->bus, &m->reqs, &m->scripts[s]);
     if (!m->discovered) {
         m->discovered = 1;
         m->scan_rounds = 0;
@@ -353,17 +330,14 @@ resv_on_redis_state(resv_mgr_t *m, int ready)
 static void
 finish(resv_op_t *op, const resv_result_t *r)
 {
-    if (!op->done) {
-        op->done = 1;
-        op->cb(op->privdata, r);
-    }
+    op->cb(op->privdata, r);
 }
 
 static void
 fail(resv_op_t *op, redisReply *reply)
 {
     resv_result_t r = {0};
-    r.status = reply == NULL ? RESV_UNAVAILABLE : RESV_ERROR;
+    r.error = reply == NULL ? UV_ENOTCONN : UV_EPROTO;
     r.app = op->app;
     r.detail = reply == NULL                      ? "redis unavailable"
                : reply->type == REDIS_REPLY_ERROR ? reply->str
@@ -387,12 +361,12 @@ reserve_reply(resv_op_t *op, redisReply *reply)
     }
     if (ok == 1 && reply_ll(reply->element[1], &exp) == 0) {
         m->metrics.reserved++;
-        r.status = RESV_OK;
+        r.outcome = RESV_DONE;
         r.expires_at_ms = exp;
         r.assets = (const char *const *)op->assets;
         r.nassets = op->nassets;
         /* this hub sweeps what it reserved, at its expiry at the latest */
-        if ((a = app_find(m, op->app)) != NULL)
+        if ((a = app_find(m, op->app, strlen(op->app))) != NULL)
             sweep(a);
         finish(op, &r);
         return;
@@ -404,7 +378,7 @@ reserve_reply(resv_op_t *op, redisReply *reply)
             ids[r.nassets++] =
                 held->element[i]->type == REDIS_REPLY_STRING ? held->element[i]->str : "";
         m->metrics.conflicts++;
-        r.status = RESV_CONFLICT;
+        r.outcome = RESV_CONFLICT;
         r.assets = ids;
         finish(op, &r);
         free(ids);
@@ -454,7 +428,7 @@ list_reply(resv_op_t *op, redisReply *reply)
         entries[n].expires_at_ms = json_integer_value(exp);
         n++;
     }
-    r.status = RESV_OK;
+    r.outcome = RESV_DONE;
     r.app = op->app;
     r.entries = entries;
     r.nentries = n;
@@ -472,10 +446,8 @@ on_op_reply(void *privdata, redisReply *reply)
     resv_mgr_t *m = op->m;
     resv_result_t r = {0};
 
-    m->in_flight--;
-    if (op->done) {
-        /* cancelled: nothing to tell */
-    } else if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    op->req = NULL;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         fail(op, reply);
     } else if (op->kind == OP_RESERVE) {
         reserve_reply(op, reply);
@@ -486,7 +458,7 @@ on_op_reply(void *privdata, redisReply *reply)
     } else {
         r.app = op->app;
         r.asset = op->asset;
-        r.status = reply->integer == 1 ? RESV_OK : RESV_NOT_FOUND;
+        r.outcome = reply->integer == 1 ? RESV_DONE : RESV_NOT_FOUND;
         if (reply->integer == 1)
             m->metrics.released++;
         else
@@ -494,7 +466,6 @@ on_op_reply(void *privdata, redisReply *reply)
         finish(op, &r);
     }
     op_free(op);
-    maybe_free_mgr(m);
 }
 
 static resv_op_t *
@@ -514,12 +485,15 @@ run(resv_op_t *op, enum script s, int numkeys, int argc, const char **argv, cons
     resv_op_t **out)
 {
     resv_mgr_t *m = op->m;
-    if (!m->ready || m->closing ||
-        bus_evalsha(m->bus, &m->scripts[s], numkeys, argc, argv, lens, on_op_reply, op) != 0) {
+    int rc = m->closing ? UV_ECANCELED : !m->ready ? UV_ENOTCONN : 0;
+
+    if (rc == 0)
+        rc = bus_script_request(m->bus, &m->ops, &op->req, &m->scripts[s], numkeys, argc, argv,
+                                lens, on_op_reply, op);
+    if (rc != 0) {
         op_free(op);
-        return UV_ENOTCONN;
+        return rc;
     }
-    m->in_flight++;
     /* an app served is an app watched */
     app_get(m, op->app, strlen(op->app));
     *out = op;
@@ -596,7 +570,8 @@ resv_list(resv_mgr_t *m, const char *app, resv_cb cb, void *privdata, resv_op_t 
 void
 resv_cancel(resv_op_t *op)
 {
-    op->done = 1; /* freed when its reply comes */
+    bus_cancel(op->req); /* its callback never fires: the op can go now */
+    op_free(op);
 }
 
 /* ---- life ---- */
@@ -627,12 +602,24 @@ on_app_closed(uv_handle_t *h)
     resv_app_t *a = h->data;
     resv_mgr_t *m = a->m;
 
-    if (a->sweeping)
-        a->closed = 1; /* on_sweep frees it */
-    else
-        free(a);
+    free(a); /* its sweep, if any, was cancelled by resv_mgr_close */
     m->handles_open--;
     maybe_free_mgr(m);
+}
+
+/* A caller's request still in flight at close: told, then freed. */
+static void
+answer_cancelled(void *privdata)
+{
+    resv_op_t *op = privdata;
+    resv_result_t r = {0};
+
+    op->req = NULL;
+    r.error = UV_ECANCELED;
+    r.app = op->app;
+    r.detail = "shutting down";
+    finish(op, &r);
+    op_free(op);
 }
 
 static void
@@ -651,14 +638,14 @@ resv_mgr_close(resv_mgr_t *m, void (*close_cb)(void *privdata), void *privdata)
     m->closing = 1;
     m->close_cb = close_cb;
     m->close_privdata = privdata;
-    for (int b = 0; b < APP_BUCKETS; b++) {
-        resv_app_t *a = m->apps[b];
-        while (a != NULL) {
-            resv_app_t *next = a->next;
-            uv_close((uv_handle_t *)&a->timer, on_app_closed);
-            a = next;
-        }
-        m->apps[b] = NULL;
+    bus_group_cancel(&m->reqs, NULL);
+    bus_group_cancel(&m->ops, answer_cancelled);
+    for (util_hnode_t *n = util_htable_next(&m->apps, NULL), *next; n; n = next) {
+        resv_app_t *a = UTIL_CONTAINER_OF(n, resv_app_t, node);
+        next = util_htable_next(&m->apps, n);
+        util_htable_remove(&m->apps, n);
+        uv_close((uv_handle_t *)&a->timer, on_app_closed);
     }
+    util_htable_free(&m->apps);
     uv_close((uv_handle_t *)&m->resync, on_resync_closed);
 }

@@ -36,12 +36,11 @@
 typedef struct resv_mgr resv_mgr_t;
 typedef struct resv_op resv_op_t;
 
-enum resv_status {
-    RESV_OK = 0,
+/* What happened, when the request did not fail (docs/errors.md). */
+enum resv_outcome {
+    RESV_DONE = 0,  /* reserved, released or listed */
     RESV_CONFLICT,  /* reserve: some assets are held (listed in the result) */
     RESV_NOT_FOUND, /* release: not reserved */
-    RESV_UNAVAILABLE,
-    RESV_ERROR,
 };
 
 typedef struct resv_entry {
@@ -51,7 +50,10 @@ typedef struct resv_entry {
 } resv_entry_t;
 
 typedef struct resv_result {
-    enum resv_status status;
+    /* 0, or UV_ENOTCONN (Redis down or gone), UV_ECANCELED (the manager
+     * closed), UV_EPROTO (Redis answered something unexpected) */
+    int error;
+    enum resv_outcome outcome; /* when error is 0 */
     const char *app;
     const char *asset;         /* release */
     long long expires_at_ms;   /* reserve */
@@ -59,7 +61,7 @@ typedef struct resv_result {
     size_t nassets;
     const resv_entry_t *entries; /* list, by expiry */
     size_t nentries;
-    const char *detail;
+    const char *detail; /* with an error: why, or NULL */
 } resv_result_t;
 
 typedef void (*resv_cb)(void *privdata, const resv_result_t *r);
@@ -76,9 +78,9 @@ typedef struct resv_metrics {
 
 /* ---- validation (pure; validate.c) ---- */
 
-/* 1..32 of [A-Za-z0-9_-]. 0 or -22. */
+/* 1..32 of [A-Za-z0-9_-]. 0 or UV_EINVAL. */
 int resv_valid_app(const char *s, size_t n);
-/* 1..128 of [A-Za-z0-9_.-]. 0 or -22. */
+/* 1..128 of [A-Za-z0-9_.-]. 0 or UV_EINVAL. */
 int resv_valid_asset(const char *s, size_t n);
 
 typedef struct resv_reserve_args {
@@ -89,7 +91,7 @@ typedef struct resv_reserve_args {
 } resv_reserve_args_t;
 
 /* {"assets": [1..1000 unique valid ids], "ttl_s": 1..86400, "owner"?: string}.
- * Returns 0, or -22 with *err naming the problem (nothing to free). */
+ * Returns 0, or UV_EINVAL with *err naming the problem (nothing to free). */
 int resv_parse_reserve(const char *body, size_t len, resv_reserve_args_t *out, const char **err);
 void resv_reserve_args_free(resv_reserve_args_t *a);
 
@@ -110,8 +112,11 @@ void resv_on_redis_state(resv_mgr_t *m, int ready);
  * (coalesced). */
 void resv_on_item_reserved(resv_mgr_t *m, const char *payload, size_t len);
 
-/* Requests: 0 (the callback fires once unless cancelled) or UV_ENOTCONN. The
- * ids must have passed validation. */
+/* Requests: 0 (the callback fires once, from the loop, unless cancelled; `*op`
+ * is valid until the callback starts or resv_cancel returns), or UV_ECANCELED
+ * (closing) / UV_ENOTCONN (Redis not ready), and the callback never fires.
+ * The ids must have passed validation. After resv_cancel the callback never
+ * fires (docs/requests.md). */
 int resv_reserve(resv_mgr_t *m, const char *app, const resv_reserve_args_t *a, resv_cb cb,
                  void *privdata, resv_op_t **op);
 int resv_release(resv_mgr_t *m, const char *app, const char *asset, resv_cb cb, void *privdata,
@@ -121,7 +126,8 @@ void resv_cancel(resv_op_t *op);
 
 const resv_metrics_t *resv_metrics(const resv_mgr_t *m);
 
-/* Closes every handle; call after bus_close (see lock_mgr_close). */
+/* Closes every handle; requests not yet answered are answered UV_ECANCELED
+ * (unless cancelled). Before or after bus_close (see lock_mgr_close). */
 void resv_mgr_close(resv_mgr_t *m, void (*close_cb)(void *privdata), void *privdata);
 
 /* ---- migration (migrate.c): blocking, for the command line only ---- */
@@ -134,8 +140,8 @@ typedef struct resv_migrate_opts {
 } resv_migrate_opts_t;
 
 /* Imports the legacy pair of lists of `app` over the connected `redis`
- * (struct redisContext *), printing what it does to `out`. Returns 0, or -1
- * when Redis failed (a message was printed to `err`). */
+ * (struct redisContext *), printing what it does to `out`. Returns 0, or
+ * UV_EIO when Redis failed (a message was printed to `err`). */
 int resv_migrate(void *redis, const resv_migrate_opts_t *o, FILE *out, FILE *err);
 
 #endif

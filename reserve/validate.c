@@ -8,19 +8,18 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EINVAL_ (-22)
+#include <uv.h>
 
 static int
 valid_chars(const char *s, size_t n, size_t max, int dot)
 {
     if (n == 0 || n > max)
-        return EINVAL_;
+        return UV_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-' || (dot && c == '.')))
-            return EINVAL_;
+            return UV_EINVAL;
     }
     return 0;
 }
@@ -116,5 +115,5 @@ fail:
     free(sorted);
     resv_reserve_args_free(out);
     json_decref(o);
-    return EINVAL_;
+    return UV_EINVAL;
 }

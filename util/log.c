@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 /* The log level is process-wide by nature (stderr is). It is the one piece of
  * mutable state outside main.c, set once at start-up before the loop runs. */
@@ -20,7 +21,7 @@ util_log_parse_level(const char *s, int *level_out)
             return 0;
         }
     }
-    return -22;
+    return UV_EINVAL;
 }
 
 void

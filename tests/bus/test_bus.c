@@ -4,6 +4,9 @@
  * own libuv adapter), messages and pattern messages arrive, AUTH and SELECT
  * come from the URL, a killed connection is re-established and
  * resubscribed, and every handle is closed afterwards (uv_loop_close == 0).
+ * Requests: after bus_cancel (or bus_group_cancel) a callback never fires,
+ * also at shutdown, while an uncancelled one is answered NULL once; a
+ * cancel once the reply is being delivered is a no-op.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -308,6 +311,183 @@ test_killed_connections_come_back(void **state)
     close_bus(&loop, bus, &p);
 }
 
+/* ---- requests: cancel and groups (docs/requests.md) ---- */
+
+typedef struct owner {
+    int calls;    /* callbacks that fired */
+    int released; /* privdata handed back by bus_group_cancel */
+    int nulls;    /* callbacks with a NULL reply */
+    bus_req_t *self;
+    int self_cancel_tried;
+} owner_t;
+
+static void
+on_owner_reply(void *privdata, redisReply *r)
+{
+    owner_t *o = privdata;
+    o->calls++;
+    if (r == NULL)
+        o->nulls++;
+}
+
+static void
+on_owner_release(void *privdata)
+{
+    ((owner_t *)privdata)->released++;
+}
+
+/* Frees its privdata: under ASan a callback after cancel is a use after
+ * free, and a request the bus forgot to free is a leak. */
+static void
+on_heap_reply(void *privdata, redisReply *r)
+{
+    (void)r;
+    fail_msg("a cancelled request's callback fired");
+    free(privdata);
+}
+
+static bus_t *
+ready_bus(uv_loop_t *loop, probe_t *p)
+{
+    char url[64];
+    bus_t *bus;
+
+    uv_loop_init(loop);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", fixture_port());
+    bus = make_bus(loop, url, p);
+    bus_start(bus);
+    assert_true(run_until(loop, &p->ready, 1, 3000));
+    return bus;
+}
+
+static void
+test_cancel_never_fires(void **state)
+{
+    uv_loop_t loop;
+    probe_t p = {0};
+    owner_t o = {0};
+    bus_group_t g = {0};
+    bus_req_t *req = NULL;
+    bus_t *bus;
+    (void)state;
+
+    bus = ready_bus(&loop, &p);
+    /* one cancelled by its handle, its privdata freed at once */
+    {
+        char *mine = malloc(32);
+        assert_int_equal(bus_request(bus, &g, &req, on_heap_reply, mine, "PING"), 0);
+        assert_non_null(req);
+        assert_ptr_equal(g.head, req);
+        bus_cancel(req);
+        assert_null(g.head); /* a cancelled request leaves its group */
+        free(mine);
+    }
+    /* one with arguments, one script, then a marker that answers after
+     * them on the same connection */
+    {
+        static bus_script_t s = {.text = "return 1"};
+        const char *argv[2] = {"ECHO", "x"};
+        const size_t lens[2] = {4, 1};
+        bus_req_t *r2 = NULL, *r3 = NULL;
+        assert_int_equal(bus_request_argv(bus, &g, &r2, on_owner_reply, &o, 2, argv, lens), 0);
+        assert_int_equal(bus_script_request(bus, &g, &r3, &s, 0, 0, NULL, NULL, on_owner_reply, &o),
+                         0);
+        bus_cancel(r2);
+        bus_cancel(r3);
+    }
+    assert_int_equal(bus_command(bus, on_reply, &p, "PING"), 0);
+    assert_true(run_until(&loop, &p.replies, 1, 2000));
+    assert_int_equal(o.calls, 0);
+    close_bus(&loop, bus, &p);
+}
+
+static void
+on_self_cancel(void *privdata, redisReply *r)
+{
+    owner_t *o = privdata;
+    (void)r;
+    o->calls++;
+    /* too late: the reply is being delivered; a no-op, not a crash */
+    bus_cancel(o->self);
+    o->self_cancel_tried = 1;
+    o->self = NULL;
+}
+
+static void
+test_cancel_after_reply_is_harmless(void **state)
+{
+    uv_loop_t loop;
+    probe_t p = {0};
+    owner_t o = {0};
+    bus_group_t g = {0};
+    bus_t *bus;
+    (void)state;
+
+    bus = ready_bus(&loop, &p);
+    assert_int_equal(bus_request(bus, &g, &o.self, on_self_cancel, &o, "PING"), 0);
+    assert_true(run_until(&loop, &o.calls, 1, 2000));
+    assert_int_equal(o.self_cancel_tried, 1);
+    /* answered requests have left the group: cancelling it finds nothing */
+    assert_null(g.head);
+    bus_group_cancel(&g, on_owner_release);
+    assert_int_equal(o.released, 0);
+    assert_int_equal(o.calls, 1);
+    close_bus(&loop, bus, &p);
+}
+
+static void
+test_group_cancel(void **state)
+{
+    uv_loop_t loop;
+    probe_t p = {0};
+    owner_t o[3] = {{0}};
+    bus_group_t g = {0}, other = {0};
+    bus_t *bus;
+    (void)state;
+
+    bus = ready_bus(&loop, &p);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bus_request(bus, &g, NULL, on_owner_reply, &o[i], "PING"), 0);
+    assert_int_equal(bus_request(bus, &other, NULL, on_reply, &p, "PING"), 0);
+    bus_group_cancel(&g, on_owner_release);
+    assert_null(g.head);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(o[i].released, 1);
+    /* the other group's request is untouched, and answers after them */
+    assert_true(run_until(&loop, &p.replies, 1, 2000));
+    assert_null(other.head);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(o[i].calls, 0);
+    close_bus(&loop, bus, &p);
+}
+
+static void
+test_cancel_at_shutdown(void **state)
+{
+    uv_loop_t loop;
+    probe_t p = {0};
+    owner_t kept = {0}, gone = {0};
+    bus_group_t g = {0};
+    bus_t *bus;
+    (void)state;
+
+    bus = ready_bus(&loop, &p);
+    /* both are outstanding at close: the loop has not run since */
+    assert_int_equal(bus_request(bus, &g, NULL, on_owner_reply, &gone, "PING"), 0);
+    assert_int_equal(bus_request(bus, NULL, NULL, on_owner_reply, &kept, "PING"), 0);
+    bus_group_cancel(&g, NULL); /* the owner closes first */
+    bus_close(bus, on_closed, &p);
+    /* not cancelled: answered NULL by the close, once; cancelled: never */
+    assert_int_equal(kept.calls, 1);
+    assert_int_equal(kept.nulls, 1);
+    assert_int_equal(gone.calls, 0);
+    assert_true(run_until(&loop, &p.closed, 1, 2000));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(kept.calls, 1);
+    assert_int_equal(gone.calls, 0);
+}
+
 int
 main(void)
 {
@@ -317,6 +497,10 @@ main(void)
         cmocka_unit_test(test_messages_and_patterns),
         cmocka_unit_test(test_auth_and_select_from_url),
         cmocka_unit_test(test_killed_connections_come_back),
+        cmocka_unit_test(test_cancel_never_fires),
+        cmocka_unit_test(test_cancel_after_reply_is_harmless),
+        cmocka_unit_test(test_group_cancel),
+        cmocka_unit_test(test_cancel_at_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,8 @@
 
 typedef struct probe {
     int calls;
-    int status;
+    int error;
+    enum cache_outcome outcome;
     size_t n;
     cache_doc_t docs[16];
     int ready;
@@ -49,13 +50,14 @@ on_state(void *privdata, int ready, int ever, const char *err)
 }
 
 static void
-on_docs(void *privdata, int status, const cache_doc_t *docs, size_t n)
+on_docs(void *privdata, int error, enum cache_outcome outcome, const cache_doc_t *docs, size_t n)
 {
     probe_t *p = privdata;
     for (size_t i = 0; i < p->n; i++)
         cache_doc_free(&p->docs[i]);
     p->calls++;
-    p->status = status;
+    p->error = error;
+    p->outcome = outcome;
     p->n = n < 16 ? n : 16;
     for (size_t i = 0; i < p->n; i++)
         cache_doc_copy(&p->docs[i], &docs[i]);
@@ -186,10 +188,12 @@ contract(void **state)
     name(w, cnone, sizeof cnone, "none");
 
     CALL(w, &p, s->ops->get(s, k1, on_docs, &p));
-    assert_int_equal(p.status, CACHE_NOT_FOUND);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.outcome, CACHE_NOT_FOUND);
 
     CALL(w, &p, s->ops->put(s, k1, "{\"a\":1}", c1, on_docs, &p));
-    assert_int_equal(p.status, CACHE_OK);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.outcome, CACHE_FOUND);
     assert_int_equal(p.n, 1);
     assert_int_equal(p.docs[0].version, 1);
     assert_string_equal(p.docs[0].category, c1);
@@ -203,7 +207,8 @@ contract(void **state)
     assert_string_equal(p.docs[0].category, c1);
 
     CALL(w, &p, s->ops->get(s, k1, on_docs, &p));
-    assert_int_equal(p.status, CACHE_OK);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.outcome, CACHE_FOUND);
     assert_int_equal(p.docs[0].version, 2);
     assert_true(json_equal_text(p.docs[0].value, "[1,2]"));
     assert_string_equal(p.docs[0].category, c1);
@@ -214,10 +219,12 @@ contract(void **state)
     assert_true(json_equal_text(p.docs[0].value, "null"));
 
     CALL(w, &p, s->ops->list(s, c1, on_docs, &p));
-    assert_int_equal(p.status, CACHE_OK);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.outcome, CACHE_FOUND);
     assert_int_equal(p.n, 2);
     CALL(w, &p, s->ops->list(s, cnone, on_docs, &p));
-    assert_int_equal(p.status, CACHE_OK);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.outcome, CACHE_FOUND);
     assert_int_equal(p.n, 0);
 
     /* a new category moves the key */

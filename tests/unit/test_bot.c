@@ -1,6 +1,6 @@
 /*
- * tests/unit/test_bot.c: the bot text protocol (gw__bot_parse) and bot
- * channel names (gw__bot_channel_id): every command form, hostile and
+ * tests/unit/test_bot.c: the bot text protocol (wire_bot_parse) and bot
+ * channel names (wire_bot_channel_id): every command form, hostile and
  * truncated input, each run against a guard page.
  */
 #include <setjmp.h>
@@ -9,17 +9,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "guard.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 #define BAD(lit)                                                                                   \
     {                                                                                              \
-        S(lit), GW_EPARSE, NULL, NULL, NULL, NULL                                                  \
+        S(lit), -EINVAL, NULL, NULL, NULL, NULL                                                    \
     }
 
 typedef struct bot_case {
@@ -31,40 +32,40 @@ typedef struct bot_case {
 
 static const bot_case_t bot_cases[] = {
     /* the documented forms */
-    {S("withdraw 7 76561198000000001_ab12 tradeData:{\"a\":1}"), GW_OK, "withdraw", "7",
+    {S("withdraw 7 76561198000000001_ab12 tradeData:{\"a\":1}"), 0, "withdraw", "7",
      "76561198000000001", "ab12"},
-    {S("withdraw 7 76561198000000001_ab12"), GW_OK, "withdraw", "7", "76561198000000001", "ab12"},
-    {S("sale 7 76561198000000001"), GW_OK, "sale", "7", "76561198000000001", NULL},
-    {S("sale 7 76561198000000001 extra stuff"), GW_OK, "sale", "7", "76561198000000001", NULL},
-    {S("sale 7 76561198000000001 tradeData:{}"), GW_OK, "sale", "7", "76561198000000001", NULL},
-    {S("checkSteamGuard 7"), GW_OK, "checkSteamGuard", "7", NULL, NULL},
-    {S("checkSteamGuard"), GW_OK, "checkSteamGuard", NULL, NULL, NULL},
-    {S("a"), GW_OK, "a", NULL, NULL, NULL},
-    {S("with-draw_2 bot.x-1_y"), GW_OK, "with-draw_2", "bot.x-1_y", NULL, NULL},
+    {S("withdraw 7 76561198000000001_ab12"), 0, "withdraw", "7", "76561198000000001", "ab12"},
+    {S("sale 7 76561198000000001"), 0, "sale", "7", "76561198000000001", NULL},
+    {S("sale 7 76561198000000001 extra stuff"), 0, "sale", "7", "76561198000000001", NULL},
+    {S("sale 7 76561198000000001 tradeData:{}"), 0, "sale", "7", "76561198000000001", NULL},
+    {S("checkSteamGuard 7"), 0, "checkSteamGuard", "7", NULL, NULL},
+    {S("checkSteamGuard"), 0, "checkSteamGuard", NULL, NULL, NULL},
+    {S("a"), 0, "a", NULL, NULL, NULL},
+    {S("with-draw_2 bot.x-1_y"), 0, "with-draw_2", "bot.x-1_y", NULL, NULL},
     /* tradeData is never an id, wherever it stands */
-    {S("sale tradeData:{\"steamId\":\"1\"}"), GW_OK, "sale", NULL, NULL, NULL},
-    {S("sale 7 tradeData:"), GW_OK, "sale", "7", NULL, NULL},
-    {S("sale 7 tradeData:1_a 2_b"), GW_OK, "sale", "7", NULL, NULL},
-    {S("sale tradeData: 7 1_a"), GW_OK, "sale", NULL, NULL, NULL},
+    {S("sale tradeData:{\"steamId\":\"1\"}"), 0, "sale", NULL, NULL, NULL},
+    {S("sale 7 tradeData:"), 0, "sale", "7", NULL, NULL},
+    {S("sale 7 tradeData:1_a 2_b"), 0, "sale", "7", NULL, NULL},
+    {S("sale tradeData: 7 1_a"), 0, "sale", NULL, NULL, NULL},
     /* a third token that is no id is opaque */
-    {S("sale 7 abc!def"), GW_OK, "sale", "7", NULL, NULL},
-    {S("sale 7 \xff\xfe"), GW_OK, "sale", "7", NULL, NULL},
-    {S("sale 7 tradedata:x"), GW_OK, "sale", "7", NULL, NULL},
+    {S("sale 7 abc!def"), 0, "sale", "7", NULL, NULL},
+    {S("sale 7 \xff\xfe"), 0, "sale", "7", NULL, NULL},
+    {S("sale 7 tradedata:x"), 0, "sale", "7", NULL, NULL},
     /* the split is at the first '_' */
-    {S("x 7 1_a_b"), GW_OK, "x", "7", "1", "a_b"},
-    {S("x 7 1__"), GW_OK, "x", "7", "1", "_"},
-    {S("x 7 1_a b_c"), GW_OK, "x", "7", "1", "a"},
-    {S("x 7 1_a-B"), GW_OK, "x", "7", "1", "a-B"},
+    {S("x 7 1_a_b"), 0, "x", "7", "1", "a_b"},
+    {S("x 7 1__"), 0, "x", "7", "1", "_"},
+    {S("x 7 1_a b_c"), 0, "x", "7", "1", "a"},
+    {S("x 7 1_a-B"), 0, "x", "7", "1", "a-B"},
     /* one trailing line end is tolerated */
-    {S("withdraw\n"), GW_OK, "withdraw", NULL, NULL, NULL},
-    {S("withdraw\r\n"), GW_OK, "withdraw", NULL, NULL, NULL},
-    {S("withdraw 7\n"), GW_OK, "withdraw", "7", NULL, NULL},
-    {S("withdraw 7 1_ab\r\n"), GW_OK, "withdraw", "7", "1", "ab"},
+    {S("withdraw\n"), 0, "withdraw", NULL, NULL, NULL},
+    {S("withdraw\r\n"), 0, "withdraw", NULL, NULL, NULL},
+    {S("withdraw 7\n"), 0, "withdraw", "7", NULL, NULL},
+    {S("withdraw 7 1_ab\r\n"), 0, "withdraw", "7", "1", "ab"},
     /* control bytes in the opaque rest are not ours to judge */
-    {S("withdraw 7 1_a tradeData:{\n\t\"x\":1}"), GW_OK, "withdraw", "7", "1", "a"},
-    {S("withdraw 7 1_a \x01\x02"), GW_OK, "withdraw", "7", "1", "a"},
+    {S("withdraw 7 1_a tradeData:{\n\t\"x\":1}"), 0, "withdraw", "7", "1", "a"},
+    {S("withdraw 7 1_a \x01\x02"), 0, "withdraw", "7", "1", "a"},
     /* after the id token, the rest (even empty) is not looked at */
-    {S("withdraw 7 1_a "), GW_OK, "withdraw", "7", "1", "a"},
+    {S("withdraw 7 1_a "), 0, "withdraw", "7", "1", "a"},
 
     /* empty and separators */
     BAD(""),
@@ -123,12 +124,12 @@ expect_part(const char *name, const char *payload, size_t len, const char *got, 
 static void
 check_case(const bot_case_t *c, const char *in)
 {
-    gw_bot_cmd_t out;
-    int rc = gw__bot_parse(in, c->len, &out);
+    wire_bot_cmd_t out;
+    int rc = wire_bot_parse(in, c->len, &out);
 
     if (rc != c->rc)
         fail_msg("'%.*s': rc %d, want %d", (int)c->len, c->in, rc, c->rc);
-    if (rc != GW_OK) {
+    if (rc != 0) {
         /* a failed parse leaves nothing half-filled */
         assert_null(out.command);
         assert_null(out.bot_id);
@@ -174,42 +175,42 @@ static void
 test_bot_lengths(void **state)
 {
     char buf[512];
-    gw_bot_cmd_t out;
+    wire_bot_cmd_t out;
     size_t n;
 
     (void)state;
     /* command: 32 bytes ok, 33 not */
     n = build(buf, "", 'c', 32, " 7");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
     assert_int_equal(out.command_len, 32);
     n = build(buf, "", 'c', 33, " 7");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_EPARSE);
+    assert_int_equal(wire_bot_parse(buf, n, &out), -EINVAL);
     /* bot id: 64 ok, 65 not */
-    n = build(buf, "w ", 'b', GW_ID_MAX, "");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
-    assert_int_equal(out.bot_id_len, GW_ID_MAX);
-    n = build(buf, "w ", 'b', GW_ID_MAX + 1, "");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_EPARSE);
+    n = build(buf, "w ", 'b', WIRE_ID_MAX, "");
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
+    assert_int_equal(out.bot_id_len, WIRE_ID_MAX);
+    n = build(buf, "w ", 'b', WIRE_ID_MAX + 1, "");
+    assert_int_equal(wire_bot_parse(buf, n, &out), -EINVAL);
     /* steamId before '_': 64 ok, 65 not */
-    n = build(buf, "w 7 ", '1', GW_ID_MAX, "_h");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
-    assert_int_equal(out.steamid_len, GW_ID_MAX);
+    n = build(buf, "w 7 ", '1', WIRE_ID_MAX, "_h");
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
+    assert_int_equal(out.steamid_len, WIRE_ID_MAX);
     assert_int_equal(out.tradehash_len, 1);
-    n = build(buf, "w 7 ", '1', GW_ID_MAX + 1, "_h");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_EPARSE);
+    n = build(buf, "w 7 ", '1', WIRE_ID_MAX + 1, "_h");
+    assert_int_equal(wire_bot_parse(buf, n, &out), -EINVAL);
     /* a lone overlong steamId is just some other token */
-    n = build(buf, "w 7 ", '1', GW_ID_MAX + 1, "");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
+    n = build(buf, "w 7 ", '1', WIRE_ID_MAX + 1, "");
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
     assert_null(out.steamid);
-    n = build(buf, "w 7 ", '1', GW_ID_MAX, "");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
-    assert_int_equal(out.steamid_len, GW_ID_MAX);
+    n = build(buf, "w 7 ", '1', WIRE_ID_MAX, "");
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
+    assert_int_equal(out.steamid_len, WIRE_ID_MAX);
     /* trade hash: 128 ok, 129 not */
-    n = build(buf, "w 7 1_", 'h', GW_TRADEHASH_MAX, " tradeData:{}");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_OK);
-    assert_int_equal(out.tradehash_len, GW_TRADEHASH_MAX);
-    n = build(buf, "w 7 1_", 'h', GW_TRADEHASH_MAX + 1, "");
-    assert_int_equal(gw__bot_parse(buf, n, &out), GW_EPARSE);
+    n = build(buf, "w 7 1_", 'h', WIRE_TRADEHASH_MAX, " tradeData:{}");
+    assert_int_equal(wire_bot_parse(buf, n, &out), 0);
+    assert_int_equal(out.tradehash_len, WIRE_TRADEHASH_MAX);
+    n = build(buf, "w 7 1_", 'h', WIRE_TRADEHASH_MAX + 1, "");
+    assert_int_equal(wire_bot_parse(buf, n, &out), -EINVAL);
 }
 
 static void
@@ -217,15 +218,15 @@ test_bot_payload_max(void **state)
 {
     size_t max = 1024 * 1024;
     char *big = malloc(max + 1);
-    gw_bot_cmd_t out;
+    wire_bot_cmd_t out;
 
     (void)state;
     assert_non_null(big);
     memset(big, 'x', max + 1);
     memcpy(big, "withdraw 7 1_a ", 15);
-    assert_int_equal(gw__bot_parse(big, max, &out), GW_OK);
+    assert_int_equal(wire_bot_parse(big, max, &out), 0);
     assert_int_equal(out.tradehash_len, 1);
-    assert_int_equal(gw__bot_parse(big, max + 1, &out), GW_EPARSE);
+    assert_int_equal(wire_bot_parse(big, max + 1, &out), -EINVAL);
     free(big);
 }
 
@@ -243,14 +244,14 @@ test_bot_prefixes(void **state)
     for (size_t k = 0; k <= sizeof full - 1; k++) {
         guard_t g;
         const char *in = guard_place(&g, full, k);
-        gw_bot_cmd_t out;
+        wire_bot_cmd_t out;
         /* refused: empty, a trailing space where a token must follow, or a
          * trailing '_' (empty trade hash) */
         int rc, want_ok = !(k == 0 || k == cmd_end + 1 || k == id_at || k == us_at + 1);
 
         assert_non_null(in);
-        rc = gw__bot_parse(in, k, &out);
-        if (rc != (want_ok ? GW_OK : GW_EPARSE))
+        rc = wire_bot_parse(in, k, &out);
+        if (rc != (want_ok ? 0 : -EINVAL))
             fail_msg("prefix %zu '%.*s': rc %d", k, (int)k, full, rc);
         if (!want_ok) {
             guard_release(&g);
@@ -313,7 +314,7 @@ test_bot_random(void **state)
         size_t n = test_rand(&seed) % sizeof buf;
         guard_t g;
         const char *in;
-        gw_bot_cmd_t out;
+        wire_bot_cmd_t out;
 
         for (size_t i = 0; i < n; i++) {
             uint64_t r = test_rand(&seed);
@@ -321,7 +322,7 @@ test_bot_random(void **state)
         }
         in = guard_place(&g, buf, n);
         assert_non_null(in);
-        if (gw__bot_parse(in, n, &out) != GW_OK) {
+        if (wire_bot_parse(in, n, &out) != 0) {
             rejected++;
             guard_release(&g);
             continue;
@@ -332,13 +333,13 @@ test_bot_random(void **state)
         assert_true(all_in_set(out.command, out.command_len, "_-"));
         if (out.bot_id) {
             assert_ptr_equal(out.bot_id, in + out.command_len + 1);
-            assert_true(out.bot_id_len >= 1 && out.bot_id_len <= GW_ID_MAX);
+            assert_true(out.bot_id_len >= 1 && out.bot_id_len <= WIRE_ID_MAX);
             assert_true(all_in_set(out.bot_id, out.bot_id_len, "_.-"));
         }
         if (out.steamid) {
             assert_non_null(out.bot_id);
             assert_ptr_equal(out.steamid, out.bot_id + out.bot_id_len + 1);
-            assert_true(out.steamid_len >= 1 && out.steamid_len <= GW_ID_MAX);
+            assert_true(out.steamid_len >= 1 && out.steamid_len <= WIRE_ID_MAX);
             assert_true(all_in_set(out.steamid, out.steamid_len, ""));
             assert_true(out.steamid + out.steamid_len <= in + n);
         }
@@ -346,7 +347,7 @@ test_bot_random(void **state)
             assert_non_null(out.steamid);
             assert_ptr_equal(out.tradehash, out.steamid + out.steamid_len + 1);
             assert_int_equal(out.tradehash[-1], '_');
-            assert_true(out.tradehash_len >= 1 && out.tradehash_len <= GW_TRADEHASH_MAX);
+            assert_true(out.tradehash_len >= 1 && out.tradehash_len <= WIRE_TRADEHASH_MAX);
             assert_true(all_in_set(out.tradehash, out.tradehash_len, "_-"));
             assert_true(out.tradehash + out.tradehash_len <= in + n);
         }
@@ -393,12 +394,12 @@ test_bot_channel(void **state)
         int rc;
 
         assert_non_null(in);
-        rc = gw__bot_channel_id(in, cases[i].len, &id, &idlen);
+        rc = wire_bot_channel_id(in, cases[i].len, &id, &idlen);
         if (cases[i].id == NULL) {
-            if (rc != GW_EPARSE)
+            if (rc != -EINVAL)
                 fail_msg("channel '%.*s' accepted", (int)cases[i].len, cases[i].in);
         } else {
-            assert_int_equal(rc, GW_OK);
+            assert_int_equal(rc, 0);
             assert_ptr_equal(id, in + 4);
             assert_int_equal(idlen, strlen(cases[i].id));
             assert_memory_equal(id, cases[i].id, idlen);

@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_route.c: the Redis payload parsers for `tradestate`
- * (gw__route_tradestate) and `canceledtrades` (gw__route_canceled).
+ * (wire_route_tradestate) and `canceledtrades` (wire_route_canceled).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,19 +8,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "guard.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
 typedef struct id_case {
     const char *in;
     size_t len;
-    const char *want; /* NULL: GW_EPARSE */
+    const char *want; /* NULL: -EINVAL */
 } id_case_t;
 
 #define ID64 "0123456789012345678901234567890123456789012345678901234567890123"
@@ -131,13 +132,14 @@ static const id_case_t ts_cases[] = {
 };
 
 static void
-run_id_table(const id_case_t *cases, size_t n, int (*fn)(const char *, size_t, char[GW_ID_MAX + 1]))
+run_id_table(const id_case_t *cases, size_t n,
+             int (*fn)(const char *, size_t, char[WIRE_ID_MAX + 1]))
 {
     for (size_t i = 0; i < n; i++) {
         for (int placed = 0; placed < 2; placed++) {
             guard_t g;
             const char *in = cases[i].in;
-            char id[GW_ID_MAX + 1];
+            char id[WIRE_ID_MAX + 1];
             int rc;
 
             memset(id, 'Z', sizeof id);
@@ -147,11 +149,11 @@ run_id_table(const id_case_t *cases, size_t n, int (*fn)(const char *, size_t, c
             }
             rc = fn(in, cases[i].len, id);
             if (cases[i].want == NULL) {
-                if (rc != GW_EPARSE)
+                if (rc != -EINVAL)
                     fail_msg("case %zu '%.*s' accepted as '%s'", i, (int)cases[i].len, cases[i].in,
                              id);
             } else {
-                if (rc != GW_OK)
+                if (rc != 0)
                     fail_msg("case %zu '%.*s' refused", i, (int)cases[i].len, cases[i].in);
                 assert_string_equal(id, cases[i].want);
             }
@@ -165,7 +167,7 @@ static void
 test_tradestate_table(void **state)
 {
     (void)state;
-    run_id_table(ts_cases, sizeof ts_cases / sizeof ts_cases[0], gw__route_tradestate);
+    run_id_table(ts_cases, sizeof ts_cases / sizeof ts_cases[0], wire_route_tradestate);
 }
 
 /* Every proper prefix of a valid payload is invalid JSON, and must be
@@ -175,7 +177,7 @@ test_tradestate_prefixes(void **state)
 {
     static const char full[] =
         "{\"steamId\":\"76561198000000001\",\"token\":\"abc\",\"state\":2,\"msg\":\"x\"}";
-    char id[GW_ID_MAX + 1];
+    char id[WIRE_ID_MAX + 1];
     (void)state;
 
     for (size_t k = 0; k <= sizeof full - 1; k++) {
@@ -184,11 +186,11 @@ test_tradestate_prefixes(void **state)
         int rc;
 
         assert_non_null(in);
-        rc = gw__route_tradestate(in, k, id);
+        rc = wire_route_tradestate(in, k, id);
         if (k < sizeof full - 1)
-            assert_int_equal(rc, GW_EPARSE);
+            assert_int_equal(rc, -EINVAL);
         else {
-            assert_int_equal(rc, GW_OK);
+            assert_int_equal(rc, 0);
             assert_string_equal(id, "76561198000000001");
         }
         guard_release(&g);
@@ -200,7 +202,7 @@ test_tradestate_random(void **state)
 {
     static const char alphabet[] = "{}[]\":,steamId0123 \\u\xff\x01";
     uint64_t seed = 42;
-    char buf[48], id[GW_ID_MAX + 1];
+    char buf[48], id[WIRE_ID_MAX + 1];
     (void)state;
 
     for (int iter = 0; iter < 5000; iter++) {
@@ -212,9 +214,9 @@ test_tradestate_random(void **state)
             buf[i] = alphabet[test_rand(&seed) % (sizeof alphabet - 1)];
         in = guard_place(&g, buf, n);
         assert_non_null(in);
-        if (gw__route_tradestate(in, n, id) == GW_OK) {
+        if (wire_route_tradestate(in, n, id) == 0) {
             size_t l = strlen(id);
-            assert_true(l >= 1 && l <= GW_ID_MAX);
+            assert_true(l >= 1 && l <= WIRE_ID_MAX);
             assert_true(
                 strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == l);
         }
@@ -227,7 +229,7 @@ static void
 test_tradestate_depth(void **state)
 {
     size_t levels[] = {2047, 2048};
-    char id[GW_ID_MAX + 1];
+    char id[WIRE_ID_MAX + 1];
     (void)state;
 
     for (size_t k = 0; k < 2; k++) {
@@ -240,7 +242,7 @@ test_tradestate_depth(void **state)
         memset(buf + n, ']', d);
         n += d;
         buf[n++] = '}';
-        assert_int_equal(gw__route_tradestate(buf, n, id), k == 0 ? GW_OK : GW_EPARSE);
+        assert_int_equal(wire_route_tradestate(buf, n, id), k == 0 ? 0 : -EINVAL);
         free(buf);
     }
 }
@@ -249,7 +251,7 @@ static void
 test_tradestate_oversize(void **state)
 {
     size_t max = 1024 * 1024;
-    char *big = malloc(max + 1), id[GW_ID_MAX + 1];
+    char *big = malloc(max + 1), id[WIRE_ID_MAX + 1];
     static const char head[] = "{\"steamId\":\"5\",\"pad\":\"";
     (void)state;
 
@@ -257,10 +259,10 @@ test_tradestate_oversize(void **state)
     memset(big, 'x', max + 1);
     memcpy(big, head, sizeof head - 1);
     memcpy(big + max - 2, "\"}", 2);
-    assert_int_equal(gw__route_tradestate(big, max, id), GW_OK);
+    assert_int_equal(wire_route_tradestate(big, max, id), 0);
     assert_string_equal(id, "5");
     memcpy(big + max - 2, "x\"}", 3);
-    assert_int_equal(gw__route_tradestate(big, max + 1, id), GW_EPARSE);
+    assert_int_equal(wire_route_tradestate(big, max + 1, id), -EINVAL);
     free(big);
 }
 
@@ -296,7 +298,7 @@ static void
 test_canceled_table(void **state)
 {
     (void)state;
-    run_id_table(cancel_cases, sizeof cancel_cases / sizeof cancel_cases[0], gw__route_canceled);
+    run_id_table(cancel_cases, sizeof cancel_cases / sizeof cancel_cases[0], wire_route_canceled);
 }
 
 int

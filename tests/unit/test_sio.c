@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_sio.c: the Engine.IO v4 / Socket.IO v5 packet parser
- * (gw__sio_parse), "<eio>[<sio>[<attachments>-][<nsp>,][<ack id>][json]]".
+ * (wire_sio_parse), "<eio>[<sio>[<attachments>-][<nsp>,][<ack id>][json]]".
  *
  * Every input is parsed twice: from an ordinary array and placed by
  * guard_place() against a PROT_NONE page, so a read past `len` crashes.
@@ -11,25 +11,26 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "guard.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
-#define NONE GW_SIO_NONE
+#define NONE WIRE_SIO_NONE
 #define OK 1
 #define BAD 0
 
 typedef struct sio_case {
     const char *in;
     size_t len;
-    int ok;           /* OK: returns 0 with the fields below; BAD: GW_EPARSE */
-    int eio;          /* enum gw_eio_type */
-    int sio;          /* enum gw_sio_type, NONE unless eio 4 */
+    int ok;           /* OK: returns 0 with the fields below; BAD: -EINVAL */
+    int eio;          /* enum wire_eio_type */
+    int sio;          /* enum wire_sio_type, NONE unless eio 4 */
     const char *nsp;  /* checked only for eio 4 */
     long long ack;    /* -1: none */
     long att;         /* attachments */
@@ -167,14 +168,14 @@ static const sio_case_t cases[] = {
 
 /* Checks what is true of every accepted packet, whatever it was. */
 static void
-check_invariants(const char *buf, size_t len, const gw_sio_packet_t *p, const char *what)
+check_invariants(const char *buf, size_t len, const wire_sio_packet_t *p, const char *what)
 {
     if (p->eio < 0 || p->eio > 6)
         fail_msg("%s: eio %d", what, (int)p->eio);
-    if (p->eio == GW_EIO_MESSAGE) {
+    if (p->eio == WIRE_EIO_MESSAGE) {
         if (p->sio < 0 || p->sio > 6)
             fail_msg("%s: sio %d", what, (int)p->sio);
-        if (p->nsp == NULL || p->nsp_len < 1 || p->nsp_len > GW_SIO_NSP_MAX || p->nsp[0] != '/')
+        if (p->nsp == NULL || p->nsp_len < 1 || p->nsp_len > WIRE_SIO_NSP_MAX || p->nsp[0] != '/')
             fail_msg("%s: bad nsp", what);
         if (p->nsp_len > 1 && (p->nsp < buf || p->nsp + p->nsp_len > buf + len))
             fail_msg("%s: nsp does not point into the input", what);
@@ -182,7 +183,7 @@ check_invariants(const char *buf, size_t len, const gw_sio_packet_t *p, const ch
             fail_msg("%s: ack id %lld", what, p->ack_id);
         if (p->attachments < 0)
             fail_msg("%s: attachments %ld", what, p->attachments);
-        if (p->sio != GW_SIO_BINARY_EVENT && p->sio != GW_SIO_BINARY_ACK && p->attachments != 0)
+        if (p->sio != WIRE_SIO_BINARY_EVENT && p->sio != WIRE_SIO_BINARY_ACK && p->attachments != 0)
             fail_msg("%s: attachments %ld on sio type %d", what, p->attachments, (int)p->sio);
         if (p->data_len > 0) {
             char c = p->data[0];
@@ -190,7 +191,7 @@ check_invariants(const char *buf, size_t len, const gw_sio_packet_t *p, const ch
                   c == 'f' || c == 'n'))
                 fail_msg("%s: data starts with 0x%02x", what, (unsigned char)c);
         }
-    } else if (p->sio != GW_SIO_NONE) {
+    } else if (p->sio != WIRE_SIO_NONE) {
         fail_msg("%s: sio %d on eio %d", what, (int)p->sio, (int)p->eio);
     }
     if (p->data_len > len)
@@ -205,27 +206,27 @@ check_invariants(const char *buf, size_t len, const gw_sio_packet_t *p, const ch
 static void
 check_case(const sio_case_t *c, size_t i, const char *in)
 {
-    gw_sio_packet_t p;
+    wire_sio_packet_t p;
     char what[96];
     int rc;
 
     snprintf(what, sizeof what, "case %zu '%.40s'", i, c->in);
     memset(&p, 0x5a, sizeof p);
-    rc = gw__sio_parse(in, c->len, &p);
+    rc = wire_sio_parse(in, c->len, &p);
     if (!c->ok) {
-        if (rc != GW_EPARSE)
+        if (rc != -EINVAL)
             fail_msg("%s (len %zu) accepted (rc %d, eio %d sio %d ack %lld att %ld data_len %zu)",
                      what, c->len, rc, (int)p.eio, (int)p.sio, p.ack_id, p.attachments, p.data_len);
         return;
     }
-    if (rc != GW_OK)
+    if (rc != 0)
         fail_msg("%s refused (rc %d)", what, rc);
     check_invariants(in, c->len, &p, what);
     if ((int)p.eio != c->eio)
         fail_msg("%s: eio %d, want %d", what, (int)p.eio, c->eio);
     if ((int)p.sio != c->sio)
         fail_msg("%s: sio %d, want %d", what, (int)p.sio, c->sio);
-    if (c->eio == GW_EIO_MESSAGE) {
+    if (c->eio == WIRE_EIO_MESSAGE) {
         if (p.nsp_len != strlen(c->nsp) || memcmp(p.nsp, c->nsp, p.nsp_len) != 0)
             fail_msg("%s: nsp '%.*s', want '%s'", what, (int)p.nsp_len, p.nsp, c->nsp);
         if (p.ack_id != c->ack)
@@ -277,21 +278,21 @@ test_prefixes(void **state)
             continue;
         for (size_t k = 0; k <= cases[i].len; k++) {
             guard_t g;
-            gw_sio_packet_t p;
+            wire_sio_packet_t p;
             char what[96];
             const char *in = guard_place(&g, cases[i].in, k);
             int rc;
 
             assert_non_null(in);
             snprintf(what, sizeof what, "prefix %zu of case %zu '%.40s'", k, i, cases[i].in);
-            rc = gw__sio_parse(in, k, &p);
-            if (rc == GW_OK)
+            rc = wire_sio_parse(in, k, &p);
+            if (rc == 0)
                 check_invariants(in, k, &p, what);
-            else if (rc != GW_EPARSE)
+            else if (rc != -EINVAL)
                 fail_msg("%s: rc %d", what, rc);
             /* Prefixes the contract decides. */
             if (k == 0 || (k == 1 && cases[i].in[0] == '4'))
-                assert_int_equal(rc, GW_EPARSE);
+                assert_int_equal(rc, -EINVAL);
             guard_release(&g);
         }
     }
@@ -315,13 +316,13 @@ test_prefixes_refused(void **state)
     for (size_t i = 0; i < sizeof pr / sizeof pr[0]; i++) {
         for (size_t k = pr[i].from; k <= pr[i].to; k++) {
             guard_t g;
-            gw_sio_packet_t p;
+            wire_sio_packet_t p;
             const char *in = guard_place(&g, pr[i].full, k);
             int rc;
 
             assert_non_null(in);
-            rc = gw__sio_parse(in, k, &p);
-            if (rc != GW_EPARSE)
+            rc = wire_sio_parse(in, k, &p);
+            if (rc != -EINVAL)
                 fail_msg("prefix '%.*s' accepted", (int)k, pr[i].full);
             guard_release(&g);
         }
@@ -338,7 +339,7 @@ test_ack_digits(void **state)
         for (size_t nd = 1; nd <= 40; nd++) {
             char buf[128];
             size_t n = 0;
-            gw_sio_packet_t p;
+            wire_sio_packet_t p;
             guard_t g;
             const char *in;
             int rc;
@@ -355,14 +356,14 @@ test_ack_digits(void **state)
             n += 5;
             in = guard_place(&g, buf, n);
             assert_non_null(in);
-            rc = gw__sio_parse(in, n, &p);
+            rc = wire_sio_parse(in, n, &p);
             if (nd <= 18) {
-                if (rc != GW_OK)
+                if (rc != 0)
                     fail_msg("ack of %zu digits refused: '%.*s'", nd, (int)n, buf);
                 assert_int_equal(p.ack_id, want);
                 assert_int_equal(p.data_len, 5);
                 assert_memory_equal(p.data, "[\"e\"]", 5);
-            } else if (rc != GW_EPARSE) {
+            } else if (rc != -EINVAL) {
                 fail_msg("ack of %zu digits accepted as %lld: '%.*s'", nd, p.ack_id, (int)n, buf);
             }
             guard_release(&g);
@@ -370,16 +371,16 @@ test_ack_digits(void **state)
     }
 }
 
-/* Namespace lengths around GW_SIO_NSP_MAX, counted from the '/' up to but
+/* Namespace lengths around WIRE_SIO_NSP_MAX, counted from the '/' up to but
  * excluding the ','. */
 static void
 test_nsp_lengths(void **state)
 {
     (void)state;
-    for (size_t nl = 1; nl <= GW_SIO_NSP_MAX + 8; nl++) {
-        char buf[GW_SIO_NSP_MAX + 32];
+    for (size_t nl = 1; nl <= WIRE_SIO_NSP_MAX + 8; nl++) {
+        char buf[WIRE_SIO_NSP_MAX + 32];
         size_t n = 0;
-        gw_sio_packet_t p;
+        wire_sio_packet_t p;
         guard_t g;
         const char *in;
         int rc;
@@ -394,14 +395,14 @@ test_nsp_lengths(void **state)
         buf[n++] = ']';
         in = guard_place(&g, buf, n);
         assert_non_null(in);
-        rc = gw__sio_parse(in, n, &p);
-        if (nl <= GW_SIO_NSP_MAX) {
-            if (rc != GW_OK)
+        rc = wire_sio_parse(in, n, &p);
+        if (nl <= WIRE_SIO_NSP_MAX) {
+            if (rc != 0)
                 fail_msg("namespace of %zu bytes refused", nl);
             assert_int_equal(p.nsp_len, nl);
             assert_ptr_equal(p.nsp, in + 2);
             assert_int_equal(p.data_len, 2);
-        } else if (rc != GW_EPARSE) {
+        } else if (rc != -EINVAL) {
             fail_msg("namespace of %zu bytes accepted", nl);
         }
         guard_release(&g);
@@ -415,7 +416,7 @@ test_huge_inputs(void **state)
     size_t n = 64 * 1024;
     char *buf = malloc(n);
     guard_t g;
-    gw_sio_packet_t p;
+    wire_sio_packet_t p;
     const char *in;
     (void)state;
 
@@ -425,21 +426,21 @@ test_huge_inputs(void **state)
     memcpy(buf, "42/", 3);
     in = guard_place(&g, buf, n);
     assert_non_null(in);
-    assert_int_equal(gw__sio_parse(in, n, &p), GW_EPARSE);
+    assert_int_equal(wire_sio_parse(in, n, &p), -EINVAL);
     guard_release(&g);
     /* "42" then 64 Ki digits */
     memset(buf, '7', n);
     memcpy(buf, "42", 2);
     in = guard_place(&g, buf, n);
     assert_non_null(in);
-    assert_int_equal(gw__sio_parse(in, n, &p), GW_EPARSE);
+    assert_int_equal(wire_sio_parse(in, n, &p), -EINVAL);
     guard_release(&g);
     /* "45" then 64 Ki digits, no '-' */
     memset(buf, '9', n);
     memcpy(buf, "45", 2);
     in = guard_place(&g, buf, n);
     assert_non_null(in);
-    assert_int_equal(gw__sio_parse(in, n, &p), GW_EPARSE);
+    assert_int_equal(wire_sio_parse(in, n, &p), -EINVAL);
     guard_release(&g);
     /* a 64 KiB event is just a long data field */
     memset(buf, 'a', n);
@@ -447,8 +448,8 @@ test_huge_inputs(void **state)
     memcpy(buf + n - 2, "\"]", 2);
     in = guard_place(&g, buf, n);
     assert_non_null(in);
-    assert_int_equal(gw__sio_parse(in, n, &p), GW_OK);
-    assert_int_equal(p.sio, GW_SIO_EVENT);
+    assert_int_equal(wire_sio_parse(in, n, &p), 0);
+    assert_int_equal(p.sio, WIRE_SIO_EVENT);
     assert_ptr_equal(p.data, in + 2);
     assert_int_equal(p.data_len, n - 2);
     guard_release(&g);
@@ -468,19 +469,19 @@ test_attachments_overflow(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) {
         guard_t g;
-        gw_sio_packet_t p;
+        wire_sio_packet_t p;
         size_t n = strlen(ins[i]);
         const char *in = guard_place(&g, ins[i], n);
         int rc;
 
         assert_non_null(in);
-        rc = gw__sio_parse(in, n, &p);
-        if (rc == GW_OK) {
+        rc = wire_sio_parse(in, n, &p);
+        if (rc == 0) {
             check_invariants(in, n, &p, ins[i]);
             if (p.attachments < 1000)
                 fail_msg("'%s' accepted with %ld attachments", ins[i], p.attachments);
         } else {
-            assert_int_equal(rc, GW_EPARSE);
+            assert_int_equal(rc, -EINVAL);
         }
         guard_release(&g);
     }
@@ -501,7 +502,7 @@ test_random(void **state)
         size_t n = (size_t)(test_rand(&seed) % sizeof buf);
         int mode = iter % 3;
         guard_t g;
-        gw_sio_packet_t p1, p2;
+        wire_sio_packet_t p1, p2;
         const char *in;
         int rc1, rc2;
         char what[64];
@@ -521,16 +522,16 @@ test_random(void **state)
         in = guard_place(&g, buf, n);
         assert_non_null(in);
         snprintf(what, sizeof what, "random input %d (len %zu)", iter, n);
-        rc1 = gw__sio_parse(in, n, &p1);
-        rc2 = gw__sio_parse(in, n, &p2);
+        rc1 = wire_sio_parse(in, n, &p1);
+        rc2 = wire_sio_parse(in, n, &p2);
         assert_int_equal(rc1, rc2);
-        if (rc1 == GW_OK) {
+        if (rc1 == 0) {
             check_invariants(in, n, &p1, what);
             assert_int_equal(p1.eio, p2.eio);
             assert_int_equal(p1.sio, p2.sio);
             assert_int_equal(p1.ack_id, p2.ack_id);
             assert_int_equal(p1.data_len, p2.data_len);
-        } else if (rc1 != GW_EPARSE) {
+        } else if (rc1 != -EINVAL) {
             fail_msg("%s: rc %d", what, rc1);
         }
         guard_release(&g);
@@ -546,10 +547,10 @@ test_no_terminator_needed(void **state)
     (void)state;
     {
         guard_t g;
-        gw_sio_packet_t p;
+        wire_sio_packet_t p;
         const char *in = guard_place(&g, "", 0);
         assert_non_null(in);
-        assert_int_equal(gw__sio_parse(in, 0, &p), GW_EPARSE);
+        assert_int_equal(wire_sio_parse(in, 0, &p), -EINVAL);
         guard_release(&g);
     }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

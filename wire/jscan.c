@@ -1,5 +1,5 @@
 /*
- * gateway/jscan.c: a JSON validator that allocates nothing, for the routing
+ * wire/jscan.c: a JSON validator that allocates nothing, for the routing
  * path. The hub forwards a `tradestate` payload verbatim; all it needs is
  * to know the text is JSON a browser will parse, and which top-level
  * "steamId" the browser will see. Building a jansson tree for that cost a
@@ -10,11 +10,12 @@
  * strict number grammar; escapes \" \\ \/ \b \f \n \r \t \uXXXX),
  * strings in well-formed UTF-8 (no overlongs, no encoded surrogates,
  * nothing above U+10FFFF), no raw control bytes in strings, \u escapes
- * for surrogates only as high+low pairs, nesting at most GW_JSCAN_DEPTH.
+ * for surrogates only as high+low pairs, nesting at most WIRE_JSCAN_DEPTH.
  * Numbers of any magnitude are accepted, as JSON.parse accepts them.
  */
-#include "gw_int.h"
+#include "wire.h"
 
+#include <errno.h>
 #include <string.h>
 
 static size_t
@@ -211,13 +212,13 @@ scan_literal(const char *s, size_t *i, size_t n)
 }
 
 /*
- * Decodes the escapes of a string body that gw__json_scan_object accepted s[0..n) into out (cap
- * bytes) as far as ASCII goes: returns the decoded length, or cap + 1
- * when it does not fit or decodes to anything outside ASCII (which no key
- * or id we look for contains).
+ * Decodes the escapes of a string body s[0..n) that wire_json_scan_object
+ * accepted into out (cap bytes) as far as ASCII goes: returns the decoded
+ * length, or cap + 1 when it does not fit or decodes to anything outside
+ * ASCII (which no key or id we look for contains).
  */
 size_t
-gw__json_unescape_ascii(const char *s, size_t n, char *out, size_t cap)
+wire_json_unescape_ascii(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
 
@@ -260,7 +261,7 @@ key_is(const char *s, size_t n, int esc, const char *want)
 
     if (!esc)
         return n == wl && memcmp(s, want, wl) == 0;
-    return wl <= sizeof buf && gw__json_unescape_ascii(s, n, buf, wl) == wl &&
+    return wl <= sizeof buf && wire_json_unescape_ascii(s, n, buf, wl) == wl &&
            memcmp(buf, want, wl) == 0;
 }
 
@@ -270,18 +271,18 @@ key_is(const char *s, size_t n, int esc, const char *want)
          : ((st)[(d) >> 3] &= (unsigned char)~(1u << ((d)&7))))
 
 int
-gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
+wire_json_scan_object(const char *s, size_t n, const char *key, wire_jscan_t *out)
 {
-    unsigned char stack[GW_JSCAN_DEPTH / 8]; /* 1: object, 0: array */
+    unsigned char stack[WIRE_JSCAN_DEPTH / 8]; /* 1: object, 0: array */
     size_t depth = 0, i;
     int watch = 0; /* the value being scanned is the top-level `key` */
 
     memset(out, 0, sizeof *out);
     if (s == NULL)
-        return GW_EPARSE;
+        return -EINVAL;
     i = skip_ws(s, 0, n);
     if (i >= n || s[i] != '{')
-        return GW_EPARSE;
+        return -EINVAL;
 
     for (;;) {
         /* a value starts at s[i] (after whitespace) */
@@ -291,21 +292,21 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
 
         i = skip_ws(s, i, n);
         if (i >= n)
-            return GW_EPARSE;
+            return -EINVAL;
         c = s[i];
         start = i;
         if (c == '{' || c == '[') {
             if (watch) {
-                out->kind = GW_JSCAN_OTHER;
+                out->kind = WIRE_JSCAN_OTHER;
                 watch = 0;
             }
-            if (depth == GW_JSCAN_DEPTH)
-                return GW_EPARSE;
+            if (depth == WIRE_JSCAN_DEPTH)
+                return -EINVAL;
             BIT_SET(stack, depth, c == '{');
             depth++;
             i = skip_ws(s, i + 1, n);
             if (i >= n)
-                return GW_EPARSE;
+                return -EINVAL;
             if (s[i] == (c == '{' ? '}' : ']')) {
                 i++;
                 depth--;
@@ -318,8 +319,8 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
         if (c == '"') {
             i++;
             if (scan_string(s, &i, n, &esc) != 0)
-                return GW_EPARSE;
-            kind = GW_JSCAN_STRING;
+                return -EINVAL;
+            kind = WIRE_JSCAN_STRING;
             start++;
             if (watch) {
                 out->value = s + start;
@@ -328,16 +329,16 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
             }
         } else if (c == '-' || is_digit(c)) {
             if (scan_number(s, &i, n, &is_int) != 0)
-                return GW_EPARSE;
-            kind = is_int ? GW_JSCAN_INTEGER : GW_JSCAN_OTHER;
+                return -EINVAL;
+            kind = is_int ? WIRE_JSCAN_INTEGER : WIRE_JSCAN_OTHER;
             if (watch) {
                 out->value = s + start;
                 out->len = i - start;
             }
         } else {
             if (scan_literal(s, &i, n) != 0)
-                return GW_EPARSE;
-            kind = GW_JSCAN_OTHER;
+                return -EINVAL;
+            kind = WIRE_JSCAN_OTHER;
         }
         if (watch) {
             out->kind = kind;
@@ -346,10 +347,10 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
 
     after_value:
         if (depth == 0)
-            return skip_ws(s, i, n) == n ? GW_OK : GW_EPARSE;
+            return skip_ws(s, i, n) == n ? 0 : -EINVAL;
         i = skip_ws(s, i, n);
         if (i >= n)
-            return GW_EPARSE;
+            return -EINVAL;
         if (s[i] == ',') {
             i++;
             if (BIT_GET(stack, depth - 1))
@@ -357,7 +358,7 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
             continue;
         }
         if (s[i] != (BIT_GET(stack, depth - 1) ? '}' : ']'))
-            return GW_EPARSE;
+            return -EINVAL;
         i++;
         depth--;
         goto after_value;
@@ -367,17 +368,17 @@ gw__json_scan_object(const char *s, size_t n, const char *key, gw_jscan_t *out)
          * whitespace) */
         i = skip_ws(s, i, n);
         if (i >= n || s[i] != '"')
-            return GW_EPARSE;
+            return -EINVAL;
         start = ++i;
         if (scan_string(s, &i, n, &esc) != 0)
-            return GW_EPARSE;
+            return -EINVAL;
         if (depth == 1 && key != NULL && key_is(s + start, i - 1 - start, esc, key)) {
             out->count++;
             watch = 1;
         }
         i = skip_ws(s, i, n);
         if (i >= n || s[i] != ':')
-            return GW_EPARSE;
+            return -EINVAL;
         i++;
     }
 }

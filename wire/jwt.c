@@ -1,5 +1,5 @@
 /*
- * gateway/jwt.c: HS256 tokens, verified and signed over libjwt 1.10.
+ * wire/jwt.c: HS256 tokens, verified and signed over libjwt 1.10.
  *
  * libjwt 1.10 does the base64url and HMAC work only: it accepts whichever
  * HMAC algorithm the token names and validates no claim. So everything the
@@ -9,8 +9,7 @@
  * token is copied into a bounded, NUL-terminated buffer first because
  * libjwt reads C strings and our callers hold (buf, len) views.
  */
-#include "gateway.h"
-#include "gw_int.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -50,11 +49,11 @@ static unsigned
 role_bit(const char *name)
 {
     if (strcmp(name, "service") == 0)
-        return GW_ROLE_SERVICE;
+        return WIRE_ROLE_SERVICE;
     if (strcmp(name, "admin") == 0)
-        return GW_ROLE_ADMIN;
+        return WIRE_ROLE_ADMIN;
     if (strcmp(name, "ops") == 0)
-        return GW_ROLE_OPS;
+        return WIRE_ROLE_OPS;
     return 0;
 }
 
@@ -65,34 +64,34 @@ role_bit(const char *name)
  * object does not decode at all.
  */
 static int
-claims_read(jwt_t *jwt, time_t now, gw_claims_t *out, const char **why)
+claims_read(jwt_t *jwt, time_t now, wire_claims_t *out, const char **why)
 {
     const char *sub;
     char *roles_text;
     json_t *roles, *r;
     long exp;
     size_t sublen, i;
-    int rc = GW_OK;
+    int rc = 0;
 
     errno = 0;
     exp = jwt_get_grant_int(jwt, "exp");
     if (errno != 0) {
         *why = "exp missing or not an integer";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     if (exp <= (long)now) {
         *why = "token expired";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     sub = jwt_get_grant(jwt, "sub");
     if (sub == NULL) {
         *why = "sub missing or not a string";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     sublen = strlen(sub);
-    if (!gw__valid_name_id(sub, sublen)) {
+    if (!wire_valid_name_id(sub, sublen)) {
         *why = "sub is not a valid id";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     out->roles = 0;
     roles_text = jwt_get_grants_json(jwt, "roles"); /* NULL: no roles */
@@ -101,57 +100,57 @@ claims_read(jwt_t *jwt, time_t now, gw_claims_t *out, const char **why)
         free(roles_text);
         if (!json_is_array(roles)) {
             *why = "roles is not an array";
-            rc = GW_EPARSE;
+            rc = -EINVAL;
         } else {
             json_array_foreach(roles, i, r)
             {
                 if (!json_is_string(r)) {
                     *why = "roles holds a non-string";
-                    rc = GW_EPARSE;
+                    rc = -EINVAL;
                     break;
                 }
                 out->roles |= role_bit(json_string_value(r));
             }
         }
         json_decref(roles);
-        if (rc != GW_OK)
+        if (rc != 0)
             return rc;
     }
     memcpy(out->sub, sub, sublen);
     out->sub[sublen] = '\0';
     out->exp = (long long)exp;
-    return GW_OK;
+    return 0;
 }
 
 /*
  * Verifies an HS256 JWT of `len` bytes (not necessarily NUL-terminated)
- * against `secret` at `now`. Returns 0 with `out` filled, or GW_EPARSE with
+ * against `secret` at `now`. Returns 0 with `out` filled, or -EINVAL with
  * `*why` a static reason; `out` is unspecified on failure.
  */
 int
-gw__jwt_verify(const char *secret, const char *token, size_t len, time_t now, gw_claims_t *out,
-               const char **why)
+wire_jwt_verify(const char *secret, const char *token, size_t len, time_t now, wire_claims_t *out,
+                const char **why)
 {
-    char buf[GW_TOKEN_MAX + 1];
+    char buf[WIRE_TOKEN_MAX + 1];
     size_t keylen;
     jwt_t *jwt = NULL;
-    int rc = GW_EPARSE;
+    int rc = -EINVAL;
 
     *why = "malformed token";
     if (secret == NULL || (keylen = strlen(secret)) == 0 || keylen > INT_MAX) {
         *why = "no secret configured";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     if (token == NULL || len == 0) {
         *why = "empty token";
-        return GW_EPARSE;
+        return -EINVAL;
     }
-    if (len > GW_TOKEN_MAX) {
+    if (len > WIRE_TOKEN_MAX) {
         *why = "token too long";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     if (!token_shape_ok(token, len))
-        return GW_EPARSE;
+        return -EINVAL;
     memcpy(buf, token, len);
     buf[len] = '\0';
 
@@ -200,7 +199,7 @@ roles_parse(const char *csv, json_t *arr)
  * <= 0 or overflowing exp), or another negative errno from libjwt.
  */
 int
-gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
+wire_jwt_sign(const char *secret, const char *sub, const char *roles_csv, long long ttl_s,
               time_t now, char **out)
 {
     json_t *claims = NULL, *roles = NULL;
@@ -213,7 +212,7 @@ gw_token_sign(const char *secret, const char *sub, const char *roles_csv, long l
         return -EINVAL;
     *out = NULL;
     if (secret == NULL || (keylen = strlen(secret)) == 0 || keylen > INT_MAX || sub == NULL ||
-        !gw__valid_name_id(sub, strlen(sub)) || ttl_s <= 0 || (long long)now < 0 ||
+        !wire_valid_name_id(sub, strlen(sub)) || ttl_s <= 0 || (long long)now < 0 ||
         ttl_s > LLONG_MAX - (long long)now)
         return -EINVAL;
 

@@ -1,18 +1,19 @@
 /*
- * gateway/route.c: parsers for the payloads bots and services publish on
+ * wire/route.c: parsers for the payloads bots and services publish on
  * Redis (SPEC §3). Each is a pure function over (payload, len): it never
- * reads past `len`, never needs a NUL terminator, and returns GW_EPARSE for
+ * reads past `len`, never needs a NUL terminator, and returns -EINVAL for
  * anything it does not fully understand, so the router can drop and count
  * it. Results either point into the payload or are copied into the
  * caller's fixed-size buffer.
  */
-#include "gw_int.h"
+#include "wire.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* Payloads larger than this are not looked at (bots publish a few KiB). */
-#define GW_PAYLOAD_MAX (1024u * 1024u)
-#define GW_COMMAND_MAX 32
+#define PAYLOAD_MAX (1024u * 1024u)
+#define COMMAND_MAX 32
 
 static const char tradedata_prefix[] = "tradeData:";
 
@@ -21,7 +22,7 @@ static const char tradedata_prefix[] = "tradeData:";
 /* The canonical decimal text of a non-negative JSON integer token that fits
  * in an int64 ("-0" is 0), into steamid; -1 otherwise. */
 static int
-integer_id(const char *t, size_t n, char steamid[GW_ID_MAX + 1])
+integer_id(const char *t, size_t n, char steamid[WIRE_ID_MAX + 1])
 {
     static const char max[] = "9223372036854775807";
 
@@ -41,35 +42,35 @@ integer_id(const char *t, size_t n, char steamid[GW_ID_MAX + 1])
 }
 
 int
-gw__route_tradestate(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
+wire_route_tradestate(const char *payload, size_t len, char steamid[WIRE_ID_MAX + 1])
 {
-    gw_jscan_t id;
+    wire_jscan_t id;
 
-    if (payload == NULL || len == 0 || len > GW_PAYLOAD_MAX)
-        return GW_EPARSE;
-    if (gw__json_scan_object(payload, len, "steamId", &id) != GW_OK)
-        return GW_EPARSE;
+    if (payload == NULL || len == 0 || len > PAYLOAD_MAX)
+        return -EINVAL;
+    if (wire_json_scan_object(payload, len, "steamId", &id) != 0)
+        return -EINVAL;
     /* A browser's JSON.parse keeps the last of duplicate keys; refuse to
      * guess instead of routing by one the page will not see. */
     if (id.count != 1)
-        return GW_EPARSE;
-    if (id.kind == GW_JSCAN_INTEGER)
-        return integer_id(id.value, id.len, steamid) == 0 ? GW_OK : GW_EPARSE;
-    if (id.kind != GW_JSCAN_STRING)
-        return GW_EPARSE;
+        return -EINVAL;
+    if (id.kind == WIRE_JSCAN_INTEGER)
+        return integer_id(id.value, id.len, steamid) == 0 ? 0 : -EINVAL;
+    if (id.kind != WIRE_JSCAN_STRING)
+        return -EINVAL;
     if (id.escaped) {
         /* "\u0031" is "1" to the browser: decode, then check the result */
-        size_t n = gw__json_unescape_ascii(id.value, id.len, steamid, GW_ID_MAX);
-        if (n > GW_ID_MAX || !gw__valid_user_id(steamid, n))
-            return GW_EPARSE;
+        size_t n = wire_json_unescape_ascii(id.value, id.len, steamid, WIRE_ID_MAX);
+        if (n > WIRE_ID_MAX || !wire_valid_user_id(steamid, n))
+            return -EINVAL;
         steamid[n] = '\0';
-        return GW_OK;
+        return 0;
     }
-    if (!gw__valid_user_id(id.value, id.len))
-        return GW_EPARSE;
+    if (!wire_valid_user_id(id.value, id.len))
+        return -EINVAL;
     memcpy(steamid, id.value, id.len);
     steamid[id.len] = '\0';
-    return GW_OK;
+    return 0;
 }
 
 /* ---- canceledtrades ---- */
@@ -81,12 +82,12 @@ is_space(unsigned char c)
 }
 
 int
-gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
+wire_route_canceled(const char *payload, size_t len, char steamid[WIRE_ID_MAX + 1])
 {
     size_t b = 0, e = len;
 
-    if (payload == NULL || len > GW_PAYLOAD_MAX)
-        return GW_EPARSE;
+    if (payload == NULL || len > PAYLOAD_MAX)
+        return -EINVAL;
     while (b < e && is_space((unsigned char)payload[b]))
         b++;
     while (e > b && is_space((unsigned char)payload[e - 1]))
@@ -97,24 +98,24 @@ gw__route_canceled(const char *payload, size_t len, char steamid[GW_ID_MAX + 1])
         b++;
         e--;
     }
-    if (!gw__valid_user_id(payload + b, e - b))
-        return GW_EPARSE;
+    if (!wire_valid_user_id(payload + b, e - b))
+        return -EINVAL;
     memcpy(steamid, payload + b, e - b);
     steamid[e - b] = '\0';
-    return GW_OK;
+    return 0;
 }
 
 /* ---- bot channels and the bot text protocol ---- */
 
 int
-gw__bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen)
+wire_bot_channel_id(const char *channel, size_t len, const char **id, size_t *idlen)
 {
     if (channel == NULL || len <= 4 || memcmp(channel, "bot ", 4) != 0 ||
-        !gw__valid_name_id(channel + 4, len - 4))
-        return GW_EPARSE;
+        !wire_valid_name_id(channel + 4, len - 4))
+        return -EINVAL;
     *id = channel + 4;
     *idlen = len - 4;
-    return GW_OK;
+    return 0;
 }
 
 /* 1..max bytes of [A-Za-z0-9_-]: the alphabet of commands and trade hashes */
@@ -135,13 +136,13 @@ valid_token(const char *s, size_t n, size_t max)
 static int
 valid_command(const char *s, size_t n)
 {
-    return valid_token(s, n, GW_COMMAND_MAX);
+    return valid_token(s, n, COMMAND_MAX);
 }
 
 static int
 valid_tradehash(const char *s, size_t n)
 {
-    return valid_token(s, n, GW_TRADEHASH_MAX);
+    return valid_token(s, n, WIRE_TRADEHASH_MAX);
 }
 
 static int
@@ -168,14 +169,14 @@ token_len(const char *p, size_t n)
  * outside every alphabet) but not in the opaque rest, which may be JSON.
  */
 int
-gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out)
+wire_bot_parse(const char *payload, size_t len, wire_bot_cmd_t *out)
 {
     const char *p = payload;
     size_t n = len, t;
 
     memset(out, 0, sizeof *out);
-    if (payload == NULL || len == 0 || len > GW_PAYLOAD_MAX)
-        return GW_EPARSE;
+    if (payload == NULL || len == 0 || len > PAYLOAD_MAX)
+        return -EINVAL;
     /* one trailing line end, as a bot's println would add */
     if (p[n - 1] == '\n') {
         n--;
@@ -189,19 +190,19 @@ gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out)
     out->command = p;
     out->command_len = t;
     if (t == n)
-        return GW_OK;
+        return 0;
     p += t + 1;
     n -= t + 1;
 
     t = token_len(p, n);
     if (is_tradedata(p, t))
-        return GW_OK;
-    if (!gw__valid_name_id(p, t))
+        return 0;
+    if (!wire_valid_name_id(p, t))
         goto bad;
     out->bot_id = p;
     out->bot_id_len = t;
     if (t == n)
-        return GW_OK;
+        return 0;
     p += t + 1;
     n -= t + 1;
 
@@ -209,25 +210,25 @@ gw__bot_parse(const char *payload, size_t len, gw_bot_cmd_t *out)
     if (t == 0)
         goto bad;
     if (is_tradedata(p, t))
-        return GW_OK;
+        return 0;
     {
         const char *us = memchr(p, '_', t);
         if (us != NULL) {
             size_t idn = (size_t)(us - p);
-            if (!gw__valid_user_id(p, idn) || !valid_tradehash(us + 1, t - idn - 1))
+            if (!wire_valid_user_id(p, idn) || !valid_tradehash(us + 1, t - idn - 1))
                 goto bad;
             out->steamid = p;
             out->steamid_len = idn;
             out->tradehash = us + 1;
             out->tradehash_len = t - idn - 1;
-        } else if (gw__valid_user_id(p, t)) {
+        } else if (wire_valid_user_id(p, t)) {
             out->steamid = p;
             out->steamid_len = t;
         }
     }
     /* what follows (if anything) is opaque */
-    return GW_OK;
+    return 0;
 bad:
     memset(out, 0, sizeof *out);
-    return GW_EPARSE;
+    return -EINVAL;
 }

@@ -1,10 +1,11 @@
 /*
- * gateway/clientmsg.c: what a native WebSocket client may say (SPEC §4) and
+ * wire/clientmsg.c: what a native WebSocket client may say (SPEC §4) and
  * which rooms it may enter. The parser answers with the error code the
  * client will see; the room check is the only place room access is decided.
  */
-#include "gw_int.h"
+#include "wire.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -13,26 +14,26 @@ fail(const char **code, const char **msg, const char *c, const char *m)
 {
     *code = c;
     *msg = m;
-    return GW_EPARSE;
+    return -EINVAL;
 }
 
 int
-gw__watch_keys_parse(const json_t *keys, gw_client_op_t *out, const char **msg)
+wire_watch_keys_parse(const json_t *keys, wire_client_op_t *out, const char **msg)
 {
     size_t i;
     json_t *k;
 
     if (!json_is_array(keys) || json_array_size(keys) == 0 ||
-        json_array_size(keys) > GW_WATCH_KEYS_MAX) {
+        json_array_size(keys) > WIRE_WATCH_KEYS_MAX) {
         *msg = "\"keys\" must be an array of 1 to 32 configuration keys";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     out->nkeys = 0;
     json_array_foreach(keys, i, k)
     {
         const char *s = json_string_value(k);
         size_t n = json_string_length(k);
-        if (!json_is_string(k) || n == 0 || n > GW_WATCH_KEY_MAX || strlen(s) != n)
+        if (!json_is_string(k) || n == 0 || n > WIRE_WATCH_KEY_MAX || strlen(s) != n)
             goto bad;
         for (size_t j = 0; j < n; j++) {
             char c = s[j];
@@ -43,16 +44,16 @@ gw__watch_keys_parse(const json_t *keys, gw_client_op_t *out, const char **msg)
         memcpy(out->keys[out->nkeys], s, n + 1);
         out->nkeys++;
     }
-    return GW_OK;
+    return 0;
 bad:
     out->nkeys = 0;
     *msg = "configuration keys are 1-64 characters of A-Za-z0-9_.:-";
-    return GW_EPARSE;
+    return -EINVAL;
 }
 
 int
-gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char **code,
-                    const char **msg)
+wire_client_op_parse(const char *buf, size_t len, wire_client_op_t *out, const char **code,
+                     const char **msg)
 {
     json_t *root, *op, *room;
     const char *name;
@@ -75,30 +76,30 @@ gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char
     }
     name = json_string_value(op);
     if (strcmp(name, "ping") == 0) {
-        out->op = GW_OP_PING;
-        rc = GW_OK;
+        out->op = WIRE_OP_PING;
+        rc = 0;
         goto done;
     }
     if (strcmp(name, "config.watch") == 0) {
-        out->op = GW_OP_CONFIG_WATCH;
-        rc = gw__watch_keys_parse(json_object_get(root, "keys"), out, msg);
-        if (rc != GW_OK) {
+        out->op = WIRE_OP_CONFIG_WATCH;
+        rc = wire_watch_keys_parse(json_object_get(root, "keys"), out, msg);
+        if (rc != 0) {
             out->op = 0;
             *code = "bad_request";
         }
         goto done;
     }
     if (strcmp(name, "join") == 0)
-        out->op = GW_OP_JOIN;
+        out->op = WIRE_OP_JOIN;
     else if (strcmp(name, "leave") == 0)
-        out->op = GW_OP_LEAVE;
+        out->op = WIRE_OP_LEAVE;
     else {
         rc = fail(code, msg, "unknown_op", "unknown \"op\"");
         goto done;
     }
     room = json_object_get(root, "room");
     if (!json_is_string(room) || json_string_length(room) == 0 ||
-        json_string_length(room) > GW_ROOM_MAX) {
+        json_string_length(room) > WIRE_ROOM_MAX) {
         out->op = 0;
         rc = fail(code, msg, "bad_request", "\"room\" must be a string of 1 to 80 bytes");
         goto done;
@@ -107,7 +108,7 @@ gw__client_op_parse(const char *buf, size_t len, gw_client_op_t *out, const char
      * string of exactly json_string_length bytes */
     memcpy(out->room, json_string_value(room), json_string_length(room));
     out->room[json_string_length(room)] = '\0';
-    rc = GW_OK;
+    rc = 0;
 done:
     json_decref(root);
     return rc;
@@ -120,34 +121,34 @@ has_prefix(const char *s, size_t n, const char *prefix, size_t plen)
 }
 
 int
-gw__room_check(const gw_claims_t *claims, const char *room, const char **code)
+wire_room_check(const wire_claims_t *claims, const char *room, const char **code)
 {
-    size_t n = room ? strnlen(room, GW_ROOM_MAX + 1) : 0;
+    size_t n = room ? strnlen(room, WIRE_ROOM_MAX + 1) : 0;
 
     *code = "bad_room";
-    if (n == 0 || n > GW_ROOM_MAX)
-        return GW_EPARSE;
+    if (n == 0 || n > WIRE_ROOM_MAX)
+        return -EINVAL;
     if (has_prefix(room, n, "user:", 5)) {
-        if (!gw__valid_user_id(room + 5, n - 5))
-            return GW_EPARSE;
+        if (!wire_valid_user_id(room + 5, n - 5))
+            return -EINVAL;
         /* only one's own user room, by the verified subject */
         if (strcmp(room + 5, claims->sub) != 0) {
             *code = "forbidden";
-            return GW_EPARSE;
+            return -EINVAL;
         }
         *code = NULL;
-        return GW_OK;
+        return 0;
     }
     if (has_prefix(room, n, "bot:", 4)) {
-        if (!gw__valid_name_id(room + 4, n - 4))
-            return GW_EPARSE;
+        if (!wire_valid_name_id(room + 4, n - 4))
+            return -EINVAL;
     } else if (strcmp(room, "ops") != 0) {
-        return GW_EPARSE;
+        return -EINVAL;
     }
-    if (!(claims->roles & GW_ROLE_OPS)) {
+    if (!(claims->roles & WIRE_ROLE_OPS)) {
         *code = "forbidden";
-        return GW_EPARSE;
+        return -EINVAL;
     }
     *code = NULL;
-    return GW_OK;
+    return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * gateway/sio.c: the Engine.IO v4 / Socket.IO v5 packet parser. Pure over
+ * wire/sio.c: the Engine.IO v4 / Socket.IO v5 packet parser. Pure over
  * (buf, len): no allocation, no reads past `len`, pointers into the input.
  *
  *   <eio type>[<sio type>[<attachments>-][<nsp>,][<ack id>][<json>]]
@@ -8,7 +8,9 @@
  * anyway; here only its first byte is checked, so that a digit run that is
  * not followed by valid JSON cannot pass as an ack id plus nothing.
  */
-#include "gw_int.h"
+#include "wire.h"
+
+#include <errno.h>
 
 static int
 is_digit(char c)
@@ -25,36 +27,36 @@ json_start(char c)
 }
 
 int
-gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out)
+wire_sio_parse(const char *buf, size_t len, wire_sio_packet_t *out)
 {
     size_t i = 0;
 
     if (len == 0 || !is_digit(buf[0]) || buf[0] > '6')
-        return GW_EPARSE;
-    out->eio = (enum gw_eio_type)(buf[0] - '0');
-    out->sio = GW_SIO_NONE;
+        return -EINVAL;
+    out->eio = (enum wire_eio_type)(buf[0] - '0');
+    out->sio = WIRE_SIO_NONE;
     out->nsp = "/";
     out->nsp_len = 1;
     out->ack_id = -1;
     out->attachments = 0;
     out->data = buf + 1;
     out->data_len = len - 1;
-    if (out->eio != GW_EIO_MESSAGE)
-        return GW_OK;
+    if (out->eio != WIRE_EIO_MESSAGE)
+        return 0;
 
     i = 1;
     if (i >= len || !is_digit(buf[i]) || buf[i] > '6')
-        return GW_EPARSE;
-    out->sio = (enum gw_sio_type)(buf[i] - '0');
+        return -EINVAL;
+    out->sio = (enum wire_sio_type)(buf[i] - '0');
     i++;
 
-    if (out->sio == GW_SIO_BINARY_EVENT || out->sio == GW_SIO_BINARY_ACK) {
+    if (out->sio == WIRE_SIO_BINARY_EVENT || out->sio == WIRE_SIO_BINARY_ACK) {
         long n = 0;
         size_t start = i;
         while (i < len && is_digit(buf[i]) && i - start < 9)
             n = n * 10 + (buf[i++] - '0');
         if (i == start || i >= len || buf[i] != '-')
-            return GW_EPARSE;
+            return -EINVAL;
         out->attachments = n;
         i++;
     }
@@ -62,12 +64,12 @@ gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out)
     if (i < len && buf[i] == '/') {
         size_t start = i;
         while (i < len && buf[i] != ',') {
-            if (i - start >= GW_SIO_NSP_MAX)
-                return GW_EPARSE;
+            if (i - start >= WIRE_SIO_NSP_MAX)
+                return -EINVAL;
             i++;
         }
         if (i >= len)
-            return GW_EPARSE; /* a namespace must end with ',' */
+            return -EINVAL; /* a namespace must end with ',' */
         out->nsp = buf + start;
         out->nsp_len = i - start;
         i++;
@@ -78,7 +80,7 @@ gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out)
         size_t start = i;
         while (i < len && is_digit(buf[i])) {
             if (i - start >= 18)
-                return GW_EPARSE;
+                return -EINVAL;
             id = id * 10 + (buf[i++] - '0');
         }
         out->ack_id = id;
@@ -87,6 +89,6 @@ gw__sio_parse(const char *buf, size_t len, gw_sio_packet_t *out)
     out->data = buf + i;
     out->data_len = len - i;
     if (out->data_len > 0 && !json_start(buf[i]))
-        return GW_EPARSE;
-    return GW_OK;
+        return -EINVAL;
+    return 0;
 }
