@@ -1,5 +1,5 @@
 /*
- * app/main.c: the composition root. Reads flags and environment (SPEC §1),
+ * app/main.c: the composition root. Reads flags and environment (README, "Configuration"),
  * owns the uv_loop_t, wires the bus's messages into the gateway, and runs
  * the stop sequence: stop accepting and close sockets with 1001, destroy the
  * lws context, close Redis, close our handles, drain the loop, close it.
@@ -459,7 +459,7 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
     hub_t *hub = privdata;
 
     if (!ready && !ever_ready) {
-        /* unreachable Redis at start: refuse to start (SPEC §1), with one
+        /* unreachable Redis at start: refuse to start (README, "Configuration"), with one
          * line however many connections report it */
         if (hub->stopping)
             return;
@@ -589,7 +589,7 @@ run(hub_t *hub)
     go.locks = hub->locks;
     go.resv = hub->resv;
     go.cache = hub->cache;
-    /* Engine.IO timings: SPEC-less knobs for tests and unusual proxies */
+    /* Engine.IO timings: undocumented knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
     go.ws_idle_ping_ms = env_ms("COORDHUB_WS_IDLE_PING_MS");

@@ -1,5 +1,6 @@
 /*
- * cache: configuration in three tiers (SPEC §6 "Configuration", §7).
+ * cache: configuration in three tiers (README, "Configuration" under "API in
+ * brief"; docs/architecture.md).
  *
  *   L1     this hub's memory: key -> {value, version, category}, and category
  *          bundles; bounded, with a TTL as a backstop only.

@@ -3,7 +3,7 @@
  * (lock_valid_name) and the JSON bodies of acquire, extend and release
  * (lock_parse_acquire / _extend / _release), all on the same input.
  *
- * Checks: the name check agrees with the SPEC's rule (1..200 of
+ * Checks: the name check agrees with the documented rule (1..200 of
  * A-Za-z0-9:_.-{}, not starting "coordhub:"); accepted bodies hold values
  * in range (ttl_ms 1..86400000, wait_ms 0..60000, owner <= 128 bytes,
  * token 1..64 bytes, NUL-terminated in exactly-sized buffers); a refusal

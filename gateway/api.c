@@ -1,11 +1,14 @@
 /*
- * gateway/api.c: the JSON API under /v1/ (SPEC §6): bodies by
- * Content-Length (411 without one, 413 over 1 MiB), Bearer tokens and
- * roles, and the lock routes over the locks module. Answers that wait on
- * Redis are deferred: the connection keeps the lock request's handle and
+ * gateway/api.c: the JSON API under /v1/ (README, "HTTP"): the body (its
+ * framing checked by routes.c), Bearer tokens and roles, and the routes of
+ * locks, reservations and configuration over their modules. Answers that
+ * wait on Redis are deferred: the connection keeps the request's handle and
  * cancels it if the client goes away first.
  */
-#include "gw_core.h"
+#include "api.h"
+
+#include "auth.h"
+#include "http.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -13,29 +16,30 @@
 #include <string.h>
 
 static int dispatch(gw_t *gw, gw_conn_t *c);
+static void api_error(gw_conn_t *c, int status, const char *code, const char *message);
 
 void
 gw__api_reset(gw_conn_t *c)
 {
-    if (c->api_op != NULL) {
-        lock_cancel(c->api_op);
-        c->api_op = NULL;
+    if (c->api.lock != NULL) {
+        lock_cancel(c->api.lock);
+        c->api.lock = NULL;
     }
-    if (c->api_resv != NULL) {
-        resv_cancel(c->api_resv);
-        c->api_resv = NULL;
+    if (c->api.resv != NULL) {
+        resv_cancel(c->api.resv);
+        c->api.resv = NULL;
     }
-    if (c->api_cache != NULL) {
-        cache_cancel(c->api_cache);
-        c->api_cache = NULL;
+    if (c->api.cache != NULL) {
+        cache_cancel(c->api.cache);
+        c->api.cache = NULL;
     }
-    c->api_query[0] = '\0';
-    free(c->req_body);
-    c->req_body = NULL;
-    c->req_len = c->req_cap = 0;
-    c->body_state = GW_BODY_IGNORE;
-    free(c->api_path);
-    c->api_path = NULL;
+    c->api.query[0] = '\0';
+    free(c->api.body);
+    c->api.body = NULL;
+    c->api.len = c->api.cap = 0;
+    c->api.body_state = GW_BODY_IGNORE;
+    free(c->api.path);
+    c->api.path = NULL;
 }
 
 int
@@ -50,26 +54,26 @@ gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int me
         return -1;
     }
     if (strlen(uri) >= 512) {
-        gw__http_error(c, 400, "bad_request", "path too long");
+        api_error(c, 400, "bad_request", "path too long");
         return 0;
     }
-    free(c->api_path);
-    c->api_path = util_strdup(uri);
-    c->api_method = method;
+    free(c->api.path);
+    c->api.path = util_strdup(uri);
+    c->api.method = method;
     {
         /* sized for the longest argument lws will split (it stops at one
          * longer than the buffer) */
         char q[WIRE_TOKEN_MAX + 16];
         const char *v = lws_get_urlarg_by_name(wsi, "category=", q, sizeof q);
         if (v != NULL)
-            snprintf(c->api_query, sizeof c->api_query, "%s",
-                     strlen(v) < sizeof c->api_query ? v : "\x01");
+            snprintf(c->api.query, sizeof c->api.query, "%s",
+                     strlen(v) < sizeof c->api.query ? v : "\x01");
     }
     if (cl > 0) {
-        c->req_body = util_malloc(cl);
-        c->req_cap = cl;
-        c->req_len = 0;
-        c->body_state = GW_BODY_WAIT;
+        c->api.body = util_malloc(cl);
+        c->api.cap = cl;
+        c->api.len = 0;
+        c->api.body_state = GW_BODY_WAIT;
         return 0; /* dispatched at BODY_COMPLETION */
     }
     /* No body: dispatch now. lws may still report an empty body and its
@@ -82,24 +86,40 @@ int
 gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 {
     (void)gw;
-    if (len == 0 || c->body_state != GW_BODY_WAIT)
+    if (len == 0 || c->api.body_state != GW_BODY_WAIT)
         return 0; /* not a body the API asked for: discarded */
-    if (len > c->req_cap - c->req_len)
+    if (len > c->api.cap - c->api.len)
         return -1; /* more than Content-Length said: not HTTP we speak */
-    memcpy(c->req_body + c->req_len, in, len);
-    c->req_len += len;
+    memcpy(c->api.body + c->api.len, in, len);
+    c->api.len += len;
     return 0;
 }
 
 /* ---- locks ---- */
 
+/* Every answer of the API: the request's state goes (its body, its path,
+ * anything it waited for), then the answer is staged for the writer. */
+static void
+answer(gw_conn_t *c, int status, const char *body, size_t len)
+{
+    gw__api_reset(c);
+    gw__http_respond(c, status, "application/json", body, len);
+}
+
+static void
+api_error(gw_conn_t *c, int status, const char *code, const char *message)
+{
+    gw__api_reset(c);
+    gw__http_error(c, status, code, message);
+}
+
 static void
 respond_json(gw_conn_t *c, int status, json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT);
-    gw__http_respond(c, status, "application/json", s, strlen(s));
-    free(s);
     json_decref(o);
+    answer(c, status, s, strlen(s));
+    free(s);
 }
 
 static void
@@ -108,17 +128,17 @@ on_lock_result(void *privdata, const lock_result_t *r)
     gw_conn_t *c = privdata;
     json_t *o;
 
-    c->api_op = NULL;
+    c->api.lock = NULL;
     if (r->error != 0) { /* docs/errors.md */
         if (r->error == UV_EPROTO)
-            gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+            api_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
         else
-            gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+            api_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
         return;
     }
     switch (r->outcome) {
     case LOCK_DONE:
-        switch (c->api_method) {
+        switch (c->api.method) {
         case GW_M_POST:
             o = json_pack("{s:s,s:s,s:I,s:I}", "name", r->name, "token", r->token, "fence",
                           (json_int_t)r->fence, "ttl_ms", (json_int_t)r->ttl_ms);
@@ -135,9 +155,9 @@ on_lock_result(void *privdata, const lock_result_t *r)
         }
         respond_json(c, 200, o);
         return;
-    case LOCK_HELD: gw__http_error(c, 409, "locked", "the lock is held by another owner"); return;
+    case LOCK_HELD: api_error(c, 409, "locked", "the lock is held by another owner"); return;
     case LOCK_NOT_OWNER:
-        gw__http_error(c, 409, "not_owner", "this token does not hold the lock");
+        api_error(c, 409, "not_owner", "this token does not hold the lock");
         return;
     }
 }
@@ -153,41 +173,41 @@ api_locks(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *name)
     int rc;
 
     if (lock_valid_name(name, len, &err) != 0) {
-        gw__http_error(c, 400, "bad_request", err);
+        api_error(c, 400, "bad_request", err);
         return;
     }
     if (!(claims->roles & WIRE_ROLE_SERVICE) &&
-        !(c->api_method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
-        gw__http_error(c, 403, "forbidden", "locks need role service");
+        !(c->api.method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
+        api_error(c, 403, "forbidden", "locks need role service");
         return;
     }
-    switch (c->api_method) {
+    switch (c->api.method) {
     case GW_M_POST:
-        if (lock_parse_acquire(c->req_body, c->req_len, &a, &err) != 0) {
-            gw__http_error(c, 400, "bad_request", err);
+        if (lock_parse_acquire(c->api.body, c->api.len, &a, &err) != 0) {
+            api_error(c, 400, "bad_request", err);
             return;
         }
-        rc = lock_acquire(gw->locks, name, len, &a, on_lock_result, c, &c->api_op);
+        rc = lock_acquire(gw->locks, name, len, &a, on_lock_result, c, &c->api.lock);
         break;
     case GW_M_PATCH:
-        if (lock_parse_extend(c->req_body, c->req_len, token, &ttl, &err) != 0) {
-            gw__http_error(c, 400, "bad_request", err);
+        if (lock_parse_extend(c->api.body, c->api.len, token, &ttl, &err) != 0) {
+            api_error(c, 400, "bad_request", err);
             return;
         }
-        rc = lock_extend(gw->locks, name, len, token, ttl, on_lock_result, c, &c->api_op);
+        rc = lock_extend(gw->locks, name, len, token, ttl, on_lock_result, c, &c->api.lock);
         break;
     case GW_M_DELETE:
-        if (lock_parse_release(c->req_body, c->req_len, token, &err) != 0) {
-            gw__http_error(c, 400, "bad_request", err);
+        if (lock_parse_release(c->api.body, c->api.len, token, &err) != 0) {
+            api_error(c, 400, "bad_request", err);
             return;
         }
-        rc = lock_release(gw->locks, name, len, token, on_lock_result, c, &c->api_op);
+        rc = lock_release(gw->locks, name, len, token, on_lock_result, c, &c->api.lock);
         break;
-    case GW_M_GET: rc = lock_inspect(gw->locks, name, len, on_lock_result, c, &c->api_op); break;
-    default: gw__http_error(c, 405, "method_not_allowed", "use GET, POST, PATCH or DELETE"); return;
+    case GW_M_GET: rc = lock_inspect(gw->locks, name, len, on_lock_result, c, &c->api.lock); break;
+    default: api_error(c, 405, "method_not_allowed", "use GET, POST, PATCH or DELETE"); return;
     }
     if (rc != 0)
-        gw__http_error(c, 503, "unavailable", "redis unavailable");
+        api_error(c, 503, "unavailable", "redis unavailable");
 }
 
 /* ---- reservations ---- */
@@ -198,23 +218,23 @@ on_resv_result(void *privdata, const resv_result_t *r)
     gw_conn_t *c = privdata;
     json_t *o, *arr;
 
-    c->api_resv = NULL;
+    c->api.resv = NULL;
     if (r->error != 0) { /* docs/errors.md */
         if (r->error == UV_EPROTO)
-            gw__http_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
+            api_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
         else
-            gw__http_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+            api_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
         return;
     }
     switch (r->outcome) {
     case RESV_DONE:
-        if (c->api_method == GW_M_POST) {
+        if (c->api.method == GW_M_POST) {
             arr = json_array();
             for (size_t i = 0; i < r->nassets; i++)
                 json_array_append_new(arr, json_string(r->assets[i]));
             o = json_pack("{s:o,s:I}", "reserved", arr, "expires_at_ms",
                           (json_int_t)r->expires_at_ms);
-        } else if (c->api_method == GW_M_DELETE) {
+        } else if (c->api.method == GW_M_DELETE) {
             o = json_pack("{s:s,s:s,s:b}", "app", r->app, "asset", r->asset, "released", 1);
         } else {
             arr = json_array();
@@ -234,7 +254,7 @@ on_resv_result(void *privdata, const resv_result_t *r)
                       "some assets are reserved already; nothing was reserved", "assets", arr);
         respond_json(c, 409, o);
         return;
-    case RESV_NOT_FOUND: gw__http_error(c, 404, "not_found", "this asset is not reserved"); return;
+    case RESV_NOT_FOUND: api_error(c, 404, "not_found", "this asset is not reserved"); return;
     }
 }
 
@@ -251,38 +271,38 @@ api_reservations(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char
     int rc;
 
     if (resv_valid_app(rest, applen) != 0) {
-        gw__http_error(c, 400, "bad_request", "app ids are 1-32 characters of A-Za-z0-9_-");
+        api_error(c, 400, "bad_request", "app ids are 1-32 characters of A-Za-z0-9_-");
         return;
     }
     memcpy(app, rest, applen);
     app[applen] = '\0';
     if (asset != NULL && resv_valid_asset(asset, strlen(asset)) != 0) {
-        gw__http_error(c, 400, "bad_request", "asset ids are 1-128 characters of A-Za-z0-9_.-");
+        api_error(c, 400, "bad_request", "asset ids are 1-128 characters of A-Za-z0-9_.-");
         return;
     }
     if (!(claims->roles & WIRE_ROLE_SERVICE) &&
-        !(c->api_method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
-        gw__http_error(c, 403, "forbidden", "reservations need role service");
+        !(c->api.method == GW_M_GET && (claims->roles & WIRE_ROLE_OPS))) {
+        api_error(c, 403, "forbidden", "reservations need role service");
         return;
     }
-    if (asset != NULL && c->api_method == GW_M_DELETE) {
-        rc = resv_release(gw->resv, app, asset, on_resv_result, c, &c->api_resv);
-    } else if (asset == NULL && c->api_method == GW_M_POST) {
-        if (resv_parse_reserve(c->req_body, c->req_len, &a, &err) != 0) {
-            gw__http_error(c, 400, "bad_request", err);
+    if (asset != NULL && c->api.method == GW_M_DELETE) {
+        rc = resv_release(gw->resv, app, asset, on_resv_result, c, &c->api.resv);
+    } else if (asset == NULL && c->api.method == GW_M_POST) {
+        if (resv_parse_reserve(c->api.body, c->api.len, &a, &err) != 0) {
+            api_error(c, 400, "bad_request", err);
             return;
         }
-        rc = resv_reserve(gw->resv, app, &a, on_resv_result, c, &c->api_resv);
+        rc = resv_reserve(gw->resv, app, &a, on_resv_result, c, &c->api.resv);
         resv_reserve_args_free(&a);
-    } else if (asset == NULL && c->api_method == GW_M_GET) {
-        rc = resv_list(gw->resv, app, on_resv_result, c, &c->api_resv);
+    } else if (asset == NULL && c->api.method == GW_M_GET) {
+        rc = resv_list(gw->resv, app, on_resv_result, c, &c->api.resv);
     } else {
-        gw__http_error(c, 405, "method_not_allowed",
+        api_error(c, 405, "method_not_allowed",
                        asset ? "use DELETE on an asset" : "use GET or POST on an app");
         return;
     }
     if (rc != 0)
-        gw__http_error(c, 503, "unavailable", "redis unavailable");
+        api_error(c, 503, "unavailable", "redis unavailable");
 }
 
 /* ---- configuration ---- */
@@ -301,7 +321,7 @@ doc_json(const cache_doc_t *d, int with_category)
 static void
 cache_unavailable(gw_conn_t *c)
 {
-    gw__http_error(c, 503, "unavailable", "redis or the configuration store is unavailable");
+    api_error(c, 503, "unavailable", "redis or the configuration store is unavailable");
 }
 
 static void
@@ -320,13 +340,13 @@ on_cache_get(void *privdata, int error, enum cache_outcome outcome, const cache_
 {
     gw_conn_t *c = privdata;
 
-    c->api_cache = NULL;
+    c->api.cache = NULL;
     if (error != 0) {
         cache_unavailable(c);
         return;
     }
     if (outcome == CACHE_NOT_FOUND) {
-        gw__http_error(c, 404, "not_found", "no such configuration key");
+        api_error(c, 404, "not_found", "no such configuration key");
         return;
     }
     respond_doc(c, doc, stale);
@@ -336,7 +356,7 @@ static void
 on_cache_put(void *privdata, int error, const cache_doc_t *doc)
 {
     gw_conn_t *c = privdata;
-    c->api_cache = NULL;
+    c->api.cache = NULL;
     if (error != 0) {
         cache_unavailable(c);
         return;
@@ -352,7 +372,7 @@ respond_docs(gw_conn_t *c, const cache_doc_t *docs, size_t n, int stale)
     items = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, doc_json(&docs[i], 0));
-    o = json_pack("{s:s,s:o}", "category", c->api_query, "items", items);
+    o = json_pack("{s:s,s:o}", "category", c->api.query, "items", items);
     if (stale)
         json_object_set_new(o, "stale", json_true());
     respond_json(c, 200, o);
@@ -363,7 +383,7 @@ on_cache_list(void *privdata, int error, const cache_doc_t *docs, size_t n, int 
 {
     gw_conn_t *c = privdata;
 
-    c->api_cache = NULL;
+    c->api.cache = NULL;
     if (error != 0) {
         cache_unavailable(c);
         return;
@@ -382,71 +402,58 @@ api_config(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *rest
     int rc, stale;
 
     if (rest == NULL) {
-        if (c->api_method != GW_M_GET) {
-            gw__http_error(c, 405, "method_not_allowed", "use GET /v1/config?category=NAME");
+        if (c->api.method != GW_M_GET) {
+            api_error(c, 405, "method_not_allowed", "use GET /v1/config?category=NAME");
             return;
         }
-        if (cache_valid_category(c->api_query, strlen(c->api_query)) != 0) {
-            gw__http_error(c, 400, "bad_request",
+        if (cache_valid_category(c->api.query, strlen(c->api.query)) != 0) {
+            api_error(c, 400, "bad_request",
                            "category must be 1-64 characters of A-Za-z0-9_.:-");
             return;
         }
-        if (cache_peek_list(gw->cache, c->api_query, &docs, &n, &stale)) {
+        if (cache_peek_list(gw->cache, c->api.query, &docs, &n, &stale)) {
             respond_docs(c, docs, n, stale);
             return;
         }
-        rc = cache_list(gw->cache, c->api_query, on_cache_list, c, &c->api_cache);
+        rc = cache_list(gw->cache, c->api.query, on_cache_list, c, &c->api.cache);
     } else if (cache_valid_key(rest, strlen(rest)) != 0) {
-        gw__http_error(c, 400, "bad_request", "keys are 1-64 characters of A-Za-z0-9_.:-");
+        api_error(c, 400, "bad_request", "keys are 1-64 characters of A-Za-z0-9_.:-");
         return;
-    } else if (c->api_method == GW_M_GET) {
+    } else if (c->api.method == GW_M_GET) {
         /* `rest` points into the request's path, which an answer frees */
         if (cache_peek(gw->cache, rest, &doc, &stale)) {
             respond_doc(c, doc, stale);
             return;
         }
-        rc = cache_get(gw->cache, rest, on_cache_get, c, &c->api_cache);
-    } else if (c->api_method == GW_M_PUT) {
+        rc = cache_get(gw->cache, rest, on_cache_get, c, &c->api.cache);
+    } else if (c->api.method == GW_M_PUT) {
         if (!(claims->roles & WIRE_ROLE_ADMIN)) {
-            gw__http_error(c, 403, "forbidden", "configuration writes need role admin");
+            api_error(c, 403, "forbidden", "configuration writes need role admin");
             return;
         }
-        if (cache_parse_put(c->req_body, c->req_len, &value, &category, &err) != 0) {
-            gw__http_error(c, 400, "bad_request", err);
+        if (cache_parse_put(c->api.body, c->api.len, &value, &category, &err) != 0) {
+            api_error(c, 400, "bad_request", err);
             return;
         }
-        rc = cache_put(gw->cache, rest, value, category, on_cache_put, c, &c->api_cache);
+        rc = cache_put(gw->cache, rest, value, category, on_cache_put, c, &c->api.cache);
         free(value);
         free(category);
     } else {
-        gw__http_error(c, 405, "method_not_allowed", "use GET or PUT");
+        api_error(c, 405, "method_not_allowed", "use GET or PUT");
         return;
     }
     if (rc != 0)
-        gw__http_error(c, 503, "unavailable", "redis unavailable");
+        api_error(c, 503, "unavailable", "redis unavailable");
 }
 
 /* ---- dispatch ---- */
 
-static int
-bearer(gw_t *gw, struct lws *wsi, wire_claims_t *claims)
-{
-    char buf[WIRE_TOKEN_MAX + 16];
-    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
-
-    if (n <= 7 || strncasecmp(buf, "Bearer ", 7) != 0) {
-        gw->m.auth_failures++;
-        return GW_EPARSE;
-    }
-    return gw__ws_verify_token(gw, buf + 7, (size_t)n - 7, claims);
-}
-
 int
 gw__api_body_done(gw_t *gw, gw_conn_t *c)
 {
-    if (c->body_state != GW_BODY_WAIT)
+    if (c->api.body_state != GW_BODY_WAIT)
         return 0; /* another route's request, or one already dispatched */
-    c->body_state = GW_BODY_IGNORE;
+    c->api.body_state = GW_BODY_IGNORE;
     return dispatch(gw, c);
 }
 
@@ -454,20 +461,22 @@ static int
 dispatch(gw_t *gw, gw_conn_t *c)
 {
     wire_claims_t claims;
-    const char *path = c->api_path;
+    const char *path = c->api.path, *why;
 
     assert(path != NULL);
-    if (c->req_len != c->req_cap) {
-        gw__http_error(c, 400, "bad_request", "body shorter than its Content-Length");
+    if (c->api.len != c->api.cap) {
+        api_error(c, 400, "bad_request", "body shorter than its Content-Length");
         return 0;
     }
-    if (bearer(gw, c->wsi, &claims) != 0) {
-        gw__http_error(c, 401, "unauthorized", "missing or invalid bearer token");
+    if (gw__auth_request(gw, c->wsi, GW_AUTH_HEADER, &claims, &why) != 0) {
+        gw->m.auth_failures++;
+        LOG_DEBUG("gw", "API request refused: %s", why);
+        api_error(c, 401, "unauthorized", "missing or invalid bearer token");
         return 0;
     }
     if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL) {
         if (strchr(path + 10, '/') != NULL)
-            gw__http_error(c, 400, "bad_request", "lock names may not contain '/'");
+            api_error(c, 400, "bad_request", "lock names may not contain '/'");
         else
             api_locks(gw, c, &claims, path + 10);
         return 0;
@@ -485,6 +494,6 @@ dispatch(gw_t *gw, gw_conn_t *c)
         api_reservations(gw, c, &claims, path + 17);
         return 0;
     }
-    gw__http_error(c, 404, "not_found", "no such route");
+    api_error(c, 404, "not_found", "no such route");
     return 0;
 }

@@ -5,7 +5,7 @@
  * recipient's queue holds one reference; the last queue to drop it frees it.
  * Everything here runs on the loop thread, so the counts are plain integers.
  */
-#include "gw_int.h"
+#include "frame.h"
 #include "util.h"
 
 #include <assert.h>

@@ -2,12 +2,17 @@
  * gateway/gateway.c: the gateway object's life: the lws context on the
  * caller's libuv loop (foreign loop), and the graceful stop.
  *
- * lws 4.1 on a foreign loop is destroyed in two calls (PITFALLS): the first,
- * inside the running loop, starts closing its handles; the second, after
- * uv_run has returned, frees the context. gw_shutdown makes the first,
- * gw_free the second.
+ * lws 4.1 on a foreign loop is destroyed in two calls (docs/libraries.md):
+ * the first, inside the running loop, starts closing its handles; the
+ * second, after uv_run has returned, frees the context. gw_shutdown makes
+ * the first, gw_free the second.
  */
-#include "gw_core.h"
+#include "state.h"
+
+#include "liveness.h"
+#include "protocol.h"
+#include "router.h"
+#include "writer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +24,7 @@
  * at 300 s, hang up at 310 s) in a sorted list with linear inserts, at
  * every upgrade and every PONG, which is quadratic at 20k sockets (accepts
  * slow down, and a wave of PONGs stalls the loop for seconds). A zero
- * hang-up time turns them off; the gateway's own sweep (ws.c) does the
+ * hang-up time turns them off; the gateway's own sweep (liveness.c) does the
  * job on one timer. */
 static const lws_retry_bo_t no_validity_timers = {
     .secs_since_valid_ping = 0,
@@ -91,8 +96,8 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw__router_init(gw, opt->coalesce_ms ? opt->coalesce_ms : 1000);
     uv_timer_init(loop, &gw->shutdown_timer);
     gw->shutdown_timer.data = gw;
-    gw__ws_flush_init(gw);
-    gw__ws_sweep_init(gw);
+    gw__out_init(gw);
+    gw__liveness_init(gw);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -116,7 +121,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
         *err = "could not create the WebSocket context";
         goto fail;
     }
-    /* lws 4.1 returns a context even when the listen failed (PITFALLS) */
+    /* lws 4.1 returns a context even when the listen failed (docs/libraries.md) */
     gw->vhost = lws_get_vhost_by_name(gw->ctx, "default");
     if (gw->vhost == NULL) {
         *err = "could not listen (address in use or not available)";
@@ -185,8 +190,8 @@ gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *
     gw->shutdown_privdata = privdata;
     gw->shutdown_deadline = uv_now(gw->loop) + deadline_ms;
     uv_timer_stop(&gw->reserve_timer);
-    for (gw_conn_t *c = gw->conns; c; c = c->next)
-        gw__ws_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+    for (gw_conn_t *c = gw->conns; c; c = c->ws.next)
+        gw__out_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
     uv_timer_start(&gw->shutdown_timer, on_shutdown_poll, 0, SHUTDOWN_POLL_MS);
 }
 

@@ -70,7 +70,7 @@ void gw_on_redis_state(gw_t *gw, int ready);
 void gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *privdata);
 
 /* Frees everything. Call after uv_run has returned (second half of the lws
- * destroy, see PITFALLS), then uv_loop_close. */
+ * destroy, see docs/libraries.md), then uv_loop_close. */
 void gw_free(gw_t *gw);
 
 #endif

@@ -1,40 +1,55 @@
 /*
- * gateway/http.c: the HTTP side: /healthz, /readyz, /metrics, static files
- * of the web root, and the JSON error shape of SPEC §6.
+ * gateway/http.c: the HTTP response writer.
  *
  * A response is staged on the connection (status, type, body) and written
  * from HTTP_WRITEABLE: headers in one writeable, the body in the next, as
  * lws wants one write per writeable. Staging also serves answers that come
  * later (a Redis reply): the connection is kept and asked for writeable.
+ * The request's own state belongs to whoever serves it (api.c); this file
+ * only counts the responses owed, which the graceful stop waits for.
  */
-#include "gw_core.h"
+#include "http.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void
-reset(gw_conn_t *c)
+drop_staged(gw_http_t *h)
 {
-    gw__api_reset(c);
-    free(c->http_body);
-    c->http_body = NULL;
-    c->http_len = 0;
-    c->http_status = 0;
-    c->http_headers_sent = 0;
-    c->http_ctype = NULL;
+    free(h->body);
+    h->body = NULL;
+    h->len = 0;
+    h->status = 0;
+    h->headers_sent = 0;
+    h->ctype = NULL;
+}
+
+void
+gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
+{
+    c->kind = GW_CONN_HTTP;
+    c->gw = gw;
+    c->wsi = wsi;
+    drop_staged(&c->http);
+    c->http.head = head;
+    c->http.close = 0;
+    if (!c->http.pending) {
+        c->http.pending = 1;
+        gw->http_inflight++;
+    }
+    gw->m.http_requests++;
 }
 
 void
 gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *body, size_t len)
 {
-    reset(c);
-    c->http_status = status;
-    c->http_ctype = ctype;
-    c->http_body = util_malloc(LWS_PRE + len + 1);
-    memcpy(c->http_body + LWS_PRE, body, len);
-    c->http_len = len;
+    drop_staged(&c->http);
+    c->http.status = status;
+    c->http.ctype = ctype;
+    c->http.body = util_malloc(LWS_PRE + len + 1);
+    memcpy(c->http.body + LWS_PRE, body, len);
+    c->http.len = len;
     if (c->wsi)
         lws_callback_on_writable(c->wsi);
 }
@@ -54,6 +69,12 @@ gw__http_error(gw_conn_t *c, int status, const char *code, const char *message)
     char *s = error_json(code, message);
     gw__http_respond(c, status, "application/json", s, strlen(s));
     free(s);
+}
+
+void
+gw__http_close_after(gw_conn_t *c)
+{
+    c->http.close = 1;
 }
 
 int
@@ -85,235 +106,32 @@ gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *m
 }
 
 int
-gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
-{
-    /* lws stops looking at the first query argument longer than the buffer
-     * (a ?token= is long): size it for the longest argument we accept */
-    char arg[WIRE_TOKEN_MAX + 16];
-    const char *v;
-
-    /* Engine.IO's own codes and messages, as the official server answers */
-    v = lws_get_urlarg_by_name(wsi, "EIO=", arg, sizeof arg);
-    if (v == NULL || strcmp(v, "4") != 0) {
-        *body = "{\"code\":5,\"message\":\"Unsupported protocol version\"}";
-        return 400;
-    }
-    v = lws_get_urlarg_by_name(wsi, "transport=", arg, sizeof arg);
-    if (v == NULL || strcmp(v, "websocket") != 0 || !want_upgrade) {
-        /* long-polling is not implemented: "transports: ['websocket']" */
-        *body = "{\"code\":0,\"message\":\"Transport unknown\"}";
-        return 400;
-    }
-    if (lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg) != NULL) {
-        /* an upgrade of a polling session we never opened */
-        *body = "{\"code\":1,\"message\":\"Session ID unknown\"}";
-        return 400;
-    }
-    return 0;
-}
-
-static int
-ready(const gw_t *gw)
-{
-    return gw->bus != NULL && bus_ready(gw->bus) && !gw->shutting_down;
-}
-
-static const char *
-mime_type(const char *path)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".json", "application/json"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-        {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"},
-    };
-    const char *dot = strrchr(path, '.');
-    if (dot != NULL)
-        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            if (strcmp(dot, types[i].ext) == 0)
-                return types[i].type;
-    return "application/octet-stream";
-}
-
-static int
-is_sio_path(const char *uri)
-{
-    return strncmp(uri, "/socket.io", 10) == 0 && (uri[10] == '\0' || uri[10] == '/');
-}
-
-/* The largest file of the web root served (the web demo's are a few KiB). */
-#define STATIC_MAX (4 * 1024 * 1024)
-
-/* Serves a file of the web root through the same response writer as every
- * other answer (so HEAD and pipelined requests behave the same): it is read
- * whole, which is fine for the small files of a demo page. lws has already
- * percent-decoded the path and collapsed "..", but we refuse anything odd
- * ourselves all the same. */
-static int
-serve_static(gw_t *gw, gw_conn_t *c, const char *uri)
-{
-    char path[1024];
-    struct stat st;
-    FILE *f;
-    char *buf;
-    size_t got;
-    int n;
-
-    if (uri[0] != '/' || strstr(uri, "..") != NULL || strstr(uri, "//") != NULL ||
-        strchr(uri, '\\') != NULL) {
-        gw__http_error(c, 404, "not_found", "no such path");
-        return 0;
-    }
-    n = snprintf(path, sizeof path, "%s%s%s", gw->web_root, uri,
-                 uri[strlen(uri) - 1] == '/' ? "index.html" : "");
-    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_size > STATIC_MAX || (f = fopen(path, "rb")) == NULL) {
-        gw__http_error(c, 404, "not_found", "no such path");
-        return 0;
-    }
-    buf = util_malloc((size_t)st.st_size + 1);
-    got = fread(buf, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if (got != (size_t)st.st_size) {
-        free(buf);
-        gw__http_error(c, 404, "not_found", "no such path");
-        return 0;
-    }
-    gw__http_respond(c, 200, mime_type(path), buf, got);
-    free(buf);
-    return 0;
-}
-
-/* Refuses a request whose body cannot be skipped and closes the connection
- * once the answer is out: anything lws read after it would be taken for the
- * next request. */
-static int
-refuse_and_close(struct lws *wsi, const char *uri, int status, const char *code,
-                 const char *message)
-{
-    if (is_sio_path(uri)) /* Engine.IO answers in its own words */
-        gw__http_reject_body(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
-    else
-        gw__http_reject_now(wsi, status, code, message);
-    return -1;
-}
-
-int
-gw__http_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
-{
-    char *uri_ptr = NULL, clbuf[32], *end;
-    int uri_len = 0, method, has_cl;
-    unsigned long long cl = 0;
-
-    reset(c);
-    c->gw = gw;
-    c->wsi = wsi;
-    c->http_pending = 1;
-    gw->http_inflight++;
-    gw->m.http_requests++;
-
-    method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
-    c->http_head = method == GW_M_HEAD;
-    c->http_close = 0;
-    /* The body's framing first, whatever the route: one that cannot be
-     * delimited (chunked, or a body method without Content-Length) would be
-     * read as the next request, and one over the limit is not read at all;
-     * both are refused and the connection closed. A well-framed body on a
-     * route that takes none is read and dropped (body_state). */
-    has_cl = lws_hdr_copy(wsi, clbuf, sizeof clbuf, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
-    if (has_cl) {
-        cl = strtoull(clbuf, &end, 10);
-        if (end == clbuf || *end != '\0')
-            return refuse_and_close(wsi, uri, 400, "bad_request", "bad Content-Length");
-    }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
-        return refuse_and_close(wsi, uri, 411, "length_required",
-                                "request bodies need Content-Length (no chunked encoding)");
-    if (!has_cl && (method == GW_M_POST || method == GW_M_PUT || method == GW_M_PATCH)) {
-        /* No body by RFC 9112 §6.3, but lws then reads until the peer
-         * closes: the API says so (411), other routes answer as they do
-         * and the connection ends after the answer. */
-        if (strncmp(uri, "/v1/", 4) == 0)
-            return refuse_and_close(wsi, uri, 411, "length_required",
-                                    "request bodies need Content-Length (no chunked encoding)");
-        c->http_close = 1;
-    }
-    if (cl > GW_BODY_MAX)
-        return refuse_and_close(wsi, uri, 413, "too_large", "request body over 1 MiB");
-    if (gw->shutting_down) {
-        gw__http_error(c, 503, "shutting_down", "the hub is stopping");
-        return 0;
-    }
-    if (strncmp(uri, "/v1/", 4) == 0)
-        return gw__api_request(gw, c, wsi, uri, method, (size_t)cl);
-    if (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
-        strcmp(uri, "/metrics") == 0) {
-        if (method != GW_M_GET && method != GW_M_HEAD) {
-            gw__http_error(c, 405, "method_not_allowed", "use GET");
-            return 0;
-        }
-        if (uri[1] == 'h') {
-            gw__http_respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-        } else if (uri[1] == 'r') {
-            if (ready(gw))
-                gw__http_respond(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
-            else
-                gw__http_respond(c, 503, "application/json",
-                                 "{\"status\":\"not_ready\",\"redis\":\"unavailable\"}", 43);
-        } else {
-            size_t len;
-            char *text = gw__metrics_render(gw, &len);
-            gw__http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-            free(text);
-        }
-        return 0;
-    }
-    if (is_sio_path(uri)) {
-        const char *body = NULL;
-        int status = gw__sio_http_check(wsi, 0, &body);
-        gw__http_respond(c, status, "application/json", body, strlen(body));
-        return 0;
-    }
-    if ((method == GW_M_GET || method == GW_M_HEAD) && gw->web_root != NULL)
-        return serve_static(gw, c, uri);
-    gw__http_error(c, 404, "not_found", "no such path");
-    return 0;
-}
-
-int
 gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
+    gw_http_t *h = &c->http;
 
-    if (!c->http_pending || c->http_status == 0)
+    if (c->kind != GW_CONN_HTTP || !h->pending || h->status == 0)
         return 0;
-    if (!c->http_headers_sent) {
-        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->http_ctype, c->http_len,
-                                        &p, end) ||
+    if (!h->headers_sent) {
+        if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype, h->len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
-        c->http_headers_sent = 1;
-        if (c->http_len > 0 && !c->http_head) {
+        h->headers_sent = 1;
+        if (h->len > 0 && !h->head) {
             lws_callback_on_writable(wsi);
             return 0;
         }
-    } else if (lws_write(wsi, (unsigned char *)c->http_body + LWS_PRE, c->http_len,
-                         LWS_WRITE_HTTP_FINAL) != (int)c->http_len) {
+    } else if (lws_write(wsi, (unsigned char *)h->body + LWS_PRE, h->len, LWS_WRITE_HTTP_FINAL) !=
+               (int)h->len) {
         return -1;
     }
-    reset(c);
-    c->http_pending = 0;
+    drop_staged(h);
+    h->pending = 0;
     gw->http_inflight--;
-    if (c->http_close)
+    if (h->close)
         return -1; /* the answer is written: lws flushes it, then closes */
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -321,10 +139,10 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 void
 gw__http_closed(gw_t *gw, gw_conn_t *c)
 {
-    if (c->http_pending) {
-        c->http_pending = 0;
+    if (c->http.pending) {
+        c->http.pending = 0;
         gw->http_inflight--;
     }
-    reset(c);
+    drop_staged(&c->http);
     c->wsi = NULL;
 }

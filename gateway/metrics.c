@@ -2,7 +2,7 @@
  * gateway/metrics.c: counters kept by the gateway and their Prometheus text
  * rendering for GET /metrics.
  */
-#include "gw_core.h"
+#include "metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>

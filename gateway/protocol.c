@@ -3,11 +3,22 @@
  *
  * A single protocol serves HTTP and both WebSocket framings: lws binds a new
  * connection to the vhost's default protocol and a WebSocket upgrade that
- * names no subprotocol to it as well (PITFALLS: otherwise such a client is
- * bound to the HTTP protocol and silently gets nothing). The work is done
- * in http.c and ws.c; this file only routes callback reasons to them.
+ * names no subprotocol to it as well (docs/libraries.md: otherwise such a
+ * client is bound to the HTTP protocol and silently gets nothing). This
+ * file only routes callback reasons: HTTP requests to routes.c and api.c,
+ * their answers to http.c, WebSockets to ws.c, writer.c and conn.c.
  */
-#include "gw_core.h"
+#include "protocol.h"
+
+#include "api.h"
+#include "conn.h"
+#include "http.h"
+#include "routes.h"
+#include "state.h"
+#include "writer.h"
+#include "ws.h"
+
+#include <string.h>
 
 static int
 callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -22,11 +33,12 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
             return gw__http_reject_now(wsi, 400, "bad_upgrade", "only websocket upgrades");
         return gw__ws_confirm_upgrade(gw, wsi);
 
-    case LWS_CALLBACK_HTTP: return gw__http_request(gw, c, wsi, in);
+    case LWS_CALLBACK_HTTP: return gw__routes_request(gw, c, wsi, in);
 
-    case LWS_CALLBACK_HTTP_BODY: return gw__api_body(gw, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY: return c->kind == GW_CONN_HTTP ? gw__api_body(gw, c, in, len) : 0;
 
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return gw__api_body_done(gw, c);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c->kind == GW_CONN_HTTP ? gw__api_body_done(gw, c) : 0;
 
     case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
 
@@ -37,24 +49,32 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         return -1;
 
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c)
+        if (c != NULL && c->kind == GW_CONN_HTTP) {
+            gw__api_reset(c);
             gw__http_closed(gw, c);
+        }
         break;
 
     case LWS_CALLBACK_ESTABLISHED: return gw__ws_established(gw, c, wsi);
 
-    case LWS_CALLBACK_RECEIVE: return gw__ws_receive(gw, c, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE:
+        return c->kind == GW_CONN_WS ? gw__ws_receive(gw, c, wsi, in, len) : -1;
 
-    case LWS_CALLBACK_SERVER_WRITEABLE: return gw__ws_writeable(gw, c, wsi);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c->kind == GW_CONN_WS ? gw__out_writeable(gw, c, wsi) : -1;
 
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: return gw__ws_peer_close(gw, c, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return c->kind == GW_CONN_WS ? gw__ws_peer_close(gw, c, wsi, in, len) : -1;
 
     case LWS_CALLBACK_RECEIVE_PONG:
-        if (c && c->is_ws)
-            gw__ws_alive(gw, c);
+        if (c != NULL && c->kind == GW_CONN_WS)
+            gw__conn_alive(gw, c);
         break;
 
-    case LWS_CALLBACK_CLOSED: gw__ws_closed(gw, c); break;
+    case LWS_CALLBACK_CLOSED:
+        if (c != NULL)
+            gw__conn_closed(gw, c);
+        break;
 
     default: break;
     }
@@ -66,7 +86,7 @@ const struct lws_protocols gw__protocols[] = {
         .name = "coordhub",
         .callback = callback,
         .per_session_data_size = sizeof(gw_conn_t),
-        /* reassembly is ours (gw_conn_t.rx); lws hands us at most this much
+        /* reassembly is ours (gw_ws_t.rx); lws hands us at most this much
          * of a frame per RECEIVE */
         .rx_buffer_size = 512, /* per connection: client ops are small */
         /* lws sends at most this much per write (else rx_buffer_size): our

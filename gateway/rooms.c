@@ -10,7 +10,9 @@
  * O(memberships), and a room is freed as soon as its last member leaves, so
  * the registry holds exactly the rooms somebody is in.
  */
-#include "gw_int.h"
+#include "rooms.h"
+
+#include <uv.h>
 #include "util.h"
 
 #include <stdlib.h>
@@ -163,7 +165,7 @@ gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m)
     struct gw_membership *ms;
 
     if (rm == NULL || (ms = membership_find(rm, m)) == NULL)
-        return GW_EPARSE;
+        return UV_EINVAL;
     membership_drop(r, ms);
     return 0;
 }

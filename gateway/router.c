@@ -1,11 +1,13 @@
 /*
  * gateway/router.c: the routing core. One Redis message becomes events for
- * rooms (SPEC §3); each event is serialised at most once per framing, only
+ * rooms (README, "Channels"); each event is serialised at most once per framing, only
  * when a recipient of that framing exists, and the frame is shared by
  * reference among the recipients' queues. Room lookup is a hash; nothing is
  * allocated per recipient.
  */
-#include "gw_core.h"
+#include "router.h"
+
+#include "writer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -26,17 +28,17 @@ deliver(void *ctx, void *owner)
 {
     fanout_t *fo = ctx;
     gw_conn_t *c = owner;
-    gw_frame_t *f = fo->frames[c->framing];
+    gw_frame_t *f = fo->frames[c->ws.framing];
 
-    if (c->close_code || !c->ready)
+    if (c->ws.close_code || !c->ws.ready)
         return;
     if (f == NULL) {
-        f = gw__frame_event(c->framing, fo->event, fo->data, fo->dlen);
+        f = gw__frame_event(c->ws.framing, fo->event, fo->data, fo->dlen);
         f->born_ns = fo->born_ns;
-        fo->frames[c->framing] = f;
+        fo->frames[c->ws.framing] = f;
         fo->gw->m.frames_built++;
     }
-    gw__ws_enqueue(fo->gw, c, f);
+    gw__out_frame(fo->gw, c, f);
     fo->recipients++;
 }
 
@@ -63,7 +65,7 @@ static void
 to_everyone(gw_t *gw, const char *event, uint64_t born_ns)
 {
     fanout_t fo = {gw, event, NULL, 0, born_ns, {NULL}, 0};
-    for (gw_conn_t *c = gw->conns; c; c = c->next)
+    for (gw_conn_t *c = gw->conns; c; c = c->ws.next)
         deliver(&fo, c);
     fanout_done(&fo);
 }

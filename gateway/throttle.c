@@ -4,7 +4,7 @@
  * broadcast trigger (itemReserved) into at most one event per interval,
  * leading and trailing; the token bucket limits a client's inbound ops.
  */
-#include "gw_int.h"
+#include "throttle.h"
 
 int
 gw__throttle_hit(gw_throttle_t *t, uint64_t now, uint64_t *delay_ms)

@@ -562,7 +562,7 @@ lock_on_redis_state(lock_mgr_t *m, int ready)
 {
     m->ready = ready;
     if (!ready) {
-        /* waiters cannot hear release notices any more: SPEC says 503 */
+        /* waiters cannot hear release notices any more: documented as 503 */
         fail_all_waiters(m, UV_ENOTCONN, "redis unavailable");
         return;
     }

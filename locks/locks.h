@@ -1,5 +1,5 @@
 /*
- * locks: distributed locks on Redis (SPEC §6 "Locks").
+ * locks: distributed locks on Redis (README, "Locks").
  *
  * The lock name is the Redis key itself, holding a random token, with a PX
  * TTL: a legacy `SET lockTrade:<id> x NX EX 900` and a lock taken here
@@ -85,7 +85,7 @@ typedef struct lock_acquire_args {
     char owner[LOCK_OWNER_MAX + 1];
 } lock_acquire_args_t;
 
-/* Bodies of the HTTP routes: a JSON object of the SPEC's fields, typed and
+/* Bodies of the HTTP routes: a JSON object of the documented fields, typed and
  * range-checked. Return 0, or UV_EINVAL with *err naming the problem. */
 int lock_parse_acquire(const char *body, size_t len, lock_acquire_args_t *out, const char **err);
 int lock_parse_extend(const char *body, size_t len, char token[LOCK_TOKEN_MAX + 1],

@@ -1,5 +1,5 @@
 /*
- * reserve: reserved assets that expire through real Redis TTLs (SPEC §6
+ * reserve: reserved assets that expire through real Redis TTLs (README,
  * "Reserved assets").
  *
  * A reservation is the key `reserved:{<app>}:<asset>` (JSON: owner,

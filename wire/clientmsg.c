@@ -1,5 +1,5 @@
 /*
- * wire/clientmsg.c: what a native WebSocket client may say (SPEC §4) and
+ * wire/clientmsg.c: what a native WebSocket client may say (README, "WebSocket") and
  * which rooms it may enter. The parser answers with the error code the
  * client will see; the room check is the only place room access is decided.
  */

@@ -1,6 +1,6 @@
 /*
  * wire/route.c: parsers for the payloads bots and services publish on
- * Redis (SPEC §3). Each is a pure function over (payload, len): it never
+ * Redis (README, "API in brief"). Each is a pure function over (payload, len): it never
  * reads past `len`, never needs a NUL terminator, and returns -EINVAL for
  * anything it does not fully understand, so the router can drop and count
  * it. Results either point into the payload or are copied into the

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "frame.h"
 
 /* The free() watch: test-only state, needed because a --wrap hook takes
  * no context argument. */

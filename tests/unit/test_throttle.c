@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "gw_int.h"
+#include "throttle.h"
 
 /* A simulated event loop for one throttle: hits at given times, the armed
  * timer firing when its time comes; counts the events actually sent. */

@@ -1,52 +1,83 @@
 /*
- * gateway/ws_sio.c: the Socket.IO v4 framing of a WebSocket connection
+ * gateway/socketio.c: the Socket.IO v4 framing of a WebSocket connection
  * (Engine.IO v4 over the websocket transport only), so that pages using the
  * official socket.io-client keep working with `transports: ["websocket"]`.
  *
- * The rooms, role rules, limits and fan-out are those of the native
- * protocol (ws.c, router.c); this file only speaks the packets: the open
+ * The rooms, role rules, limits and fan-out are those of every connection
+ * (conn.c, ws.c, router.c); this file only speaks the packets: the open
  * packet and server pings of Engine.IO, and Socket.IO's CONNECT (the token
  * is in its auth payload, or in ?token=), events, acks and DISCONNECT on
  * namespace "/". Events reach a socket only after its CONNECT succeeded.
  */
-#include "gw_core.h"
+#include "socketio.h"
+
+#include "auth.h"
+#include "conn.h"
+#include "writer.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+int
+gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
+{
+    /* lws stops looking at the first query argument longer than the buffer
+     * (a ?token= is long): size it for the longest argument we accept */
+    char arg[WIRE_TOKEN_MAX + 16];
+    const char *v;
+
+    /* Engine.IO's own codes and messages, as the official server answers */
+    v = lws_get_urlarg_by_name(wsi, "EIO=", arg, sizeof arg);
+    if (v == NULL || strcmp(v, "4") != 0) {
+        *body = "{\"code\":5,\"message\":\"Unsupported protocol version\"}";
+        return 400;
+    }
+    v = lws_get_urlarg_by_name(wsi, "transport=", arg, sizeof arg);
+    if (v == NULL || strcmp(v, "websocket") != 0 || !want_upgrade) {
+        /* long-polling is not implemented: "transports: ['websocket']" */
+        *body = "{\"code\":0,\"message\":\"Transport unknown\"}";
+        return 400;
+    }
+    if (lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg) != NULL) {
+        /* an upgrade of a polling session we never opened */
+        *body = "{\"code\":1,\"message\":\"Session ID unknown\"}";
+        return 400;
+    }
+    return 0;
+}
+
 void
-gw__sio_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+gw__sio_open(gw_t *gw, gw_conn_t *c)
 {
     char open[256];
     int n;
 
     /* the Engine.IO session id: 120 random bits */
-    util_random_id(c->sio_sid, 20, UTIL_ID_B64URL);
+    util_random_id(c->ws.sio.sid, 20, UTIL_ID_B64URL);
     n = snprintf(open, sizeof open,
                  "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,\"pingTimeout\":%u,"
                  "\"maxPayload\":%zu}",
-                 c->sio_sid, gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
-    gw__ws_send_text(gw, c, open, (size_t)n);
-    c->sio_deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
-    (void)wsi;
+                 c->ws.sio.sid, gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
+    gw__out_text(gw, c, open, (size_t)n);
+    c->ws.sio.deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
 }
 
 void
 gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now)
 {
-    if (now < c->sio_deadline)
+    if (now < c->ws.sio.deadline)
         return;
-    if (c->sio_pong_due) {
+    if (c->ws.sio.pong_due) {
         /* no pong within pingTimeout: the peer is gone or not Engine.IO */
-        LOG_DEBUG("gw", "socket.io client %s missed its pong", c->sio_sid);
-        gw__ws_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        LOG_DEBUG("gw", "socket.io client %s missed its pong", c->ws.sio.sid);
+        gw__out_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
-    gw__ws_send_text(gw, c, "2", 1);
-    c->sio_pong_due = 1;
-    c->sio_deadline = now + gw->sio_ping_timeout_ms;
+    gw__out_text(gw, c, "2", 1);
+    c->ws.sio.pong_due = 1;
+    c->ws.sio.deadline = now + gw->sio_ping_timeout_ms;
 }
 
 static void
@@ -58,7 +89,7 @@ send_json_packet(gw_t *gw, gw_conn_t *c, const char *prefix, json_t *body)
 
     memcpy(text, prefix, pl);
     memcpy(text + pl, s, sl);
-    gw__ws_send_text(gw, c, text, pl + sl);
+    gw__out_text(gw, c, text, pl + sl);
     free(text);
     free(s);
 }
@@ -72,7 +103,7 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     char reply[64];
     int n;
 
-    if (c->ready)
+    if (c->ws.ready)
         return 0; /* already connected to "/": nothing more to do */
     if (p->data_len > 0) {
         auth = json_loadb(p->data, p->data_len, 0, NULL);
@@ -82,9 +113,9 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     }
     if (json_is_string(tok)) {
         /* a token in the auth payload decides, whatever the query said */
-        ok = gw__ws_verify_token(gw, json_string_value(tok), json_string_length(tok), &claims) == 0;
-    } else if (c->sio_have_claims) {
-        claims = c->claims;
+        ok = gw__auth_token(gw, json_string_value(tok), json_string_length(tok), &claims) == 0;
+    } else if (c->ws.sio.have_claims) {
+        claims = c->ws.claims;
         ok = 1;
     } else {
         gw->m.auth_failures++;
@@ -93,13 +124,12 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     if (!ok) {
         static const char refused[] =
             "44{\"message\":\"unauthorized\",\"data\":{\"code\":\"unauthorized\"}}";
-        gw__ws_send_text(gw, c, refused, sizeof refused - 1);
+        gw__out_text(gw, c, refused, sizeof refused - 1);
         return 0;
     }
-    c->claims = claims;
-    gw__ws_enter(gw, c);
-    n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->sio_sid);
-    gw__ws_send_text(gw, c, reply, (size_t)n);
+    gw__conn_enter(gw, c, &claims);
+    n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->ws.sio.sid);
+    gw__out_text(gw, c, reply, (size_t)n);
     return 0;
 }
 
@@ -164,7 +194,7 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
         if (room == NULL)
             answer(gw, c, p->ack_id, NULL, NULL, "bad_request",
                    "join and leave take a room name, or {\"room\": name}");
-        else if ((join ? gw__ws_join : gw__ws_leave)(gw, c, room, &code, &msg) != 0)
+        else if ((join ? gw__conn_join : gw__conn_leave)(gw, c, room, &code, &msg) != 0)
             answer(gw, c, p->ack_id, NULL, NULL, code, msg);
         else
             answer(gw, c, p->ack_id, join ? "joined" : "left", room, NULL, NULL);
@@ -176,7 +206,7 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
         if (wire_watch_keys_parse(json_is_object(arg) ? json_object_get(arg, "keys") : arg, &op,
                                  &msg) != 0)
             answer(gw, c, p->ack_id, NULL, NULL, "bad_request", msg);
-        else if (gw__ws_config_watch(gw, c, &op, &code, &msg) != 0)
+        else if (gw__conn_watch(gw, c, &op, &code, &msg) != 0)
             answer(gw, c, p->ack_id, NULL, NULL, code, msg);
         else
             answer(gw, c, p->ack_id, "watching", NULL, NULL, NULL);
@@ -197,9 +227,9 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     switch (p.eio) {
     case WIRE_EIO_PONG:
-        if (c->sio_pong_due) {
-            c->sio_pong_due = 0;
-            c->sio_deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
+        if (c->ws.sio.pong_due) {
+            c->ws.sio.pong_due = 0;
+            c->ws.sio.deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
         }
         return 0;
     case WIRE_EIO_PING: {
@@ -209,7 +239,7 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
             return LWS_CLOSE_STATUS_PROTOCOL_ERR;
         pong[0] = '3';
         memcpy(pong + 1, p.data, p.data_len);
-        gw__ws_send_text(gw, c, pong, p.data_len + 1);
+        gw__out_text(gw, c, pong, p.data_len + 1);
         return 0;
     }
     case WIRE_EIO_CLOSE: return LWS_CLOSE_STATUS_NORMAL;
@@ -244,10 +274,9 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
     switch (p.sio) {
     case WIRE_SIO_CONNECT: return sio_connect(gw, c, &p);
     case WIRE_SIO_DISCONNECT:
-        gw__rooms_leave_all(gw->rooms, &c->member);
-        c->ready = 0;
+        gw__conn_leave_all(gw, c);
         return LWS_CLOSE_STATUS_NORMAL;
-    case WIRE_SIO_EVENT: return c->ready ? sio_event(gw, c, &p) : 0;
+    case WIRE_SIO_EVENT: return c->ws.ready ? sio_event(gw, c, &p) : 0;
     case WIRE_SIO_ACK: return 0; /* the hub never asks for acks */
     default: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     }

@@ -1,0 +1,146 @@
+/*
+ * gateway/conn.c: a WebSocket connection's life and its rooms, whatever
+ * its framing. A connection is listed in gw->conns from ESTABLISHED to
+ * CLOSED (the broadcast path and the liveness sweep walk that list) and is
+ * a member of rooms only while it is: leaving them all is part of closing.
+ */
+#include "conn.h"
+
+#include "writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+link_conn(gw_t *gw, gw_conn_t *c)
+{
+    gw_ws_t *w = &c->ws;
+
+    w->prev = NULL;
+    w->next = gw->conns;
+    if (gw->conns)
+        gw->conns->ws.prev = c;
+    gw->conns = c;
+    w->linked = 1;
+    gw->nconns[w->framing]++;
+}
+
+static void
+unlink_conn(gw_t *gw, gw_conn_t *c)
+{
+    gw_ws_t *w = &c->ws;
+
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->ws.next = w->next;
+    else
+        gw->conns = w->next;
+    if (w->next)
+        w->next->ws.prev = w->prev;
+    w->linked = 0;
+    gw->nconns[w->framing]--;
+}
+
+void
+gw__conn_open(gw_t *gw, gw_conn_t *c, struct lws *wsi, enum gw_framing framing)
+{
+    memset(c, 0, sizeof *c);
+    c->gw = gw;
+    c->wsi = wsi;
+    c->kind = GW_CONN_WS;
+    c->ws.member.owner = c;
+    c->ws.framing = framing;
+    c->ws.last_rx = uv_now(gw->loop);
+    link_conn(gw, c);
+    gw->m.ws_accepted++;
+}
+
+void
+gw__conn_closed(gw_t *gw, gw_conn_t *c)
+{
+    if (c->kind != GW_CONN_WS)
+        return;
+    unlink_conn(gw, c);
+    gw__out_forget(gw, c);
+    gw__rooms_leave_all(gw->rooms, &c->ws.member);
+    free(c->ws.rx);
+    c->ws.rx = NULL;
+    c->kind = GW_CONN_NONE;
+    c->wsi = NULL;
+}
+
+void
+gw__conn_enter(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
+{
+    char room[WIRE_ROOM_MAX + 1];
+    int n;
+
+    c->ws.claims = *claims;
+    n = snprintf(room, sizeof room, "user:%s", c->ws.claims.sub);
+    gw__rooms_join(gw->rooms, room, (size_t)n, &c->ws.member);
+    c->ws.ready = 1;
+}
+
+void
+gw__conn_leave_all(gw_t *gw, gw_conn_t *c)
+{
+    gw__rooms_leave_all(gw->rooms, &c->ws.member);
+    c->ws.ready = 0;
+}
+
+void
+gw__conn_alive(gw_t *gw, gw_conn_t *c)
+{
+    c->ws.last_rx = uv_now(gw->loop);
+    c->ws.ping_sent = 0;
+}
+
+int
+gw__conn_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
+{
+    if (wire_room_check(&c->ws.claims, room, code) != 0) {
+        *msg = strcmp(*code, "forbidden") == 0 ? "not allowed to join this room"
+                                               : "rooms are user:<id>, bot:<id> or ops";
+        return UV_EINVAL;
+    }
+    gw__rooms_join(gw->rooms, room, strlen(room), &c->ws.member);
+    return 0;
+}
+
+int
+gw__conn_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg)
+{
+    if (gw__rooms_leave(gw->rooms, room, strlen(room), &c->ws.member) != 0) {
+        *code = "not_member";
+        *msg = "not in this room";
+        return UV_EINVAL;
+    }
+    return 0;
+}
+
+int
+gw__conn_watch(gw_t *gw, gw_conn_t *c, const wire_client_op_t *op, const char **code,
+               const char **msg)
+{
+    char room[WIRE_ROOM_MAX + 1];
+
+    if (gw->cache == NULL) {
+        *code = "unavailable";
+        *msg = "the configuration cache is not enabled";
+        return UV_EINVAL;
+    }
+    for (size_t i = 0; i < op->nkeys; i++) {
+        int n = snprintf(room, sizeof room, "config:%s", op->keys[i]);
+        int rc = cache_watch(gw->cache, op->keys[i]);
+        if (rc != 0) {
+            *code = "too_many_watches";
+            *msg = "this hub watches too many configuration keys";
+            return rc;
+        }
+        /* an internal room: join/leave refuse "config:" names */
+        gw__rooms_join(gw->rooms, room, (size_t)n, &c->ws.member);
+    }
+    return 0;
+}

@@ -1,0 +1,198 @@
+/*
+ * gateway/state.h: the gateway's state, and nothing else: the gw object,
+ * the per-connection data lws allocates for us, the counters. Every file of
+ * the gateway includes it; the functions live in one header per file, and
+ * docs/gateway.md draws who calls whom (always downwards).
+ */
+#ifndef COORDHUB_GW_STATE_H
+#define COORDHUB_GW_STATE_H
+
+#include "cache.h"
+#include "frame.h"
+#include "gateway.h"
+#include "locks.h"
+#include "reserve.h"
+#include "rooms.h"
+#include "throttle.h"
+#include "util.h"
+#include "wire.h"
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#define GW_LAT_BUCKETS 13
+#define GW_BODY_MAX (1024 * 1024) /* request bodies (README: 413 above) */
+#define GW_SCRATCH (64 * 1024)    /* one send's worth of coalesced frames */
+
+/* lws's method index (lws_http_get_uri_and_method) */
+enum gw_method {
+    GW_M_GET = 0,
+    GW_M_POST = 1,
+    GW_M_OPTIONS = 2,
+    GW_M_PUT = 3,
+    GW_M_PATCH = 4,
+    GW_M_DELETE = 5,
+    GW_M_CONNECT = 6,
+    GW_M_HEAD = 7
+};
+
+struct gw_metrics {
+    uint64_t messages_in[UTIL_CH_COUNT]; /* by channel id (util.h); labelled ones shown */
+    uint64_t malformed[UTIL_CH_COUNT];
+    uint64_t events_routed;    /* events that had at least one recipient */
+    uint64_t frames_built;     /* serialisations: one per event per framing */
+    uint64_t deliveries;       /* event frames written to sockets */
+    uint64_t sends;            /* writes to sockets (frames queued together go in one) */
+    uint64_t slow_closes;      /* 4008 */
+    uint64_t idle_pings;       /* WebSocket PINGs sent to silent connections */
+    uint64_t idle_drops;       /* connections dropped for not answering one */
+    uint64_t too_large_closes; /* 1009 */
+    uint64_t rate_closes;      /* 1008 */
+    uint64_t binary_closes;    /* 1003 */
+    uint64_t protocol_closes;  /* 1002 sent by us (Socket.IO packets that do not parse) */
+    uint64_t utf8_closes;      /* 1007: a text message that is not UTF-8 */
+    uint64_t auth_failures;    /* refused tokens, every entry point */
+    uint64_t ws_accepted;
+    uint64_t client_errors; /* error frames sent */
+    uint64_t http_requests;
+    uint64_t lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
+    uint64_t lat_count;
+    double lat_sum;
+};
+
+typedef struct gw_conn gw_conn_t;
+
+/* HTTP, the response being written (http.c): one at a time, reset at each
+ * request of a keep-alive connection. */
+typedef struct gw_http {
+    int pending; /* a response is owed on this connection */
+    int status;  /* 0: not answered yet */
+    int headers_sent;
+    int head;  /* a HEAD request: the headers of the answer, no body */
+    int close; /* close once the answer is out (a body we cannot skip) */
+    const char *ctype;
+    char *body; /* LWS_PRE bytes of headroom, then `len` bytes */
+    size_t len;
+} gw_http_t;
+
+/* HTTP, the /v1/ request being served (api.c). */
+typedef struct gw_api {
+    int method;   /* enum gw_method */
+    char *path;   /* malloc'd per request */
+    char *body;   /* Content-Length bytes, read before dispatch */
+    size_t len, cap;
+    /* Whether BODY / BODY_COMPLETION concern the API: only a /v1/ request
+     * that declared a non-empty body waits for them. Every other request
+     * (another route, an empty body, one already answered) ignores them,
+     * whatever lws delivers, so no route runs twice or without its path. */
+    enum { GW_BODY_IGNORE = 0, GW_BODY_WAIT } body_state;
+    struct lock_op *lock;    /* a lock request in flight: cancelled if the client goes */
+    struct resv_op *resv;    /* a reservation request in flight, likewise */
+    struct cache_req *cache; /* a configuration request in flight, likewise */
+    char query[80];          /* ?category= of GET /v1/config */
+} gw_api_t;
+
+/* WebSocket, the Socket.IO framing's own part (socketio.c). */
+typedef struct gw_sio {
+    int pong_due;      /* a ping is out and unanswered */
+    uint64_t deadline; /* next ping, or (pong due) the pong's deadline, loop ms */
+    int have_claims;   /* a valid ?token= was given with the upgrade */
+    char sid[24];
+} gw_sio_t;
+
+/* WebSocket: what every framing has. */
+typedef struct gw_ws {
+    /* the connection and its rooms (conn.c) */
+    gw_member_t member;
+    wire_claims_t claims;
+    enum gw_framing framing;
+    int ready; /* receives events: native at once, Socket.IO after CONNECT */
+    int linked;
+    gw_conn_t *prev, *next; /* gw->conns */
+    uint64_t last_rx;       /* last data or pong from the peer, loop ms */
+
+    /* inbound (ws.c) */
+    gw_bucket_t bucket;
+    char *rx; /* reassembly of a fragmented message, NULL when unused */
+    size_t rxlen;
+
+    /* outbound (writer.c) */
+    gw_outq_t q;
+    int dirty; /* on the gateway's flush list */
+    gw_conn_t *dnext, *dprev;
+    int close_code; /* non-zero: close with it at the next writeable */
+    int close_sent; /* our close frame is out: what the peer still sends is
+                       read and discarded until its own close or a deadline */
+
+    /* liveness (liveness.c) */
+    uint64_t ping_sent; /* a WebSocket PING is out since then, 0 none */
+    int idle_dropped;   /* the sweep has dropped it: lws closes it */
+
+    gw_sio_t sio; /* GW_FRAMING_SIO only */
+} gw_ws_t;
+
+enum gw_conn_kind { GW_CONN_NONE = 0, GW_CONN_HTTP, GW_CONN_WS };
+
+/*
+ * Per-session data, allocated and zeroed by lws for each connection. An
+ * HTTP connection that upgrades gets a fresh, zeroed one at ESTABLISHED
+ * (lws rebinds the protocol), so the two kinds never mix: `kind` says which
+ * half of the union is live, and every close path checks it.
+ */
+struct gw_conn {
+    gw_t *gw;
+    struct lws *wsi;
+    enum gw_conn_kind kind;
+    union {
+        struct {
+            gw_http_t http;
+            gw_api_t api;
+        };
+        gw_ws_t ws;
+    };
+};
+
+struct gw {
+    uv_loop_t *loop;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    char *host;
+    char *secret;
+    char *web_root;
+    bus_t *bus;
+    lock_mgr_t *locks;
+    resv_mgr_t *resv;
+    cache_t *cache;
+    int port;
+    size_t max_frame;
+    size_t slow_bytes;
+    double op_rate, op_burst;
+    unsigned sio_ping_interval_ms, sio_ping_timeout_ms;
+    unsigned ws_idle_ping_ms, ws_idle_drop_ms;
+
+    gw_rooms_t *rooms;
+    gw_conn_t *conns;       /* every established WebSocket (conn.c) */
+    size_t nconns[GW_FRAMING_COUNT];
+    size_t http_inflight;   /* HTTP responses owed (http.c) */
+
+    gw_conn_t *dirty;       /* connections with frames queued since the last flush */
+    uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
+    uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
+    unsigned char *scratch; /* GW_SCRATCH bytes */
+    uv_timer_t sweep;       /* liveness: Socket.IO pings, idle pings, dead peers */
+
+    gw_throttle_t reserve_throttle;
+    uv_timer_t reserve_timer;
+    util_ratelog_t malformed_log;
+
+    int shutting_down;
+    uv_timer_t shutdown_timer;
+    uint64_t shutdown_deadline;
+    void (*shutdown_done)(void *);
+    void *shutdown_privdata;
+    int timers_closed;
+
+    struct gw_metrics m;
+};
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * gateway/writer.c: a WebSocket connection's output.
+ *
+ * Frames are queued by reference and written once per loop iteration: a
+ * uv_check flushes every connection that got frames since the last one, so
+ * whatever was queued for a socket in that iteration goes in one send().
+ *
+ * Every close the hub initiates goes out from SERVER_WRITEABLE, written by
+ * hand (lws 4.1: lws_close_reason() from there reaches the client as 1006,
+ * and from RECEIVE its -1 makes lws drop the rest of its read buffer
+ * mid-frame, so that its parser then resets the connection before the
+ * peer's close arrives; docs/libraries.md). Then the connection stays open,
+ * reading and discarding, until the peer's close frame (ws.c ends it there)
+ * or CLOSE_ACK_S: closing with the peer's frames still unread would make the
+ * kernel answer with a reset, which destroys our close frame in the peer's
+ * receive buffer.
+ */
+#include "writer.h"
+
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A connection closed for one of our reasons is given this long to take the
+ * close frame before lws drops it (a client that never reads)... */
+#define CLOSE_GRACE_S 5
+/* ...and, once it has our close frame, this long to answer with its own. */
+#define CLOSE_ACK_S 2
+
+/* lws 4.1 keeps the close opcode private (LWS_WRITE_CLOSE is 4 in
+ * roles/ws/private-lib-roles-ws.h); its public lws_close_reason() path does
+ * not write the frame from SERVER_WRITEABLE, so we pass the value directly. */
+#define GW_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+static void
+on_wake(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the poll phase from blocking */
+}
+
+static void
+undirty(gw_t *gw, gw_conn_t *c)
+{
+    gw_ws_t *w = &c->ws;
+
+    if (!w->dirty)
+        return;
+    if (w->dprev)
+        w->dprev->ws.dnext = w->dnext;
+    else
+        gw->dirty = w->dnext;
+    if (w->dnext)
+        w->dnext->ws.dprev = w->dprev;
+    w->dirty = 0;
+    w->dnext = w->dprev = NULL;
+}
+
+void
+gw__out_close(gw_conn_t *c, int code)
+{
+    if (c->ws.close_code)
+        return;
+    c->ws.close_code = code;
+    gw__outq_clear(&c->ws.q);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+void
+gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
+{
+    gw_ws_t *w = &c->ws;
+
+    if (w->close_code || gw->timers_closed)
+        return;
+    if (w->q.bytes + f->len > gw->slow_bytes) {
+        /* A slow consumer: drop what it has not read and close it, so it
+         * reconnects and resynchronises instead of making the hub grow. */
+        gw->m.slow_closes++;
+        LOG_DEBUG("gw", "slow consumer %s closed (%zu bytes queued)", w->claims.sub, w->q.bytes);
+        gw__out_close(c, 4008);
+        return;
+    }
+    gw__outq_push(&w->q, f);
+    if (!w->dirty) {
+        /* sent at the end of this loop iteration, with whatever else is
+         * queued for this socket by then: one send() for them all. Queued
+         * from a timer, the poll phase would otherwise block first. */
+        if (gw->dirty == NULL)
+            uv_idle_start(&gw->wake, on_wake);
+        w->dirty = 1;
+        w->dprev = NULL;
+        w->dnext = gw->dirty;
+        if (gw->dirty)
+            gw->dirty->ws.dprev = c;
+        gw->dirty = c;
+    }
+}
+
+void
+gw__out_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n)
+{
+    gw_frame_t *f = gw__frame_new(n);
+    memcpy(gw__frame_data(f), text, n);
+    gw__out_frame(gw, c, f);
+    gw__frame_unref(f);
+}
+
+void
+gw__out_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen)
+{
+    gw_frame_t *f = gw__frame_event(c->ws.framing, event, data, dlen);
+    gw__out_frame(gw, c, f);
+    gw__frame_unref(f);
+}
+
+/*
+ * Writes what is queued for `c`, coalesced: one frame goes from its shared
+ * buffer as it is; several are copied into the gateway's scratch buffer and
+ * go in one send(). lws keeps any part the kernel did not take in its own
+ * buffer (copied, so the scratch can be reused at once) and sends it before
+ * anything else; while it holds some, we wait for WRITEABLE. Returns 0, or
+ * -1 when the connection failed.
+ */
+static int
+flush_conn(gw_t *gw, gw_conn_t *c)
+{
+    gw_outq_t *q = &c->ws.q;
+    uint64_t now_ns = 0;
+    size_t total = 0, n, k = 0;
+    unsigned char *wire, *out;
+
+    if (c->ws.close_code) {
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (q->count == 0)
+        return 0;
+    if (lws_partial_buffered(c->wsi)) {
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (q->count == 1) {
+        out = gw__frame_wire(gw__outq_peek(q), &total);
+        k = 1;
+    } else {
+        out = gw->scratch;
+        while (k < q->count) {
+            gw_frame_t *f = q->ring[(q->head + k) % q->cap];
+            wire = gw__frame_wire(f, &n);
+            if (total + n > GW_SCRATCH && k > 0)
+                break;
+            if (n > GW_SCRATCH) { /* cannot happen (frames are smaller) but stay safe */
+                out = wire;
+                total = n;
+                k = 1;
+                break;
+            }
+            memcpy(gw->scratch + total, wire, n);
+            total += n;
+            k++;
+        }
+    }
+    if (lws_write(c->wsi, out, total, LWS_WRITE_RAW) < 0)
+        return -1;
+    while (k-- > 0) {
+        gw_frame_t *f = gw__outq_peek(q);
+        if (f->born_ns) {
+            if (now_ns == 0)
+                now_ns = uv_hrtime();
+            gw->m.deliveries++;
+            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
+        }
+        gw__outq_pop(q);
+    }
+    gw->m.sends++;
+    if (q->count > 0 || lws_partial_buffered(c->wsi))
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void
+on_flush(uv_check_t *h)
+{
+    gw_t *gw = h->data;
+    gw_conn_t *c;
+
+    uv_idle_stop(&gw->wake);
+    while ((c = gw->dirty) != NULL) {
+        undirty(gw, c);
+        if (flush_conn(gw, c) != 0) {
+            /* not from inside an lws callback: have lws close it soon */
+            gw__outq_clear(&c->ws.q);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+}
+
+void
+gw__out_init(gw_t *gw)
+{
+    gw->scratch = util_malloc(GW_SCRATCH);
+    uv_check_init(gw->loop, &gw->flush);
+    gw->flush.data = gw;
+    uv_check_start(&gw->flush, on_flush);
+    uv_idle_init(gw->loop, &gw->wake);
+}
+
+static const char *
+close_text(int code)
+{
+    switch (code) {
+    case LWS_CLOSE_STATUS_POLICY_VIOLATION: return "rate limit";
+    case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return "text frames only";
+    case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: return "message too large";
+    case LWS_CLOSE_STATUS_GOINGAWAY: return "hub stopping";
+    case 4008: return "slow consumer";
+    case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "protocol error";
+    case LWS_CLOSE_STATUS_INVALID_PAYLOAD: return "text is not UTF-8";
+    default: return "";
+    }
+}
+
+/* Writes our close frame and waits for the peer's or for CLOSE_ACK_S. */
+static int
+write_close(gw_conn_t *c, struct lws *wsi)
+{
+    const char *text = close_text(c->ws.close_code);
+    size_t tlen = strlen(text);
+    unsigned char buf[LWS_PRE + 2 + 32];
+
+    buf[LWS_PRE] = (unsigned char)(c->ws.close_code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)c->ws.close_code;
+    memcpy(buf + LWS_PRE + 2, text, tlen); /* close_text's are short */
+    if (lws_write(wsi, buf + LWS_PRE, 2 + tlen, GW_WRITE_CLOSE) < 0)
+        return -1;
+    c->ws.close_sent = 1;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_S);
+    return 0;
+}
+
+int
+gw__out_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    if (c->ws.close_sent)
+        return 0; /* waiting for the peer's close */
+    if (c->ws.close_code)
+        return write_close(c, wsi);
+    undirty(gw, c);
+    return flush_conn(gw, c);
+}
+
+void
+gw__out_forget(gw_t *gw, gw_conn_t *c)
+{
+    undirty(gw, c);
+    gw__outq_free(&c->ws.q);
+}

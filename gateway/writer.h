@@ -1,0 +1,33 @@
+/*
+ * gateway/writer.h: a WebSocket connection's output (writer.c): its queue of
+ * shared frames, the coalescing flush (one send() per connection per loop
+ * iteration), the slow-consumer bound, and the closes the hub initiates.
+ */
+#ifndef COORDHUB_GW_WRITER_H
+#define COORDHUB_GW_WRITER_H
+
+#include "state.h"
+
+/* Starts the flush (a uv_check after each iteration's I/O); the handles
+ * close with the gateway (gateway.c). */
+void gw__out_init(gw_t *gw);
+/* Queues a frame for `c` (takes a reference). Past the slow-consumer bound
+ * the queue is dropped and the connection closed with 4008 instead. */
+void gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f);
+/* Queues `n` bytes of text as one frame of its own (not the fan-out path). */
+void gw__out_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n);
+/* Queues one event in the connection's framing (not the fan-out path);
+ * `data` is JSON text or NULL. */
+void gw__out_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen);
+/* Closes with `code`: what is queued is dropped, the close frame goes out
+ * at the next writeable, then the hub reads and discards until the peer's
+ * close or a deadline (RFC 6455 §7.1.1). Once per connection; callable
+ * from any callback, RECEIVE included. */
+void gw__out_close(gw_conn_t *c, int code);
+/* SERVER_WRITEABLE: the close frame if one is due, else what is queued.
+ * Returns 0, or -1 to have lws close the connection. */
+int gw__out_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* The connection is gone: drop its queue and leave the flush list. */
+void gw__out_forget(gw_t *gw, gw_conn_t *c);
+
+#endif

@@ -1,0 +1,2013 @@
+// netfuzz: a stateful, network-level fuzzer of the real, running hub.
+//
+// It starts a throwaway redis-server and the hub (through the integration
+// harness), then runs sequences of actions against them over loopback: raw
+// HTTP requests (every method, every route family, every token kind, every
+// body shape, pipelined, split, kept alive, cut short), WebSocket
+// connections of both framings (native /ws and Socket.IO) sending valid and
+// broken frames byte by byte as it chooses (masked by hand over node:net),
+// and Redis PUBLISHes on every channel the hub listens to, with valid and
+// mutated payloads, plus a few direct Redis writes behind the hub's back.
+// Many connections are alive at once and the actions interleave, so that
+// sequences of callbacks get exercised, not only single parsers.
+//
+// The oracle, and nothing else, decides: the hub must not die, must not
+// print a sanitizer report, must answer GET /healthz on a fresh connection
+// after every batch (NETFUZZ_HEALTHZ_MS, default 5 s, then once more for
+// twice that before calling it a hang), and must exit 0 within 10 s of
+// SIGTERM at the end of every sequence (LeakSanitizer reports at exit). What
+// the hub answers to each request is never judged here, so that a slow or
+// loaded machine cannot make this test fail on a correct hub.
+//
+// Every action is data (JSON), recorded before it runs. A failure writes the
+// sequence, its seed and the failure to NETFUZZ_CRASH_DIR (default
+// tests/netfuzz/crashes/, ignored by git) and prints the path.
+//
+//   node tests/netfuzz/netfuzz.mjs                    seeds, then random sequences
+//   node tests/netfuzz/netfuzz.mjs --replay FILE...   replay these sequences only
+//   node tests/netfuzz/netfuzz.mjs --shrink FILE      minimise a failing sequence
+//                                                     (writes FILE with .min.json)
+//
+// Environment: COORDHUB_BIN (the hub binary, default build/coordhub),
+// NETFUZZ_SECONDS (random phase, default 45; 0: seeds only), NETFUZZ_SEED (a
+// fresh random seed per run otherwise, printed; a seed regenerates the same
+// sequences), NETFUZZ_BATCHES_PER_HUB (batches before the hub is stopped and
+// a fresh one started, default 15), NETFUZZ_HEALTHZ_MS, NETFUZZ_CRASH_DIR,
+// NETFUZZ_KEEP_GOING=1 (go on after a failure, with a fresh hub, to collect
+// more reproducers). Seeds (tests/netfuzz/seeds/*.json) always replay first.
+//
+// File format: {"netfuzz": 1, "note"?, "seed"?, "hub": {"env", "logLevel",
+// "webRoot"}, "actions": [...], "failure"?}. Actions:
+//   {a: "open", c, ack?}         TCP connect (ack: answer the hub's close frame)
+//   {a: "send", c, d, w?, cuts?, gap?, upto?}
+//                                write d (w: then wait up to w ms for the
+//                                answer's head; cuts: write in pieces cut at
+//                                these fractions, gap ms apart; upto: only
+//                                this fraction of the bytes)
+//   {a: "end"|"close"|"rst"|"pause"|"resume", c}
+//                                FIN, destroy, RST, stop/restart reading
+//   {a: "pub", ch, d}            PUBLISH on Redis
+//   {a: "redis", args}           any other Redis command
+//   {a: "sleep", ms}, {a: "check"} (the oracle)
+// Data d: a string (UTF-8), {b64}, {rep: d, n} (d n times), {frame: {op,
+// fin, rsv, mask, key, p, len, form}} (a WebSocket frame; len/form override
+// the declared length and its encoding), {req: {h, b}} (an HTTP head whose
+// {{bodylen}}, {{bodylen+N}}, {{bodylen-N}} count the body b), or an array
+// of those, concatenated. Strings expand {{tok KIND SUB ROLES}} and
+// {{tokq ...}} (a token signed by this hub's secret, raw or URL-encoded;
+// KIND valid, brief (valid for 2 s), expired, badsig, algnone, nosub, nbf,
+// rolesstr, hs512, expstr; ROLES comma-separated or -), {{lock NAME}} (the last lock token
+// the hub handed out for NAME) and {{port}}. `k` fields are labels only.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+
+// The harness registers node:test hooks unless told not to: this file
+// manages its hubs itself (and checks them itself).
+process.env.COORDHUB_HARNESS_NO_HOOKS = '1';
+const H = await import('../integration/harness.mjs');
+const { makeToken, rawHttp, sleep, startHub, startRedis, withTimeout, RespClient } = H;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+
+// Sanitizer settings as scripts/test.sh sets them, for a run by hand.
+if (!process.env.ASAN_OPTIONS) process.env.ASAN_OPTIONS = 'detect_leaks=1:abort_on_error=0:strict_string_checks=1';
+if (!process.env.UBSAN_OPTIONS) process.env.UBSAN_OPTIONS = 'print_stacktrace=1:halt_on_error=1';
+if (!process.env.LSAN_OPTIONS) {
+  process.env.LSAN_OPTIONS = `suppressions=${path.join(repoRoot, 'tests', 'lsan.supp')}:print_suppressions=0`;
+}
+
+const envInt = (name, def) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: want a non-negative number`);
+  return n;
+};
+
+const SECONDS = envInt('NETFUZZ_SECONDS', 45);
+const BATCHES_PER_HUB = Math.max(1, envInt('NETFUZZ_BATCHES_PER_HUB', 15));
+let HEALTHZ_MS = Math.max(500, envInt('NETFUZZ_HEALTHZ_MS', 5000));
+const KEEP_GOING = process.env.NETFUZZ_KEEP_GOING === '1';
+const CRASH_DIR = process.env.NETFUZZ_CRASH_DIR || path.join(here, 'crashes');
+const SEED_DIR = path.join(here, 'seeds');
+const SHUTDOWN_MS = 10000;
+const MAX_CONNS = 24; // client connections alive at once (the generator's view)
+// A sanitizer's report, at the start of a line (the hub's own log lines are
+// JSON objects, which may quote what a client sent).
+const SANITIZER_RE = /^(==\d+==ERROR: (AddressSanitizer|LeakSanitizer)|\S+:\d+:\d+: runtime error: |SUMMARY: \w+Sanitizer)/m;
+
+// ================================================================ PRNG
+
+// xoshiro128** seeded through splitmix32: small, fast, and the same
+// sequence for a seed on every machine.
+class Rng {
+  constructor(seed) {
+    let s = seed >>> 0;
+    const next = () => {
+      s = (s + 0x9e3779b9) >>> 0;
+      let z = s;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s = [next(), next(), next(), next()];
+  }
+
+  u32() {
+    const s = this.s;
+    const r = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
+    const t = (s[1] << 9) >>> 0;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return r;
+  }
+
+  float() {
+    return this.u32() / 4294967296;
+  }
+
+  int(n) {
+    return Math.floor(this.float() * n);
+  }
+
+  range(a, b) {
+    return a + this.int(b - a + 1);
+  }
+
+  chance(p) {
+    return this.float() < p;
+  }
+
+  pick(arr) {
+    return arr[this.int(arr.length)];
+  }
+
+  // pairs: [[weight, value], ...]
+  weighted(pairs) {
+    let total = 0;
+    for (const [w] of pairs) total += w;
+    let x = this.float() * total;
+    for (const [w, v] of pairs) {
+      if ((x -= w) < 0) return v;
+    }
+    return pairs[pairs.length - 1][1];
+  }
+
+  bytes(n) {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = this.u32() & 0xff;
+    return b;
+  }
+
+  hex(n) {
+    return this.bytes(n).toString('hex');
+  }
+}
+
+function rotl(x, k) {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+// A seed for epoch `i` of run seed `seed`: each epoch regenerates alone.
+function epochSeed(seed, i) {
+  const h = crypto.createHash('sha256').update(`${seed}:${i}`).digest();
+  return h.readUInt32LE(0);
+}
+
+// ================================================================ data
+
+// Bytes as the recorded form: text when it round-trips as UTF-8.
+function bin(buf) {
+  const s = buf.toString('utf8');
+  return Buffer.from(s, 'utf8').equals(buf) ? s : { b64: buf.toString('base64') };
+}
+
+// Expands the placeholders of a string against the hub being driven.
+function expand(s, ctx) {
+  if (!s.includes('{{')) return s;
+  return s.replace(/\{\{(tokq?|lock|port)(?: ([^}]*))?\}\}/g, (_, kind, arg = '') => {
+    if (kind === 'port') return String(ctx.port);
+    if (kind === 'lock') return ctx.lockTokens.get(arg) ?? '00000000000000000000000000000000';
+    const t = ctx.token(arg);
+    return kind === 'tokq' ? encodeURIComponent(t) : t;
+  });
+}
+
+// Turns recorded data into bytes.
+function materialize(d, ctx) {
+  if (typeof d === 'string') return Buffer.from(expand(d, ctx), 'utf8');
+  if (Array.isArray(d)) return Buffer.concat(d.map((x) => materialize(x, ctx)));
+  if (d && typeof d === 'object') {
+    if (typeof d.b64 === 'string') return Buffer.from(d.b64, 'base64');
+    if (d.rep !== undefined) {
+      const one = materialize(d.rep, ctx);
+      const n = Math.max(0, Math.min(Number(d.n) || 0, 1 << 24));
+      if (one.length === 0 || n === 0) return Buffer.alloc(0);
+      const total = Math.min(one.length * n, 1 << 24);
+      const out = Buffer.alloc(total);
+      for (let off = 0; off < total; off += one.length) one.copy(out, off, 0, Math.min(one.length, total - off));
+      return out;
+    }
+    if (d.frame) return frameBytes(d.frame, ctx);
+    if (d.req) {
+      // an HTTP request whose head may declare the body's length:
+      // {{bodylen}}, {{bodylen+N}}, {{bodylen-N}}, counted after expansion
+      const body = d.req.b === undefined ? Buffer.alloc(0) : materialize(d.req.b, ctx);
+      const head = d.req.h.replace(/\{\{bodylen([+-]\d+)?\}\}/g, (_, delta) => String(Math.max(0, body.length + Number(delta || 0))));
+      return Buffer.concat([materialize(head, ctx), body]);
+    }
+  }
+  throw new Error(`netfuzz: cannot read data ${JSON.stringify(d).slice(0, 200)}`);
+}
+
+// A client WebSocket frame, exactly as described (RFC 6455 §5.2), valid or
+// not: {op, fin (default 1), rsv (0-7), mask (default 1), key (8 hex
+// digits), p (data), len (declared length, a number or a decimal string for
+// 64-bit values), form (7, 16 or 64: the length encoding)}.
+function frameBytes(f, ctx) {
+  const payload = f.p === undefined ? Buffer.alloc(0) : materialize(f.p, ctx);
+  const fin = f.fin === undefined ? 1 : f.fin ? 1 : 0;
+  const masked = f.mask === undefined ? true : !!f.mask;
+  const len = f.len === undefined ? BigInt(payload.length) : BigInt(f.len);
+  const form = f.form ?? (len < 126n ? 7 : len < 65536n ? 16 : 64);
+  const head = [(fin << 7) | (((f.rsv ?? 0) & 7) << 4) | ((f.op ?? 1) & 0xf)];
+  const m = masked ? 0x80 : 0;
+  let ext = Buffer.alloc(0);
+  if (form === 7) head.push(m | Number(len & 0x7fn));
+  else if (form === 16) {
+    head.push(m | 126);
+    ext = Buffer.alloc(2);
+    ext.writeUInt16BE(Number(len & 0xffffn));
+  } else {
+    head.push(m | 127);
+    ext = Buffer.alloc(8);
+    ext.writeBigUInt64BE(len & 0xffffffffffffffffn);
+  }
+  if (!masked) return Buffer.concat([Buffer.from(head), ext, payload]);
+  const key = Buffer.from((f.key ?? '00000000').padEnd(8, '0').slice(0, 8), 'hex');
+  const body = Buffer.alloc(payload.length);
+  for (let i = 0; i < payload.length; i++) body[i] = payload[i] ^ key[i & 3];
+  return Buffer.concat([Buffer.from(head), ext, key, body]);
+}
+
+// Parses one server frame (unmasked) at the start of buf: {op, payload,
+// size} or null when incomplete.
+function serverFrame(buf) {
+  if (buf.length < 2) return null;
+  const op = buf[0] & 0x0f;
+  let len = buf[1] & 0x7f;
+  let off = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = buf.readUInt16BE(2);
+    off = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(buf.readBigUInt64BE(2));
+    off = 10;
+  }
+  if (buf[1] & 0x80) off += 4;
+  if (buf.length < off + len) return null;
+  return { op, payload: buf.subarray(off, off + len), size: off + len };
+}
+
+// ================================================================ tokens
+
+// "KIND SUB ROLES" -> a token for this hub. KIND: valid, expired, badsig,
+// algnone, nosub, nbf, rolesstr, hs512, expstr, brief (valid for 2 s).
+function mintToken(spec, secret) {
+  const [kind = 'valid', sub = 'u1', rolesArg = '-'] = spec.split(' ');
+  const roles = rolesArg === '-' ? [] : rolesArg.split(',');
+  const base = { sub, roles, secret };
+  switch (kind) {
+    case 'valid':
+      return makeToken({ ...base, ttl: 3600 });
+    case 'expired':
+      return makeToken({ ...base, ttl: -120 });
+    case 'brief': // valid for 2 s: expires while the connection is open
+      return makeToken({ ...base, ttl: 2 });
+    case 'badsig':
+      return makeToken({ ...base, ttl: 3600, signSecret: `${secret}x` });
+    case 'algnone':
+      return makeToken({ ...base, ttl: 3600, alg: 'none' });
+    case 'nosub':
+      return makeToken({ ...base, ttl: 3600, claims: { sub: undefined } });
+    case 'nbf':
+      return makeToken({ ...base, ttl: 3600, claims: { nbf: Math.floor(Date.now() / 1000) + 3600 } });
+    case 'rolesstr':
+      return makeToken({ ...base, ttl: 3600, claims: { roles: roles.join(',') || 'ops' } });
+    case 'hs512':
+      return makeToken({ ...base, ttl: 3600, alg: 'HS512' });
+    case 'expstr':
+      return makeToken({ ...base, ttl: 3600, claims: { exp: String(Math.floor(Date.now() / 1000) + 3600) } });
+    default:
+      return makeToken({ ...base, ttl: 3600 });
+  }
+}
+
+// ================================================================ the generator
+
+const USERS = ['76561198000000001', '76561198000000002', 'u3', 'alice', 'B0b'];
+const ROLESETS = ['-', 'service', 'admin', 'ops', 'service,admin,ops', 'service,ops', 'admin,ops'];
+const LOCKS = ['nf:a', 'nf:b', 'lockTrade:1', 'nf.{x}-y_z'];
+const BAD_LOCKS = ['', 'a%2Fb', 'coordhub:fence:{nf:a}', 'x'.repeat(201), 'sp ace', '%00', 'caf%C3%A9', '..', '%', 'a%0Ab'];
+const APPS = ['730', '440', 'nf-app'];
+const ASSETS = ['a1', 'a2', 'item.9', 'x_y-z'];
+const KEYS = ['tradeDisabled', 'nf.k1', 'nf:k2', 'cat-k'];
+const CATS = ['general', 'nf', 'a.b:c-d'];
+const BOTS = ['7', '42', 'bot_a-1'];
+const ROOMS_OK = ['bot:7', 'bot:42', 'ops', 'queues', 'bot:bot_a-1'];
+const ROOMS_BAD = ['', 'user:', 'bot:', 'bot:a b', 'x'.repeat(81), 'user:' + 'x'.repeat(65), 'lobby', 'ops ', 'bot:7\u0000', 'b\u00f6t:1', 'user:../x'];
+const CLOSE_CODES = [0, 1, 999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1015, 1016, 2999, 3000, 3999, 4000, 4001, 4008, 4999, 5000, 65535];
+const BAD_UTF8 = [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc0, 0xaf], [0xe2, 0x82], [0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]];
+
+class Gen {
+  constructor(seed) {
+    this.r = new Rng(seed);
+    this.nextId = 1;
+    this.conns = new Map(); // id -> {kind: 'http'|'native'|'sio', sub, roles, age}
+  }
+
+  // ---------------------------------------------------------- small pieces
+
+  user() {
+    return this.r.pick(USERS);
+  }
+
+  roles() {
+    return this.r.pick(ROLESETS);
+  }
+
+  // A token in an Authorization header or a query: {text, valid, sub, roles}.
+  token({ q = false } = {}) {
+    const r = this.r;
+    const sub = r.chance(0.9) ? this.user() : r.pick(['x'.repeat(65), 'a b', '', 'é', '0']);
+    const roles = r.chance(0.15) ? r.pick(['root', 'ops,ops', 'service,unknown', ',']) : this.roles();
+    const kind = r.weighted([
+      [60, 'valid'],
+      [5, 'expired'],
+      [5, 'badsig'],
+      [3, 'algnone'],
+      [3, 'nosub'],
+      [3, 'nbf'],
+      [2, 'rolesstr'],
+      [2, 'hs512'],
+      [2, 'expstr'],
+      [8, 'garbage'],
+      [2, 'long'],
+      [2, 'empty'],
+    ]);
+    if (kind === 'garbage') {
+      const g = r.pick(['abc', 'a.b.c', '...', 'eyJhbGciOiJIUzI1NiJ9.e30.', 'eyJ.eyJ.eyJ', '%00', 'tok en', r.bytes(12).toString('base64url')]);
+      return { text: q ? encodeURIComponent(g) : g, valid: false, sub, roles };
+    }
+    if (kind === 'long') return { text: 'e'.repeat(r.pick([2047, 2048, 4096, 4097, 9000])), valid: false, sub, roles };
+    if (kind === 'empty') return { text: '', valid: false, sub, roles };
+    const safeSub = /^[A-Za-z0-9]{1,64}$/.test(sub) ? sub : 'u1';
+    const spec = `${kind} ${kind === 'valid' ? safeSub : sub.replace(/[ }]/g, '_') || 'u1'} ${roles.replace(/[ }]/g, '_') || '-'}`;
+    return {
+      text: `{{${q ? 'tokq' : 'tok'} ${spec}}}`,
+      valid: kind === 'valid',
+      sub: safeSub,
+      roles,
+    };
+  }
+
+  // A valid token of some role, for a client that means well.
+  validToken({ q = false } = {}) {
+    const sub = this.user();
+    const roles = this.roles();
+    const kind = this.r.chance(0.1) ? 'brief' : 'valid';
+    return { text: `{{${q ? 'tokq' : 'tok'} ${kind} ${sub} ${roles}}}`, valid: true, sub, roles };
+  }
+
+  // Mutates text: byte flips, cuts, insertions, duplications, bad UTF-8.
+  mutate(s) {
+    const r = this.r;
+    let b = Buffer.from(s, 'utf8');
+    const n = r.range(1, 3);
+    for (let i = 0; i < n; i++) {
+      const at = r.int(b.length + 1);
+      switch (r.int(9)) {
+        case 0: // truncate
+          b = b.subarray(0, at);
+          break;
+        case 1: // flip a byte
+          if (b.length) {
+            b = Buffer.from(b);
+            b[Math.min(at, b.length - 1)] ^= 1 << r.int(8);
+          }
+          break;
+        case 2: // insert a JSON-ish token
+          b = Buffer.concat([b.subarray(0, at), Buffer.from(r.pick(['"', '{', '}', '[', ']', ',', ':', '\\', '\\u', '\\ud800', 'null', '-0', '1e999', '\u0000', ' ', '"op"', '\n'])), b.subarray(at)]);
+          break;
+        case 3: // bad UTF-8
+          b = Buffer.concat([b.subarray(0, at), Buffer.from(r.pick(BAD_UTF8)), b.subarray(at)]);
+          break;
+        case 4: // duplicate a slice
+          {
+            const from = r.int(b.length + 1);
+            const to = Math.min(b.length, from + r.range(1, 16));
+            b = Buffer.concat([b.subarray(0, at), b.subarray(from, to), b.subarray(at)]);
+          }
+          break;
+        case 5: // delete a slice
+          b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + r.range(1, 8)))]);
+          break;
+        case 6: // random bytes
+          b = Buffer.concat([b.subarray(0, at), r.bytes(r.range(1, 6)), b.subarray(at)]);
+          break;
+        case 7: // a long run
+          b = Buffer.concat([b.subarray(0, at), Buffer.alloc(r.pick([64, 255, 1000, 5000]), r.pick(['a', '9', '[', ' ', '"'])), b.subarray(at)]);
+          break;
+        default: // wrap
+          b = Buffer.concat([Buffer.from(r.pick(['[', '{"x":', '"', '  '])), b, Buffer.from(r.pick([']', '}', '"', ''])), ]);
+      }
+    }
+    return bin(b);
+  }
+
+  // A JSON value of no particular schema.
+  anyJson(depth = 0) {
+    const r = this.r;
+    const k = r.int(depth > 2 ? 5 : 8);
+    switch (k) {
+      case 0: return null;
+      case 1: return r.chance(0.5);
+      case 2: return r.pick([0, -1, 1.5, 1e21, 2 ** 53 + 1, -0, 123456789]);
+      case 3: return r.pick(['', 'x', 'é', '\u0000', 'a'.repeat(r.pick([10, 300, 70000]))]);
+      case 4: return r.pick(['tradeDisabled', 'on', 'off']);
+      case 5: return Array.from({ length: r.range(0, 4) }, () => this.anyJson(depth + 1));
+      default: {
+        const o = {};
+        for (let i = r.range(0, 4); i > 0; i--) o[r.pick(['a', 'value', 'category', 'token', 'x', ''])] = this.anyJson(depth + 1);
+        return o;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------- HTTP
+
+  route() {
+    const r = this.r;
+    const lock = () => (r.chance(0.85) ? r.pick(LOCKS) : r.pick(BAD_LOCKS));
+    const app = () => (r.chance(0.9) ? r.pick(APPS) : r.pick(['', 'a/b', 'x'.repeat(33), 'é', '%2F']));
+    const asset = () => (r.chance(0.9) ? r.pick(ASSETS) : r.pick(['', 'x'.repeat(129), 'a/b', '%00']));
+    const key = () => (r.chance(0.9) ? r.pick(KEYS) : r.pick(['', 'x'.repeat(65), 'a b', '%2e%2e', 'k/1']));
+    const fam = r.weighted([
+      [6, 'healthz'],
+      [3, 'readyz'],
+      [3, 'metrics'],
+      [5, 'ws'],
+      [6, 'sio'],
+      [16, 'locks'],
+      [12, 'resv'],
+      [12, 'config'],
+      [4, 'v1'],
+      [4, 'static'],
+      [8, 'unknown'],
+    ]);
+    const q = () => (r.chance(0.1) ? r.pick(['?', '?x=1', '?a=b&c', '#frag', '?token={{tokq valid u1 ops}}', `?${'q'.repeat(3000)}=1`]) : '');
+    let p;
+    let name;
+    switch (fam) {
+      case 'healthz': p = r.pick(['/healthz', '/healthz', '/healthz/', '/HEALTHZ', '/healthz?x']); break;
+      case 'readyz': p = r.pick(['/readyz', '/readyz/']); break;
+      case 'metrics': p = r.pick(['/metrics', '/metrics?x=1']); break;
+      case 'ws': p = r.pick(['/ws', '/ws/', '/ws?token={{tokq valid u1 -}}', '/wss']); break;
+      case 'sio':
+        p = r.pick(['/socket.io/', '/socket.io', '/socket.io/?EIO=4&transport=websocket', '/socket.io/?EIO=4&transport=polling', '/socket.io/?EIO=3&transport=polling', '/socket.io/?EIO=4&transport=websocket&sid=abc', '/socket.io/x', '/socket.iox']);
+        break;
+      case 'locks':
+        name = lock();
+        p = r.chance(0.95) ? `/v1/locks/${name}` : r.pick(['/v1/locks', '/v1/locks/', '/v1/locks/a/b', '/v1/locks//']);
+        break;
+      case 'resv':
+        name = app();
+        p = r.chance(0.55) ? `/v1/reservations/${name}` : r.chance(0.9) ? `/v1/reservations/${name}/${asset()}` : r.pick(['/v1/reservations', '/v1/reservations/', '/v1/reservations/730/a/b']);
+        break;
+      case 'config':
+        name = key();
+        p = r.chance(0.6) ? `/v1/config/${name}` : r.pick(['/v1/config', '/v1/config/', `/v1/config?category=${r.pick(CATS)}`, '/v1/config?category=', `/v1/config?category=${'c'.repeat(65)}`, '/v1/config?category=a%20b']);
+        break;
+      case 'v1': p = r.pick(['/v1/', '/v1', '/v1/unknown', '/v1/hubs', '/v1/queues', '/v1/locks%2Fx', `/v1/${'x'.repeat(520)}`]); break;
+      case 'static': p = r.pick(['/', '/index.html', '/app.js', '/style.css', '/../etc/passwd', '/%2e%2e/x', '//x', '/a\\b', '/dir/', '/index.html%00.js']); break;
+      default:
+        p = r.pick(['/anything', '/anything/else', '*', 'http://127.0.0.1/healthz', '', '/%', '/%zz', '/%00', '/%0d%0aX: y', `/${'a'.repeat(r.pick([600, 5000]))}`, '/é', '/\u0001', 'healthz']);
+    }
+    return { fam, path: p + q(), name };
+  }
+
+  // A body for the route: valid (the route's own schema) or not.
+  jsonBody(fam, method, name) {
+    const r = this.r;
+    let o;
+    if (fam === 'locks' || fam === 'locks-plain') {
+      const lockTok = () => (r.chance(0.7) && fam === 'locks' ? `{{lock ${name}}}` : r.pick(['', 'x', 'a'.repeat(100)]));
+      const ttl = r.pick([1, 50, 500, 900000, 86400000, 0, -1, 86400001, 1.5, '100']);
+      if (method === 'PATCH') o = { token: lockTok(), ttl_ms: ttl };
+      else if (method === 'DELETE') o = { token: lockTok() };
+      else {
+        o = { ttl_ms: ttl, wait_ms: r.pick([0, 0, 0, 10, 100, 1000, 3000, 60000, 60001, -5]), owner: r.pick(['svc', '', 'é', 'o'.repeat(300)]) };
+        if (r.chance(0.2)) delete o.wait_ms;
+        if (r.chance(0.1)) delete o.ttl_ms;
+      }
+    } else if (fam === 'resv') {
+      const n = r.weighted([
+        [10, r.range(1, 3)],
+        [2, 0],
+        [1, 1000],
+        [1, 1001],
+      ]);
+      const assets = Array.from({ length: n }, (_, i) => (n > 10 ? `a${i}` : r.chance(0.9) ? r.pick(ASSETS) : r.pick(['', 'a/b', 'x'.repeat(129), 7])));
+      o = { assets, ttl_s: r.pick([1, 2, 60, 1200, 86400, 0, 86401, -1, '5']), owner: r.pick(['svc', '', 'o'.repeat(300)]) };
+      if (r.chance(0.1)) o.assets = r.pick(['a1', {}, null]);
+    } else if (fam === 'config') {
+      o = { value: this.anyJson(), category: r.chance(0.85) ? r.pick(CATS) : r.pick(['', 'c'.repeat(65), 5, null]) };
+      if (r.chance(0.1)) delete o.category;
+      if (r.chance(0.1)) delete o.value;
+    } else {
+      o = this.anyJson();
+    }
+    return JSON.stringify(o);
+  }
+
+  // One raw HTTP request: {data (for one send, maybe with split points),
+  // label, tail ('keep'|'end'|'close'|'rst'), pieces: [data...]}
+  httpRequest() {
+    const r = this.r;
+    const method = r.weighted([
+      [24, 'GET'],
+      [24, 'POST'],
+      [12, 'PUT'],
+      [10, 'PATCH'],
+      [10, 'DELETE'],
+      [3, 'OPTIONS'],
+      [3, 'HEAD'],
+      [1, 'TRACE'],
+      [1, 'CONNECT'],
+      [4, r.pick(['FOO', 'get', 'PRI', 'M-SEARCH', 'PROPFIND', 'POSTX', 'GET ', 'P\u00d8ST', ''])],
+    ]);
+    const { fam, path: p, name } = this.route();
+    const version = r.weighted([
+      [92, 'HTTP/1.1'],
+      [4, 'HTTP/1.0'],
+      [1, 'HTTP/2.0'],
+      [1, 'HTTP/1.1x'],
+      [1, ''],
+      [1, 'HTTP/9.9'],
+    ]);
+    const headers = [];
+    if (r.chance(0.95)) headers.push(['Host', r.chance(0.9) ? '127.0.0.1:{{port}}' : r.pick(['', 'x'.repeat(300), 'evil.example'])]);
+    let tok = null;
+    if (r.chance(0.75)) {
+      tok = this.token();
+      const scheme = r.weighted([
+        [90, 'Bearer '],
+        [3, 'bearer '],
+        [2, 'Basic '],
+        [2, 'Bearer  '],
+        [2, ''],
+        [1, 'Bearer'],
+      ]);
+      headers.push(['Authorization', scheme + tok.text]);
+      if (r.chance(0.03)) headers.push(['Authorization', `Bearer ${this.token().text}`]);
+    }
+    const sendsBody = r.chance(0.8) ? ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method) : r.chance(0.3);
+    if (sendsBody && r.chance(0.8)) headers.push(['Content-Type', r.chance(0.9) ? 'application/json' : r.pick(['text/plain', 'multipart/form-data; boundary=x', '', 'application/json; charset=latin1'])]);
+    const conn = r.weighted([
+      [60, null],
+      [20, 'keep-alive'],
+      [15, 'close'],
+      [5, r.pick(['Upgrade', 'keep-alive, Upgrade', 'TE', ''])],
+    ]);
+    if (conn !== null) headers.push(['Connection', conn]);
+    if (r.chance(0.06)) headers.push(['Upgrade', r.pick(['websocket', 'h2c', 'foo'])]);
+    if (r.chance(0.05)) headers.push(['Expect', '100-continue']);
+    if (r.chance(0.08)) {
+      headers.push(
+        r.pick([
+          ['X-Fuzz', 'x'.repeat(r.pick([10, 1000, 8000, 20000]))],
+          ['Cookie', 'a=b; c=d'],
+          ['Origin', 'http://evil.example'],
+          ['Accept-Encoding', 'gzip, deflate, br'],
+          ['Range', 'bytes=0-1'],
+          ['If-Modified-Since', 'Thu, 01 Jan 1970 00:00:00 GMT'],
+          ['X-Forwarded-For', '1.2.3.4'],
+          ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+          ['Bad Header', 'x'],
+          ['', 'empty name'],
+          [' Leading', 'space'],
+          ['X-Folded', 'a\r\n b'],
+          ['Transfer-Encoding', 'identity'],
+        ]),
+      );
+    }
+    // The body shape.
+    const shape = r.weighted([
+      [sendsBody ? 4 : 30, 'none'],
+      [16, 'cl0'],
+      [22, 'json'],
+      [12, 'mutated'],
+      [4, 'onebyte'],
+      [4, 'chunked'],
+      [3, 'chunked-bad'],
+      [3, 'toolarge'],
+      [1, 'huge-real'],
+      [6, 'short'],
+      [3, 'long'],
+      [5, 'badcl'],
+    ]);
+    let body = '';
+    let tail = 'keep';
+    const json = () => this.jsonBody(fam, method, name);
+    switch (shape) {
+      case 'none':
+        break;
+      case 'cl0':
+        headers.push(['Content-Length', '0']);
+        break;
+      case 'json':
+      case 'mutated':
+      case 'onebyte':
+        body = shape === 'json' ? json() : shape === 'mutated' ? this.mutate(json()) : r.pick(['{', '0', ' ', '\u0000']);
+        headers.push(['Content-Length', '{{bodylen}}']);
+        break;
+      case 'chunked':
+      case 'chunked-bad': {
+        headers.push(['Transfer-Encoding', r.chance(0.9) ? 'chunked' : 'gzip, chunked']);
+        if (r.chance(0.1)) headers.push(['Content-Length', '5']);
+        // chunk sizes are counted on the recorded text: no templates inside
+        const b = Buffer.from(this.jsonBody(fam === 'locks' ? 'locks-plain' : fam, method, name));
+        const parts = [];
+        let off = 0;
+        while (off < b.length) {
+          const n = Math.min(b.length - off, r.range(1, 20));
+          parts.push(Buffer.from(`${n.toString(16)}\r\n`), b.subarray(off, off + n), Buffer.from('\r\n'));
+          off += n;
+        }
+        parts.push(Buffer.from('0\r\n\r\n'));
+        let c = Buffer.concat(parts);
+        if (shape === 'chunked-bad') {
+          c = r.pick([
+            () => Buffer.concat([Buffer.from('zz\r\n'), c]),
+            () => c.subarray(0, r.int(c.length)),
+            () => Buffer.concat([Buffer.from('fffffffffffffffff\r\n'), c]),
+            () => Buffer.from(c.toString('latin1').replace(/\r\n/g, '\n'), 'latin1'),
+            () => Buffer.concat([Buffer.from('-1\r\n'), c]),
+            () => Buffer.concat([Buffer.from('1;ext=x\r\n{\r\n'), c]),
+          ])();
+          if (r.chance(0.5)) tail = r.pick(['end', 'close']);
+        }
+        body = bin(c);
+        break;
+      }
+      case 'toolarge':
+        headers.push(['Content-Length', String(r.pick([1048577, 2000000, 1 << 30, 2 ** 53]))]);
+        body = r.chance(0.5) ? json() : '';
+        break;
+      case 'huge-real':
+        headers.push(['Content-Length', '{{bodylen}}']);
+        body = ['{"assets":["', { rep: 'a', n: r.pick([1048576, 1048600]) }, '"]}'];
+        break;
+      case 'short':
+        body = json();
+        headers.push(['Content-Length', `{{bodylen+${r.range(1, 100)}}}`]);
+        tail = r.pick(['end', 'close', 'rst', 'keep']);
+        break;
+      case 'long':
+        body = json();
+        headers.push(['Content-Length', `{{bodylen-${r.range(1, 5)}}}`]);
+        break;
+      default: // badcl
+        headers.push(['Content-Length', r.pick(['-1', 'abc', '1e3', ' 5', '5 ', '18446744073709551616', '0x10', '', '+5', '00000000000000000000000000001'])]);
+        if (r.chance(0.3)) headers.push(['Content-Length', '3']);
+        body = r.chance(0.5) ? json() : '';
+    }
+    const reqLine = version ? `${method} ${p} ${version}\r\n` : `${method} ${p}\r\n`;
+    const lineEnd = r.chance(0.03) ? '\n' : '\r\n';
+    const head = `${reqLine}${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}`.replace(/\r\n/g, lineEnd) + lineEnd;
+    const data = body === '' ? head : { req: { h: head, b: body } };
+    const label = `http ${method || '(none)'} ${fam} ${tok ? (tok.valid ? `tok:${tok.roles}` : 'tok:bad') : 'notok'} ${shape}`;
+    return { data, label, tail };
+  }
+
+  // A request as a well-behaved service sends it: the right method, role
+  // and body for its route, so that the hub's deferred answers (Redis
+  // round trips, lock waits) and their cancellation get exercised.
+  plausibleRequest() {
+    const r = this.r;
+    const lock = r.pick(LOCKS);
+    const app = r.pick(APPS);
+    const key = r.pick(KEYS);
+    const sub = this.user();
+    const [label, method, p, role, body] = r.weighted([
+      [8, ['locks acquire', 'POST', `/v1/locks/${lock}`, 'service', JSON.stringify({ ttl_ms: r.pick([50, 300, 2000, 60000]), wait_ms: r.pick([0, 0, 0, 50, 500, 2000, 30000]), owner: 'nf' })]],
+      [4, ['locks extend', 'PATCH', `/v1/locks/${lock}`, 'service', `{"token":"{{lock ${lock}}}","ttl_ms":${r.pick([100, 5000])}}`]],
+      [5, ['locks release', 'DELETE', `/v1/locks/${lock}`, 'service', `{"token":"{{lock ${lock}}}"}`]],
+      [3, ['locks inspect', 'GET', `/v1/locks/${lock}`, r.pick(['service', 'ops']), undefined]],
+      [6, ['resv reserve', 'POST', `/v1/reservations/${app}`, 'service', JSON.stringify({ assets: [...new Set(Array.from({ length: r.range(1, 3) }, () => r.pick(ASSETS)))], ttl_s: r.pick([1, 2, 30]), owner: 'nf' })]],
+      [3, ['resv release', 'DELETE', `/v1/reservations/${app}/${r.pick(ASSETS)}`, 'service', undefined]],
+      [3, ['resv list', 'GET', `/v1/reservations/${app}`, r.pick(['service', 'ops']), undefined]],
+      [4, ['config get', 'GET', `/v1/config/${key}`, '-', undefined]],
+      [2, ['config list', 'GET', `/v1/config?category=${r.pick(CATS)}`, '-', undefined]],
+      [5, ['config put', 'PUT', `/v1/config/${key}`, 'admin', JSON.stringify({ value: this.anyJson(1), category: r.pick(CATS) })]],
+      [2, ['healthz', 'GET', r.pick(['/healthz', '/readyz', '/metrics']), null, undefined]],
+    ]);
+    let head = `${method} ${p} HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\n`;
+    if (role !== null) head += `Authorization: Bearer {{tok valid ${sub} ${role}}}\r\n`;
+    if (r.chance(0.3)) head += `Connection: ${r.pick(['keep-alive', 'close'])}\r\n`;
+    if (body !== undefined) head += 'Content-Type: application/json\r\nContent-Length: {{bodylen}}\r\n';
+    head += '\r\n';
+    return { data: body === undefined ? head : { req: { h: head, b: body } }, label: `http ${method} ${label} ok`, tail: 'keep' };
+  }
+
+  // ---------------------------------------------------------- WebSocket
+
+  upgradeRequest(proto, polite) {
+    const r = this.r;
+    const tok = polite ? this.validToken({ q: true }) : this.token({ q: true });
+    let p;
+    const headers = [['Host', '127.0.0.1:{{port}}']];
+    let ok = tok.valid;
+    if (proto === 'native') {
+      const how = r.weighted([
+        [60, 'query'],
+        [30, 'header'],
+        [polite ? 0 : 10, 'none'],
+      ]);
+      p = how === 'query' ? `/ws?token=${tok.text}` : r.pick(['/ws', '/ws/']);
+      if (how === 'header') headers.push(['Authorization', `Bearer ${tok.text.replace(/^\{\{tokq/, '{{tok')}`]);
+      if (how === 'none') ok = false;
+      if (!polite && r.chance(0.05)) p += r.pick(['&offset=0', '&offset=abc', '&x=1', '&token=', '&offset=' + 'x'.repeat(300)]);
+    } else {
+      ok = true; // authentication is the CONNECT packet's business
+      p = '/socket.io/?EIO=4&transport=websocket';
+      if (r.chance(0.4)) p += `&token=${tok.text}`;
+      if (!polite && r.chance(0.05)) {
+        p = r.pick(['/socket.io/?EIO=3&transport=websocket', '/socket.io/?transport=websocket', '/socket.io/?EIO=4&transport=polling', '/socket.io/?EIO=4&transport=websocket&sid=x', '/socket.io?EIO=4&transport=websocket']);
+        ok = p === '/socket.io?EIO=4&transport=websocket';
+      }
+    }
+    headers.push(['Upgrade', 'websocket'], ['Connection', 'Upgrade']);
+    if (polite || r.chance(0.97)) headers.push(['Sec-WebSocket-Key', r.bytes(16).toString('base64')]);
+    else {
+      headers.push(['Sec-WebSocket-Key', r.pick(['', 'short', 'x'.repeat(200)])]);
+      ok = false;
+    }
+    if (polite || r.chance(0.97)) headers.push(['Sec-WebSocket-Version', '13']);
+    else {
+      headers.push(['Sec-WebSocket-Version', r.pick(['8', '', '99'])]);
+      ok = false;
+    }
+    if (r.chance(0.1)) headers.push(['Sec-WebSocket-Extensions', 'permessage-deflate; client_max_window_bits']);
+    if (r.chance(0.1)) headers.push(['Sec-WebSocket-Protocol', r.pick(['chat', 'coordhub', 'a, b'])]);
+    if (r.chance(0.1)) headers.push(['Origin', 'http://127.0.0.1']);
+    const head = `GET ${p} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    return { head, ok, sub: tok.sub, roles: tok.roles, label: `ws-open ${proto}${polite ? ' polite' : ''} ${tok.valid ? `tok:${tok.roles}` : 'tok:bad'}` };
+  }
+
+  room(c) {
+    const r = this.r;
+    return r.weighted([
+      [20, r.pick(ROOMS_OK)],
+      [10, `user:${c.sub}`],
+      [6, `user:${this.user()}`],
+      [6, r.pick(ROOMS_BAD)],
+    ]);
+  }
+
+  nativeMessage(c) {
+    const r = this.r;
+    const kind = r.weighted([
+      [20, 'ping'],
+      [20, 'join'],
+      [12, 'leave'],
+      [10, 'watch'],
+      [3, 'refresh'],
+      [4, 'unknown'],
+      [6, 'shape'],
+      [14, 'mutated'],
+      [3, 'badutf8'],
+    ]);
+    let m;
+    switch (kind) {
+      case 'ping': m = r.chance(0.9) ? '{"op":"ping"}' : JSON.stringify({ op: 'ping', pad: 'x'.repeat(r.pick([10, 1000, 60000])) }); break;
+      case 'join': m = JSON.stringify({ op: 'join', room: this.room(c) }); break;
+      case 'leave': m = JSON.stringify({ op: 'leave', room: this.room(c) }); break;
+      case 'watch': m = JSON.stringify({ op: 'config.watch', keys: r.chance(0.8) ? Array.from({ length: r.range(1, 4) }, () => r.pick(KEYS)) : r.pick([[], 'k', [1], Array.from({ length: 33 }, (_, i) => `k${i}`), ['x'.repeat(65)], ['a b']]) }); break;
+      case 'refresh': m = JSON.stringify({ op: 'refresh', token: `{{tok ${r.pick(['valid', 'brief', 'expired'])} ${r.chance(0.7) ? c.sub : this.user()} ${this.roles()}}}` }); break;
+      case 'unknown': m = JSON.stringify({ op: r.pick(['', 'PING', 'subscribe', 'x'.repeat(300)]), room: 'ops' }); break;
+      case 'shape': m = r.pick(['', '{}', '[]', 'null', '"ping"', '1', '{"op":1}', '{"op":"join"}', '{"op":"join","room":1}', '{"op":"ping","op":"join"}', '{"op":"join","room":"ops","room":"bot:1"}', '['.repeat(5000), '{"op":"join","room":"\\u0000"}', '{"op":"ping"} ', ' {"op":"ping"}', '{"op":"ping"}{}']); break;
+      case 'badutf8': m = ['{"op":"', { b64: Buffer.from(r.pick(BAD_UTF8)).toString('base64') }, '"}']; break;
+      default: m = this.mutate(JSON.stringify(r.pick([{ op: 'ping' }, { op: 'join', room: this.room(c) }, { op: 'config.watch', keys: [r.pick(KEYS)] }])));
+    }
+    return { m, kind };
+  }
+
+  sioMessage(c) {
+    const r = this.r;
+    const kind = r.weighted([
+      [14, 'connect'],
+      [16, 'event'],
+      [6, 'eio'],
+      [3, 'disconnect'],
+      [6, 'nsp'],
+      [4, 'binary'],
+      [4, 'ack'],
+      [12, 'mutated'],
+      [5, 'odd'],
+    ]);
+    const ev = () => {
+      const name = r.weighted([
+        [10, 'ping'],
+        [10, 'join'],
+        [6, 'leave'],
+        [5, 'config.watch'],
+        [2, 'refresh'],
+        [3, r.pick(['', 'unknown', 'x'.repeat(200)])],
+      ]);
+      const args = [name];
+      if (name === 'join' || name === 'leave') args.push(r.chance(0.7) ? this.room(c) : r.pick([{ room: this.room(c) }, 7, null, [], { room: 5 }]));
+      if (name === 'config.watch') args.push(r.chance(0.5) ? [r.pick(KEYS)] : r.pick([{ keys: [r.pick(KEYS), r.pick(KEYS)] }, 'k', [], {}]));
+      if (name === 'refresh') args.push(`{{tok ${r.pick(['valid', 'brief', 'expired'])} ${r.chance(0.7) ? c.sub : this.user()} ${this.roles()}}}`);
+      return JSON.stringify(args);
+    };
+    let m;
+    switch (kind) {
+      case 'connect': m = r.weighted([
+          [10, `40${JSON.stringify({ token: this.token().text })}`],
+          [3, '40'],
+          [2, '40{}'],
+          [1, r.pick(['40[]', '40"x"', '40null', '40{"token":5}', '40{"token":""}', '40{"pid":"x","offset":"y"}', '40{"token":"{{tok valid u1 -}}","pid":"abc","offset":"1-2"}'])],
+        ]);
+        break;
+      case 'event': m = `42${r.chance(0.2) ? r.range(0, 99999) : ''}${ev()}`; break;
+      case 'eio': m = r.pick(['2', '3', '2probe', '3probe', '5', '6', '1', '0', '4', '2' + 'x'.repeat(70)]); break;
+      case 'disconnect': m = r.pick(['41', '41/x,', '1']); break;
+      case 'nsp': m = r.pick(['40/admin,', '40/admin,{}', '42/admin,["ping"]', '41/admin,', `40/${'n'.repeat(r.pick([10, 200, 300]))},`, '42/,["ping"]', '40/admin', '43/admin,1[]']); break;
+      case 'binary': m = r.pick(['451-["x",{"_placeholder":true,"num":0}]', '461-[]', '450-["x"]', '45-[]', '4599999999999-[]']); break;
+      case 'ack': m = r.pick(['430[]', '43', '4312345678901234567890[]', '43x', '44', '44{}', '46', '47', '49']); break;
+      case 'odd': m = r.pick(['', '9', 'x', '4', '42', '42 ["ping"]', '42["ping"', '42{}', '42[]', '42[1]', '42"ping"', '4-1[]', '421-["ping"]', `42${'['.repeat(3000)}`]); break;
+      default: m = this.mutate(r.pick([`42${ev()}`, `40${JSON.stringify({ token: this.token().text })}`, '2', '41']));
+    }
+    return { m, kind };
+  }
+
+  key4() {
+    return this.r.hex(4);
+  }
+
+  // Write in pieces: cut points as fractions of the bytes (which exist
+  // only once the templates are expanded), a pause between the pieces.
+  cuts() {
+    const r = this.r;
+    const cuts = Array.from({ length: r.range(1, 3) }, () => Math.round(r.float() * 1000) / 1000).sort((x, y) => x - y);
+    return { cuts, gap: r.chance(0.5) ? r.range(1, 40) : 0 };
+  }
+
+  // Splits a message into n pieces: at any byte when it holds no template
+  // (so that a UTF-8 sequence can straddle two fragments), else between
+  // characters outside the templates.
+  pieces(m, n) {
+    const r = this.r;
+    const hasTemplate = (x) => (typeof x === 'string' ? x.includes('{{') : Array.isArray(x) ? x.some(hasTemplate) : false);
+    if (!hasTemplate(m)) {
+      const b = materializeStatic(m);
+      const cuts = Array.from({ length: n - 1 }, () => r.int(b.length + 1)).sort((x, y) => x - y);
+      const out = [];
+      let prev = 0;
+      for (const cut of [...cuts, b.length]) {
+        out.push(bin(b.subarray(prev, cut)));
+        prev = cut;
+      }
+      return out;
+    }
+    const s = typeof m === 'string' ? m : materializeStatic(m).toString('utf8');
+    const inside = new Set();
+    for (const t of s.matchAll(/\{\{[^}]*\}\}/g)) for (let i = t.index + 1; i < t.index + t[0].length; i++) inside.add(i);
+    const allowed = [];
+    for (let i = 0; i <= s.length; i++) if (!inside.has(i)) allowed.push(i);
+    const cuts = Array.from({ length: n - 1 }, () => r.pick(allowed)).sort((x, y) => x - y);
+    const out = [];
+    let prev = 0;
+    for (const cut of [...cuts, s.length]) {
+      out.push(s.slice(prev, cut));
+      prev = cut;
+    }
+    return out;
+  }
+
+  text(m, extra = {}) {
+    return { frame: { op: 1, key: this.key4(), p: m, ...extra } };
+  }
+
+  // What a well-behaved client sends: valid ops in valid frames, so that
+  // it stays connected, in rooms, receiving what is published.
+  politeFrames(c) {
+    const r = this.r;
+    const room = r.weighted([
+      [6, `user:${c.sub}`],
+      [c.roles.includes('ops') ? 10 : 2, r.pick(ROOMS_OK)],
+      [1, `user:${this.user()}`],
+    ]);
+    const op = r.weighted([
+      [5, 'ping'],
+      [8, 'join'],
+      [4, 'leave'],
+      [4, 'watch'],
+      [1, 'refresh'],
+    ]);
+    const fresh = `{{tok ${r.pick(['valid', 'brief'])} ${c.sub} ${r.chance(0.8) ? c.roles : this.roles()}}}`;
+    let m;
+    if (c.kind === 'native') {
+      m = op === 'ping' ? '{"op":"ping"}' : op === 'watch' ? JSON.stringify({ op: 'config.watch', keys: [r.pick(KEYS), r.pick(KEYS)] }) : op === 'refresh' ? JSON.stringify({ op, token: fresh }) : JSON.stringify({ op, room });
+    } else {
+      const ack = r.chance(0.3) ? String(r.range(0, 999)) : '';
+      m = op === 'ping' ? `42${ack}["ping"]` : op === 'watch' ? `42${ack}${JSON.stringify(['config.watch', [r.pick(KEYS)]])}` : op === 'refresh' ? `42${ack}${JSON.stringify(['refresh', fresh])}` : `42${ack}${JSON.stringify([op, r.chance(0.5) ? room : { room }])}`;
+      if (r.chance(0.1)) m = r.pick(['3', '2']); // heartbeat answers, and a ping
+    }
+    const label = `ws-frame ${c.kind} polite ${op}`;
+    const how = r.weighted([
+      [75, 'single'],
+      [8, 'fragmented'],
+      [8, 'split'],
+      [5, 'ping'],
+      [4, 'pong'],
+    ]);
+    switch (how) {
+      case 'fragmented': {
+        const pieces = this.pieces(m, r.range(2, 3));
+        return [{ a: 'send', c: c.id, d: pieces.map((pc, i) => ({ frame: { op: i === 0 ? 1 : 0, fin: i === pieces.length - 1 ? 1 : 0, key: this.key4(), p: pc } })), k: label }];
+      }
+      case 'split':
+        return [{ a: 'send', c: c.id, d: this.text(m), k: label, ...this.cuts() }];
+      case 'ping':
+      case 'pong':
+        return [{ a: 'send', c: c.id, d: { frame: { op: how === 'ping' ? 9 : 10, key: this.key4(), p: 'nf' } }, k: `ws-frame ${c.kind} polite ${how}` }];
+      default:
+        return [{ a: 'send', c: c.id, d: this.text(m), k: label }];
+    }
+  }
+
+  // Frames for an upgraded connection: [{d, label, then?}] where then is a
+  // tail ('close'|'rst'|'end') or a sleep to put between split writes.
+  wsFrames(c) {
+    const r = this.r;
+    if (c.polite && r.chance(0.95)) return this.politeFrames(c);
+    const { m, kind } = c.kind === 'native' ? this.nativeMessage(c) : this.sioMessage(c);
+    const framing = r.weighted([
+      [46, 'single'],
+      [9, 'fragmented'],
+      [7, 'control'],
+      [5, 'close'],
+      [3, 'badop'],
+      [2, 'rsv'],
+      [2, 'unmasked'],
+      [2, 'cont-nostart'],
+      [3, 'binary'],
+      [2, 'oversize'],
+      [2, 'declared-huge'],
+      [3, 'nonminimal'],
+      [2, 'flood'],
+      [1, 'ctlflood'],
+      [2, 'bigctl'],
+      [1, 'fragctl'],
+      [6, 'split'],
+      [3, 'midframe'],
+    ]);
+    const label = `ws-frame ${c.kind} ${framing}${framing === 'single' || framing === 'fragmented' || framing === 'split' ? ` ${kind}` : ''}`;
+    const out = [];
+    const send = (d) => out.push({ a: 'send', c: c.id, d, k: label });
+    const tail = (t) => out.push({ a: t, c: c.id, k: label });
+    switch (framing) {
+      case 'single':
+        send(this.text(m));
+        break;
+      case 'fragmented': {
+        const pieces = this.pieces(m, r.range(2, 5));
+        const frames = [];
+        pieces.forEach((pc, i) => {
+          frames.push({ frame: { op: i === 0 ? 1 : 0, fin: i === pieces.length - 1 ? 1 : 0, key: this.key4(), p: pc } });
+          if (i < pieces.length - 1 && r.chance(0.3)) frames.push({ frame: { op: r.pick([9, 10]), key: this.key4(), p: r.pick(['', 'hi', 'x'.repeat(125)]) } });
+        });
+        if (r.chance(0.3)) {
+          for (const f of frames) send(f);
+        } else send(frames);
+        break;
+      }
+      case 'control':
+        send({ frame: { op: r.pick([9, 9, 10]), key: this.key4(), p: r.pick(['', 'p', 'x'.repeat(125), { b64: r.bytes(8).toString('base64') }]) } });
+        break;
+      case 'close': {
+        const code = r.pick(CLOSE_CODES);
+        const cb = Buffer.alloc(2);
+        cb.writeUInt16BE(code);
+        const reason = r.pick(['', 'bye', 'x'.repeat(123), 'x'.repeat(124), { b64: Buffer.from(r.pick(BAD_UTF8)).toString('base64') }]);
+        const p = r.weighted([
+          [8, [{ b64: cb.toString('base64') }, reason]],
+          [1, ''],
+          [1, { b64: 'Aw==' }],
+        ]);
+        send({ frame: { op: 8, key: this.key4(), p } });
+        if (r.chance(0.3)) send(this.text(m)); // after our close
+        if (r.chance(0.3)) tail(r.pick(['end', 'close', 'rst']));
+        break;
+      }
+      case 'badop':
+        send({ frame: { op: r.pick([3, 4, 5, 6, 7, 11, 12, 13, 14, 15]), key: this.key4(), p: m } });
+        break;
+      case 'rsv':
+        send(this.text(m, { rsv: r.range(1, 7) }));
+        break;
+      case 'unmasked':
+        send(this.text(m, { mask: 0 }));
+        break;
+      case 'cont-nostart':
+        send({ frame: { op: 0, fin: r.pick([0, 1]), key: this.key4(), p: m } });
+        break;
+      case 'binary':
+        send({ frame: { op: 2, key: this.key4(), p: r.chance(0.5) ? m : { b64: r.bytes(r.range(1, 40)).toString('base64') } } });
+        break;
+      case 'oversize': {
+        const n = r.pick([65535, 65536, 65537, 70000, 200000]);
+        send(this.text(c.kind === 'native' ? ['{"op":"ping","pad":"', { rep: 'x', n: n - 22 }, '"}'] : ['42["ping","', { rep: 'x', n: n - 13 }, '"]']));
+        break;
+      }
+      case 'declared-huge': {
+        const len = r.pick([2 ** 40, 2 ** 32, 65537, '9223372036854775808', '18446744073709551615']);
+        send({ frame: { op: r.pick([1, 2, 0]), key: this.key4(), p: { rep: 'x', n: r.pick([0, 10, 1000]) }, len, form: 64 } });
+        if (r.chance(0.5)) tail(r.pick(['close', 'rst', 'end']));
+        break;
+      }
+      case 'nonminimal':
+        send(this.text(m, { form: r.pick([16, 64]) }));
+        break;
+      case 'flood':
+        send({ rep: this.text(c.kind === 'native' ? '{"op":"ping"}' : '42["ping"]'), n: r.pick([50, 200, 500]) });
+        break;
+      case 'ctlflood':
+        send({ rep: { frame: { op: 9, key: this.key4(), p: 'p' } }, n: r.pick([100, 1000]) });
+        break;
+      case 'bigctl':
+        send({ frame: { op: r.pick([8, 9, 10]), key: this.key4(), p: { rep: 'x', n: r.pick([126, 200, 70000]) } } });
+        break;
+      case 'fragctl':
+        send({ frame: { op: 9, fin: 0, key: this.key4(), p: 'a' } });
+        if (r.chance(0.5)) send({ frame: { op: 0, fin: 1, key: this.key4(), p: 'b' } });
+        break;
+      case 'split':
+        out.push({ a: 'send', c: c.id, d: this.text(m), k: label, ...this.cuts() });
+        break;
+      default: {
+        // midframe: part of a frame, then the connection goes away (or not)
+        out.push({ a: 'send', c: c.id, d: this.text(m), upto: Math.round(r.float() * 1000) / 1000, k: label });
+        const how = r.weighted([
+          [4, 'close'],
+          [3, 'rst'],
+          [2, 'end'],
+          [1, 'keep'],
+        ]);
+        if (how !== 'keep') tail(how);
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------- Redis
+
+  publish() {
+    const r = this.r;
+    const ch = r.weighted([
+      [22, 'tradestate'],
+      [8, 'canceledtrades'],
+      [6, 'itemReserved'],
+      [4, 'finishedtrades'],
+      [4, 'steamDown'],
+      [16, 'bot'],
+      [10, 'configuration-invalidate'],
+      [8, 'coordhub:lock-released'],
+      [3, '__redis__:invalidate'],
+      [2, 'unknown'],
+    ]);
+    let channel = ch;
+    let d;
+    const uid = () => (r.chance(0.9) ? this.user() : r.pick(['', 'x'.repeat(65), 'a b', '<b>', '\u00e9']));
+    switch (ch) {
+      case 'tradestate': {
+        const o = { steamId: uid(), token: 't', state: r.pick(['accepted', 'sent', 'x'.repeat(200)]), msg: r.pick(['', 'hello', '\u2603']) };
+        if (r.chance(0.2)) o.extra = this.anyJson();
+        if (r.chance(0.1)) o.steamId = r.pick([76561198000000001, 0, -0, -1, 1.5, 9223372036854775807, 9223372036854775808, null, true, [], {}]);
+        d = r.weighted([
+          [10, JSON.stringify(o)],
+          [5, this.mutate(JSON.stringify(o))],
+          [1, `{"steamId":"${o.steamId}","steamId":"u3"}`],
+          [1, `{"steamId":"\\u0075\\u0033","state":"escaped"}`],
+          [1, ['{"steamId":"u3","msg":"', { rep: 'm', n: r.pick([300000, 1100000]) }, '"}']],
+          [1, `${'['.repeat(3000)}`],
+          [1, r.pick(['', 'null', '[]', '"u3"', '{}'])],
+        ]);
+        break;
+      }
+      case 'canceledtrades':
+        d = r.chance(0.7) ? r.pick([uid(), `"${uid()}"`, ` ${uid()}\n`]) : this.mutate(uid());
+        break;
+      case 'itemReserved':
+        d = r.pick(['', '730', '440', 'nf-app', 'x'.repeat(40), '{"app":"730"}', 'a b']);
+        break;
+      case 'finishedtrades':
+      case 'steamDown':
+        d = r.pick(['', 'text', '{"x":1}', 'x'.repeat(r.pick([100, 70000]))]);
+        break;
+      case 'bot': {
+        const bot = r.chance(0.9) ? r.pick(BOTS) : r.pick(['', 'a b', 'x'.repeat(70), '\u00e9', '7\u0000']);
+        channel = `bot ${bot}`;
+        const cmd = r.pick(['withdraw', 'sale', 'checkSteamGuard', 'deposit', 'x'.repeat(40)]);
+        const line = r.weighted([
+          [8, `${cmd} ${bot} ${uid()}_${r.pick(['abc123', 'h', 'x'.repeat(80), ''])} tradeData:${JSON.stringify({ items: [1, 2], note: 'x' })}`],
+          [3, `${cmd} ${bot}`],
+          [2, `${cmd} ${bot} ${uid()}`],
+          [1, `${cmd} ${bot} ${uid()}_h tradeData:{not json`],
+          [1, `${cmd}  ${bot}`],
+          [1, ''],
+        ]);
+        d = r.chance(0.75) ? line : this.mutate(line);
+        break;
+      }
+      case 'configuration-invalidate':
+        d = r.weighted([
+          [8, JSON.stringify({ key: r.pick(KEYS), version: r.pick([1, 2, 999, -1, 1e300]) })],
+          [3, this.mutate(JSON.stringify({ key: r.pick(KEYS), version: 3 }))],
+          [2, r.pick(['', '{}', '{"key":5}', '{"key":""}', `{"key":"${'k'.repeat(65)}"}`, 'null', '"tradeDisabled"'])],
+        ]);
+        break;
+      case 'coordhub:lock-released':
+        d = r.chance(0.8) ? r.pick(LOCKS) : r.pick(BAD_LOCKS.map((x) => x || ''));
+        break;
+      case '__redis__:invalidate':
+        d = r.pick(['configuration:tradeDisabled', 'configuration:nf.k1', '', 'x']);
+        break;
+      default:
+        channel = r.pick(['tradestates', 'bot', 'bots 7', 'coordhub:keepalive']);
+        d = 'x';
+    }
+    return { a: 'pub', ch: channel, d, k: `pub ${ch}` };
+  }
+
+  redisWrite() {
+    const r = this.r;
+    const key = r.pick(KEYS);
+    const lock = r.pick(LOCKS);
+    const app = r.pick(APPS);
+    const args = r.weighted([
+      [8, ['SET', `configuration:${key}`, r.pick(['1', '"on"', '{"a":1}', 'not json', '', '\u00ff'])]],
+      [4, ['DEL', `configuration:${key}`]],
+      [3, ['HSET', 'configuration-store', key, r.pick([JSON.stringify({ value: 1, category: 'nf', version: 5 }), 'not json', '{}', '{"value":1,"version":"x"}'])]],
+      [2, ['SET', 'configuration-store', 'wrongtype']],
+      [4, ['SET', lock, 'foreign', 'PX', String(r.pick([50, 500, 5000]))]],
+      [3, ['DEL', lock]],
+      [2, ['SET', `coordhub:fence:{${lock}}`, r.pick(['abc', '9223372036854775807'])]],
+      [3, ['ZADD', `reserved:{${app}}`, String(Date.now() + r.pick([-1000, 200, 5000])), r.pick(ASSETS)]],
+      [2, ['SET', `reserved:{${app}}`, 'wrongtype']],
+      [2, ['DEL', `reserved:{${app}}`]],
+      [1, ['FLUSHALL']],
+      [1, ['SCRIPT', 'FLUSH']],
+      [1, ['CLIENT', 'KILL', 'TYPE', 'pubsub']],
+      [1, ['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']],
+    ]);
+    return { a: 'redis', args, k: `redis ${args[0]}${args[0] === 'CLIENT' ? ` ${args[3]}` : ''}` };
+  }
+
+  // ---------------------------------------------------------- steps
+
+  liveConns(kind) {
+    return [...this.conns.values()].filter((c) => !kind || (Array.isArray(kind) ? kind.includes(c.kind) : c.kind === kind));
+  }
+
+  closeConn(c, how) {
+    this.conns.delete(c.id);
+    return { a: how, c: c.id, k: `${how} ${c.kind}` };
+  }
+
+  // Makes room under MAX_CONNS by closing the oldest.
+  ensureRoom(out) {
+    while (this.conns.size >= MAX_CONNS) {
+      const oldest = this.conns.values().next().value;
+      out.push(this.closeConn(oldest, this.r.pick(['close', 'close', 'rst', 'end'])));
+    }
+  }
+
+  newConn(kind, extra = {}) {
+    const c = { id: this.nextId++, kind, ...extra };
+    this.conns.set(c.id, c);
+    return c;
+  }
+
+  httpOn(c, out) {
+    const r = this.r;
+    const one = () => (r.chance(0.45) ? this.plausibleRequest() : this.httpRequest());
+    const reqs = [one()];
+    // pipelined: more requests in the same write
+    if (r.chance(0.12)) for (let i = r.range(1, 3); i > 0; i--) reqs.push(one());
+    const label = reqs.length > 1 ? `${reqs[0].label} +pipelined` : reqs[0].label;
+    const data = reqs.map((q) => q.data);
+    const tail = reqs[reqs.length - 1].tail;
+    const act = { a: 'send', c: c.id, d: data, k: label };
+    if (r.chance(0.25)) Object.assign(act, this.cuts()); // in pieces, as a slow client would
+    out.push(act);
+    if (tail !== 'keep') out.push(this.closeConn(c, tail));
+    else if (r.chance(0.3)) out.push(this.closeConn(c, r.pick(['close', 'end'])));
+  }
+
+  // One step: a few actions that belong together.
+  step() {
+    const r = this.r;
+    const out = [];
+    const upgraded = this.liveConns(['native', 'sio']);
+    const https = this.liveConns('http');
+    const what = r.weighted([
+      [24, 'http-new'],
+      [https.length ? 7 : 0, 'http-reuse'],
+      [this.conns.size < MAX_CONNS ? 11 : 3, 'ws-open'],
+      [upgraded.length ? 30 : 0, 'ws-frames'],
+      [15, 'pub'],
+      [3, 'redis'],
+      [this.conns.size ? 4 : 0, 'close'],
+      [upgraded.length ? 1 : 0, 'pause'],
+      [3, 'sleep'],
+    ]);
+    switch (what) {
+      case 'http-new': {
+        this.ensureRoom(out);
+        const c = this.newConn('http');
+        out.push({ a: 'open', c: c.id, k: 'open http' });
+        this.httpOn(c, out);
+        break;
+      }
+      case 'http-reuse':
+        this.httpOn(r.pick(https), out);
+        break;
+      case 'ws-open': {
+        this.ensureRoom(out);
+        const proto = r.chance(0.55) ? 'native' : 'sio';
+        const polite = r.chance(0.6);
+        const u = this.upgradeRequest(proto, polite);
+        const c = this.newConn(u.ok ? proto : 'http', { sub: u.sub, roles: u.roles, polite });
+        // most clients answer the hub's close frame, as browsers do
+        out.push({ a: 'open', c: c.id, ...(r.chance(0.7) ? { ack: 1 } : {}), k: u.label });
+        out.push({ a: 'send', c: c.id, d: u.head, w: u.ok ? 2000 : 0, k: u.label });
+        // a Socket.IO client usually connects at once
+        if (c.kind === 'sio' && (polite || r.chance(0.8))) {
+          const t = polite ? `{{tok valid ${c.sub} ${c.roles}}}` : this.token().text;
+          out.push({ a: 'send', c: c.id, d: this.text(`40${JSON.stringify({ token: t })}`), k: 'ws-frame sio connect' });
+        }
+        break;
+      }
+      case 'ws-frames': {
+        const c = r.pick(upgraded);
+        out.push(...this.wsFrames(c));
+        for (const a of out) if (['close', 'rst', 'end'].includes(a.a)) this.conns.delete(c.id);
+        break;
+      }
+      case 'pub':
+        out.push(this.publish());
+        break;
+      case 'redis':
+        out.push(this.redisWrite());
+        break;
+      case 'close': {
+        const c = r.pick([...this.conns.values()]);
+        out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+        break;
+      }
+      case 'pause': {
+        // a client that stops reading while events keep coming
+        const c = r.pick(upgraded);
+        out.push({ a: 'pause', c: c.id, k: 'pause' });
+        for (let i = r.range(1, 6); i > 0; i--) {
+          out.push({ a: 'pub', ch: 'tradestate', d: ['{"steamId":"', c.sub, '","state":"big","msg":"', { rep: 'z', n: 200000 }, '"}'], k: 'pub tradestate big' });
+        }
+        out.push({ a: 'sleep', ms: r.range(10, 100), k: 'pause' });
+        if (r.chance(0.7)) out.push({ a: 'resume', c: c.id, k: 'resume' });
+        break;
+      }
+      default:
+        out.push({ a: 'sleep', ms: r.chance(0.96) ? r.range(0, 20) : r.range(100, 600), k: 'sleep' });
+    }
+    return out;
+  }
+}
+
+const STATIC_CTX = { port: 0, lockTokens: new Map(), token: () => '' };
+function materializeStatic(d) {
+  return materialize(d, STATIC_CTX);
+}
+
+// The hub settings of one sequence: timers short enough that idle pings,
+// Socket.IO heartbeats and drops happen during a run, half the time.
+function hubSettings(r) {
+  const short = r.chance(0.5);
+  return {
+    env: short
+      ? {
+          COORDHUB_SIO_PING_INTERVAL_MS: String(r.pick([500, 1000, 2000])),
+          COORDHUB_SIO_PING_TIMEOUT_MS: String(r.pick([300, 1000])),
+          COORDHUB_WS_IDLE_PING_MS: String(r.pick([500, 1500, 3000])),
+          COORDHUB_WS_IDLE_DROP_MS: String(r.pick([300, 1000])),
+        }
+      : {},
+    logLevel: r.weighted([
+      [3, 'info'],
+      [1, 'debug'],
+    ]),
+    webRoot: true,
+  };
+}
+
+// ================================================================ the runner
+
+// A client connection: reads everything the hub sends (so that the hub's
+// writes complete), learns lock tokens from HTTP answers, and notes the
+// close code of a WebSocket.
+class Conn {
+  constructor(id, sock, runner, ack) {
+    this.id = id;
+    this.ack = ack; // answer the hub's close frame with one of ours
+    this.sock = sock;
+    this.runner = runner;
+    this.gone = false;
+    this.head = null; // first line of the first answer
+    this.upgraded = false;
+    this.buf = Buffer.alloc(0);
+    this.closeCode = null;
+    this.scanned = 0; // bytes of buf already looked at
+    this.frames = 0;
+    this.waiters = new Set();
+    sock.on('data', (d) => this.onData(d));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      this.gone = true;
+      this.wake();
+    });
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  onData(d) {
+    this.runner.bytesIn += d.length;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    if (!this.upgraded) {
+      const text = this.buf.toString('latin1');
+      if (this.head === null) {
+        const nl = text.indexOf('\r\n');
+        if (nl >= 0) this.head = text.slice(0, nl);
+      }
+      // look at what arrived (and a little before it, for a match cut
+      // between reads), counting a match once: when its last byte arrives
+      const old = this.scanned;
+      const from = Math.max(0, old - 512);
+      const fresh = text.slice(from);
+      for (const m of fresh.matchAll(/"name":"([^"]*)","token":"([^"]*)"/g)) {
+        if (from + m.index + m[0].length <= old) continue;
+        this.runner.ctx.lockTokens.set(m[1], m[2]);
+        stats.lockTokens++;
+      }
+      for (const m of fresh.matchAll(/HTTP\/1\.[01] (\d{3}) /g)) {
+        if (from + m.index + m[0].length <= old) continue;
+        stats.statuses.set(m[1], (stats.statuses.get(m[1]) || 0) + 1);
+      }
+      this.scanned = text.length;
+      const end = text.indexOf('\r\n\r\n');
+      if (end >= 0 && /^HTTP\/1\.1 101/.test(text)) {
+        this.upgraded = true;
+        stats.upgrades++;
+        this.buf = this.buf.subarray(end + 4);
+      } else {
+        // keep a tail long enough for a lock answer cut between reads
+        if (this.buf.length > 4096) {
+          this.scanned -= this.buf.length - 1024;
+          this.buf = this.buf.subarray(this.buf.length - 1024);
+        }
+        this.wake();
+        return;
+      }
+    }
+    for (;;) {
+      const f = serverFrame(this.buf);
+      if (!f) break;
+      this.buf = this.buf.subarray(f.size);
+      this.frames++;
+      stats.framesIn++;
+      if (f.op === 8 && this.closeCode === null) {
+        this.closeCode = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
+        stats.closeCodes.set(this.closeCode, (stats.closeCodes.get(this.closeCode) || 0) + 1);
+        if (this.ack && this.sock.writable) {
+          const p = Buffer.alloc(2);
+          p.writeUInt16BE(this.closeCode === 1005 ? 1000 : this.closeCode);
+          this.sock.write(frameBytes({ op: 8, key: '5a5a5a5a', p: { b64: p.toString('base64') } }, this.runner.ctx));
+        }
+      }
+    }
+    if (this.buf.length > (1 << 20)) this.buf = Buffer.alloc(0); // lost sync on a giant frame: stop parsing
+    this.wake();
+  }
+
+  // Waits until the answer's head is in, or the connection is gone, or ms.
+  waitHead(ms) {
+    if (this.head !== null || this.gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+        resolve();
+      };
+      const w = () => {
+        if (this.head !== null || this.gone) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(w);
+    });
+  }
+}
+
+class Runner {
+  constructor(hub, redis) {
+    this.hub = hub;
+    this.redis = redis;
+    this.conns = new Map();
+    this.pubConn = null;
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    const tokens = new Map();
+    this.ctx = {
+      port: hub.port,
+      lockTokens: new Map(),
+      // the same token for the same spec (tokens carry the time), except
+      // brief ones, minted fresh each time
+      token: (spec) => {
+        let t = tokens.get(spec);
+        if (t === undefined) {
+          t = mintToken(spec, hub.secret);
+          if (!spec.startsWith('brief')) tokens.set(spec, t);
+        }
+        return t;
+      },
+    };
+  }
+
+  async redisClient() {
+    if (!this.pubConn || this.pubConn.closed) {
+      this.pubConn = await RespClient.connect(this.redis.port, { timeoutMs: 3000 });
+    }
+    return this.pubConn;
+  }
+
+  async exec(act) {
+    switch (act.a) {
+      case 'open': {
+        const old = this.conns.get(act.c);
+        if (old) old.sock.destroy();
+        const sock = net.connect({ host: '127.0.0.1', port: this.hub.port });
+        sock.setNoDelay(true);
+        const conn = new Conn(act.c, sock, this, !!act.ack);
+        this.conns.set(act.c, conn);
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, 5000);
+          sock.once('connect', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          sock.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        return;
+      }
+      case 'send': {
+        const conn = this.conns.get(act.c);
+        if (!conn || conn.gone || conn.sock.destroyed || !conn.sock.writable) return;
+        let buf = materialize(act.d, this.ctx);
+        if (act.upto !== undefined) buf = buf.subarray(0, Math.floor(Number(act.upto) * buf.length));
+        const pieces = [];
+        let prev = 0;
+        for (const f of act.cuts || []) {
+          const cut = Math.max(prev, Math.min(buf.length, Math.floor(Number(f) * buf.length)));
+          if (cut > prev) pieces.push(buf.subarray(prev, cut));
+          prev = cut;
+        }
+        if (prev < buf.length || pieces.length === 0) pieces.push(buf.subarray(prev));
+        for (const [i, piece] of pieces.entries()) {
+          if (i > 0) {
+            await sleep(Math.max(0, Math.min(Number(act.gap) || 0, 1000)));
+            if (conn.gone || conn.sock.destroyed || !conn.sock.writable) return;
+          }
+          this.bytesOut += piece.length;
+          if (!conn.sock.write(piece)) {
+            // a big body: wait (bounded) until the kernel took it, or the
+            // hub stopped reading and the connection went away
+            await new Promise((resolve) => {
+              const timer = setTimeout(resolve, 2000);
+              const done = () => {
+                clearTimeout(timer);
+                conn.sock.removeListener('drain', done);
+                conn.sock.removeListener('close', done);
+                resolve();
+              };
+              conn.sock.once('drain', done);
+              conn.sock.once('close', done);
+            });
+          }
+        }
+        if (act.w) await conn.waitHead(act.w);
+        return;
+      }
+      case 'end':
+      case 'close':
+      case 'rst': {
+        const conn = this.conns.get(act.c);
+        if (!conn) return;
+        if (act.a === 'end') {
+          conn.sock.end();
+          // it will be destroyed when the next open reuses the id, or at the end
+        } else {
+          if (act.a === 'rst' && typeof conn.sock.resetAndDestroy === 'function' && !conn.sock.destroyed && conn.sock.readyState !== 'opening') conn.sock.resetAndDestroy();
+          else conn.sock.destroy();
+          this.conns.delete(act.c);
+        }
+        return;
+      }
+      case 'pause':
+      case 'resume': {
+        const conn = this.conns.get(act.c);
+        if (conn && !conn.gone) act.a === 'pause' ? conn.sock.pause() : conn.sock.resume();
+        return;
+      }
+      case 'pub':
+      case 'redis': {
+        const args = act.a === 'pub' ? ['PUBLISH', act.ch, materialize(act.d, this.ctx)] : act.args.map((x) => (typeof x === 'string' ? expand(x, this.ctx) : materialize(x, this.ctx)));
+        try {
+          const c = await this.redisClient();
+          await c.command(args, { timeoutMs: 3000 });
+        } catch {
+          // an error reply (WRONGTYPE...) or a connection killed by CLIENT
+          // KILL: the next command reconnects
+          if (this.pubConn && this.pubConn.closed) this.pubConn = null;
+        }
+        return;
+      }
+      case 'sleep':
+        await sleep(Math.max(0, Math.min(Number(act.ms) || 0, 5000)));
+        return;
+      case 'check':
+        return; // the caller runs the oracle
+      default:
+        throw new Error(`netfuzz: unknown action ${JSON.stringify(act).slice(0, 200)}`);
+    }
+  }
+
+  closeCodes() {
+    const out = {};
+    for (const c of this.conns.values()) if (c.closeCode !== null) out[c.id] = c.closeCode;
+    return out;
+  }
+
+  destroyAll() {
+    for (const c of this.conns.values()) c.sock.destroy();
+    this.conns.clear();
+    if (this.pubConn) this.pubConn.close();
+    this.pubConn = null;
+  }
+}
+
+// ================================================================ the oracle
+
+function sanitizerExcerpt(stderr) {
+  const lines = stderr.split('\n');
+  const i = lines.findIndex((l) => SANITIZER_RE.test(l));
+  if (i < 0) return null;
+  return lines.slice(Math.max(0, i - 2), i + 40).join('\n');
+}
+
+// The line that names the bug, without addresses: what --shrink compares.
+function summaryLine(stderr) {
+  const m = /^\S+:\d+:\d+: runtime error: .*/m.exec(stderr) || /^SUMMARY: \w+Sanitizer: .*/m.exec(stderr);
+  return m ? m[0].replace(/0x[0-9a-f]+/g, '0x').replace(/\/\S*\//g, '') : '';
+}
+
+async function waitExit(hub, ms) {
+  if (!hub.exited()) await withTimeout(hub.exit(), ms, 'hub exit').catch(() => {});
+  // the rest of its stderr (a sanitizer report is written just before exit)
+  if (hub.exited() && hub.proc.stderr && !hub.proc.stderr.destroyed) {
+    await withTimeout(new Promise((r) => hub.proc.stderr.once('close', r)), 2000, 'stderr close').catch(() => {});
+  }
+}
+
+function deathFailure(hub) {
+  const err = hub.stderr();
+  return {
+    kind: 'died',
+    code: hub.proc.exitCode,
+    signal: hub.proc.signalCode,
+    summary: summaryLine(err),
+    report: sanitizerExcerpt(err) ?? err.split('\n').slice(-30).join('\n'),
+  };
+}
+
+async function healthz(port, ms) {
+  const t0 = Date.now();
+  const r = await rawHttp(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, undefined, { timeoutMs: ms });
+  return { ...r, ms: Date.now() - t0 };
+}
+
+// The hub is alive, silent about memory errors, and answers /healthz.
+async function oracle(hub) {
+  if (hub.exited()) {
+    await waitExit(hub, 3000);
+    return deathFailure(hub);
+  }
+  let h = await healthz(hub.port, HEALTHZ_MS);
+  if (h.status !== 200) {
+    await waitExit(hub, h.why === 'timeout' ? 100 : 2000);
+    if (hub.exited()) return deathFailure(hub);
+    // once more, longer: a loaded machine is not a hang
+    const first = h;
+    h = await healthz(hub.port, 2 * HEALTHZ_MS);
+    if (h.status !== 200) {
+      if (hub.exited()) {
+        await waitExit(hub, 3000);
+        return deathFailure(hub);
+      }
+      const hang = h.status === null && h.why === 'timeout';
+      return {
+        kind: hang ? 'hang' : 'healthz',
+        detail: `GET /healthz on a fresh connection: ${first.status ?? first.why} after ${first.ms} ms, then ${h.status ?? h.why} after ${h.ms} ms`,
+        summary: hang ? 'hang' : `healthz ${h.status ?? h.why}`,
+      };
+    }
+  }
+  const rep = sanitizerExcerpt(hub.stderr());
+  if (rep) return { kind: 'sanitizer', summary: summaryLine(hub.stderr()), report: rep };
+  return null;
+}
+
+// SIGTERM: exit 0 within SHUTDOWN_MS, no report (LeakSanitizer prints at exit).
+async function shutdownCheck(hub) {
+  if (hub.exited()) {
+    await waitExit(hub, 3000);
+    return deathFailure(hub);
+  }
+  const done = hub.exit();
+  hub.proc.kill('SIGTERM');
+  try {
+    await withTimeout(done, SHUTDOWN_MS, 'exit after SIGTERM');
+  } catch {
+    hub.proc.kill('SIGKILL');
+    await waitExit(hub, 5000);
+    return { kind: 'shutdown-hang', summary: 'shutdown-hang', detail: `no exit within ${SHUTDOWN_MS} ms of SIGTERM`, report: hub.stderr().split('\n').slice(-20).join('\n') };
+  }
+  await waitExit(hub, 3000);
+  const err = hub.stderr();
+  const rep = sanitizerExcerpt(err);
+  if (hub.proc.exitCode !== 0 || rep) {
+    return {
+      kind: rep ? 'sanitizer' : 'shutdown-exit',
+      code: hub.proc.exitCode,
+      signal: hub.proc.signalCode,
+      summary: rep ? summaryLine(err) : `exit ${hub.proc.exitCode ?? hub.proc.signalCode}`,
+      detail: `after SIGTERM: exit code ${hub.proc.exitCode}, signal ${hub.proc.signalCode}`,
+      report: rep ?? err.split('\n').slice(-20).join('\n'),
+    };
+  }
+  return null;
+}
+
+function signature(f) {
+  return f ? `${f.kind}|${f.signal ?? f.code ?? ''}|${f.summary ?? ''}` : 'pass';
+}
+
+// ================================================================ sequences
+
+const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, bytesIn: 0, msStart: 0, msActions: 0, msSleep: 0, msOracle: 0, msStop: 0, statuses: new Map(), closeCodes: new Map(), upgrades: 0, framesIn: 0, lockTokens: 0 };
+
+function countAction(act) {
+  stats.actions++;
+  const k = act.a === 'send' || act.a === 'open' || act.a === 'pub' || act.a === 'redis' ? (act.k || act.a).split(' ').slice(0, act.a === 'pub' || act.a === 'redis' ? 2 : 3).join(' ') : act.a;
+  stats.byKind.set(k, (stats.byKind.get(k) || 0) + 1);
+}
+
+// Runs one sequence against a fresh redis-server and hub. `next()` yields
+// the actions (null: the end). Returns {failure, actions (as executed),
+// closeCodes, ms}.
+async function runSequence(hubCfg, next, { quiet = false } = {}) {
+  const t0 = Date.now();
+  let tm = t0;
+  const lap = (what) => {
+    const now = Date.now();
+    stats[what] += now - tm;
+    tm = now;
+  };
+  const redis = await startRedis();
+  const hub = await startHub({
+    redisUrl: redis.url,
+    env: hubCfg.env || {},
+    logLevel: hubCfg.logLevel || 'info',
+    extraArgs: hubCfg.webRoot ? ['--web-root', path.join(repoRoot, 'web-demo')] : [],
+  });
+  hub.checked = true; // this file judges its hubs itself
+  stats.hubs++;
+  lap('msStart');
+  const runner = new Runner(hub, redis);
+  const executed = [];
+  let failure = null;
+  let closeCodes = {};
+  try {
+    for (;;) {
+      const act = await next();
+      if (act === null) break;
+      executed.push(act);
+      if (act.a !== 'check') countAction(act);
+      lap('msActions');
+      await runner.exec(act);
+      // yield, so that what the hub sent back is read between actions
+      await new Promise((r) => setImmediate(r));
+      lap(act.a === 'sleep' ? 'msSleep' : 'msActions');
+      if (act.a === 'check') {
+        stats.checks++;
+        failure = await oracle(hub);
+        lap('msOracle');
+        if (failure) break;
+      } else if (hub.exited()) {
+        failure = await oracle(hub);
+        break;
+      }
+    }
+    if (!failure) {
+      executed.push({ a: 'check', k: 'final' });
+      stats.checks++;
+      failure = await oracle(hub);
+    }
+    closeCodes = runner.closeCodes();
+    lap('msOracle');
+    // SIGTERM with the clients still connected, as in production
+    if (!failure) failure = await shutdownCheck(hub);
+    lap('msStop');
+  } finally {
+    stats.bytesOut += runner.bytesOut;
+    stats.bytesIn += runner.bytesIn;
+    runner.destroyAll();
+    if (!hub.exited()) {
+      hub.proc.kill('SIGKILL');
+      await waitExit(hub, 5000);
+    }
+    await redis.stop();
+  }
+  if (failure && !quiet) failure.hubStderrTail = hub.stderr().split('\n').slice(-60).join('\n');
+  return { failure, actions: executed, closeCodes, ms: Date.now() - t0 };
+}
+
+function fromList(actions) {
+  let i = 0;
+  return async () => (i < actions.length ? actions[i++] : null);
+}
+
+function writeCrash(name, doc) {
+  fs.mkdirSync(CRASH_DIR, { recursive: true });
+  const file = path.join(CRASH_DIR, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(doc, null, 1)}\n`);
+  return file;
+}
+
+function describeFailure(f) {
+  const lines = [`${f.kind}${f.signal ? ` (${f.signal})` : ''}${f.code !== undefined && f.code !== null ? ` (exit ${f.code})` : ''}${f.summary ? `: ${f.summary}` : ''}`];
+  if (f.detail) lines.push(f.detail);
+  if (f.report) lines.push('--- hub stderr ---', f.report.split('\n').slice(0, 40).join('\n'), '--- end ---');
+  return lines.join('\n');
+}
+
+// The command line that replays (or shrinks) a file against this binary.
+function howTo(what, file) {
+  return `${what}: COORDHUB_BIN=${H.HUB_BIN} node ${fileURLToPath(import.meta.url)} --${what} ${file}`;
+}
+
+function loadSequence(file) {
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (doc.netfuzz !== 1 || !Array.isArray(doc.actions)) throw new Error(`${file}: not a netfuzz sequence (want {"netfuzz": 1, "actions": [...]})`);
+  return doc;
+}
+
+function log(s) {
+  process.stdout.write(`${s}\n`);
+}
+
+function printSummary(t0, seed) {
+  const secs = (Date.now() - t0) / 1000;
+  log(`netfuzz: ${stats.actions} actions in ${secs.toFixed(1)} s (${(stats.actions / secs).toFixed(0)}/s), ${stats.checks} oracle checks, ${stats.hubs} hubs, ${(stats.bytesOut / 1048576).toFixed(1)} MiB sent, ${(stats.bytesIn / 1048576).toFixed(1)} MiB received${seed !== undefined ? `, seed ${seed}` : ''}`);
+  const rows = [...stats.byKind.entries()].sort((a, b) => b[1] - a[1]);
+  const groups = new Map();
+  for (const [k, n] of rows) {
+    const g = k.split(' ')[0];
+    groups.set(g, (groups.get(g) || 0) + n);
+  }
+  log(`netfuzz: time: hub and redis starts ${(stats.msStart / 1000).toFixed(1)} s, actions ${(stats.msActions / 1000).toFixed(1)} s, sleeps ${(stats.msSleep / 1000).toFixed(1)} s, oracle ${(stats.msOracle / 1000).toFixed(1)} s, SIGTERM and exit ${(stats.msStop / 1000).toFixed(1)} s`);
+  const hist = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ');
+  log(`netfuzz: the hub answered: HTTP ${hist(stats.statuses)}; ${stats.upgrades} upgrades, ${stats.framesIn} frames, close codes ${hist(stats.closeCodes)}; ${stats.lockTokens} locks granted`);
+  log(`netfuzz: by kind: ${[...groups.entries()].sort((a, b) => b[1] - a[1]).map(([g, n]) => `${g} ${n}`).join(', ')}`);
+  const top = rows.slice(0, 32);
+  for (let i = 0; i < top.length; i += 4) log(`netfuzz:   ${top.slice(i, i + 4).map(([k, n]) => `${k}: ${n}`).join('; ')}`);
+  if (rows.length > top.length) log(`netfuzz:   ... and ${rows.length - top.length} rarer kinds (${rows.slice(top.length).reduce((a, [, n]) => a + n, 0)} actions)`);
+}
+
+// Replays a file; returns the result.
+async function replayFile(file) {
+  const doc = loadSequence(file);
+  return runSequence(doc.hub || {}, fromList(doc.actions));
+}
+
+// ---------------------------------------------------------------- shrink
+
+// Delta debugging over the actions, keeping what reproduces the same
+// failure signature: whole connections first, then chunks, then single
+// actions. Each try replays against a fresh hub.
+async function shrink(file, budgetMs) {
+  const doc = loadSequence(file);
+  const hubCfg = doc.hub || {};
+  const deadline = Date.now() + budgetMs;
+  // a hang shows in 2 + 4 s as well as in 5 + 10 when the machine is idle
+  if (!process.env.NETFUZZ_HEALTHZ_MS) HEALTHZ_MS = 2000;
+  const first = await runSequence(hubCfg, fromList(doc.actions), { quiet: true });
+  const want = signature(first.failure);
+  if (!first.failure) throw new Error(`${file} does not fail on this hub: nothing to shrink`);
+  log(`shrink: ${doc.actions.length} actions fail as ${want}`);
+  let cur = doc.actions.filter((a) => a.a !== 'check');
+  let tries = 0;
+  const fails = async (cand) => {
+    if (Date.now() > deadline) return false;
+    tries++;
+    const r = await runSequence(hubCfg, fromList(cand), { quiet: true });
+    return signature(r.failure) === want;
+  };
+  // whole connections
+  const ids = [...new Set(cur.filter((a) => a.c !== undefined).map((a) => a.c))];
+  for (const id of ids) {
+    const cand = cur.filter((a) => a.c !== id);
+    if (cand.length < cur.length && (await fails(cand))) cur = cand;
+  }
+  log(`shrink: ${cur.length} actions after dropping connections (${tries} tries)`);
+  // chunks, halving
+  for (let n = Math.ceil(cur.length / 2); n >= 1 && Date.now() < deadline; n = n === 1 ? 0 : Math.ceil(n / 2)) {
+    for (let i = 0; i < cur.length && Date.now() < deadline; ) {
+      const cand = cur.slice(0, i).concat(cur.slice(i + n));
+      if (cand.length && (await fails(cand))) cur = cand;
+      else i += n;
+    }
+  }
+  log(`shrink: ${cur.length} actions (${tries} tries${Date.now() > deadline ? ', stopped by the time budget' : ''})`);
+  const out = { ...doc, note: `shrunk from ${path.basename(file)} (${doc.actions.length} actions)`, actions: cur, failure: undefined };
+  const last = await runSequence(hubCfg, fromList(cur), { quiet: true });
+  out.failure = last.failure ? { ...last.failure, hubStderrTail: undefined } : undefined;
+  const dest = file.replace(/(\.min)?\.json$/, '') + '.min.json';
+  fs.writeFileSync(dest, `${JSON.stringify(out, null, 1)}\n`);
+  return { dest, n: cur.length, failure: last.failure };
+}
+
+// ================================================================ main
+
+const argv = process.argv.slice(2);
+const hardLimitMs = (SECONDS + 180) * 1000;
+const watchdog = setTimeout(() => {
+  process.stderr.write(`netfuzz: still running after ${hardLimitMs / 1000} s: giving up (a wait without a bound somewhere)\n`);
+  process.exit(3);
+}, hardLimitMs);
+watchdog.unref();
+
+const cleanupHook = () =>
+  after(async () => {
+    await H.cleanupAll().catch((e) => process.stderr.write(`netfuzz: cleanup: ${e.message}\n`));
+  });
+
+if (argv[0] === '--generate') {
+  // Prints the actions the generator makes for a seed (no hub, no Redis):
+  // to read what a seed does, or to check the generator itself.
+  const seed = Number(argv[1] ?? 1) >>> 0;
+  const n = Number(argv[2] ?? 500);
+  const gen = new Gen(seed);
+  const actions = [];
+  const ctx = { port: 1, lockTokens: new Map(), token: (spec) => `<${spec}>` };
+  let bytes = 0;
+  while (actions.length < n) {
+    for (const a of gen.step()) {
+      if (a.d !== undefined) bytes += materialize(a.d, ctx).length;
+      actions.push(a);
+    }
+  }
+  if (argv[3] !== 'quiet') log(JSON.stringify({ netfuzz: 1, note: `generated from seed ${seed}`, hub: hubSettings(new Rng(seed)), actions }, null, 1));
+  else log(`generated ${actions.length} actions, ${bytes} bytes`);
+  clearTimeout(watchdog);
+} else if (argv[0] === '--shrink') {
+  cleanupHook();
+  const file = argv[1];
+  if (!file) throw new Error('usage: netfuzz.mjs --shrink FILE [SECONDS]');
+  test(`shrink ${file}`, { timeout: (Number(argv[2]) || 600) * 1000 + 60000 }, async () => {
+    const r = await shrink(path.resolve(file), (Number(argv[2]) || 600) * 1000);
+    log(`shrink: wrote ${r.dest} (${r.n} actions)${r.failure ? `, failing as ${signature(r.failure)}` : ''}`);
+  });
+} else if (argv[0] === '--replay') {
+  cleanupHook();
+  const files = argv.slice(1);
+  if (!files.length) throw new Error('usage: netfuzz.mjs --replay FILE...');
+  for (const file of files) {
+    test(`replay ${file}`, async (t) => {
+      const r = await replayFile(path.resolve(file));
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}`);
+      if (r.failure) throw new Error(`${file}: ${describeFailure(r.failure)}`);
+    });
+  }
+} else {
+  cleanupHook();
+  const t0 = Date.now();
+  const seedFiles = fs.existsSync(SEED_DIR) ? fs.readdirSync(SEED_DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  for (const f of seedFiles) {
+    test(`seed ${f}`, async (t) => {
+      const file = path.join(SEED_DIR, f);
+      const doc = loadSequence(file);
+      const r = await runSequence(doc.hub || {}, fromList(doc.actions));
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}`);
+      if (r.failure) {
+        const out = writeCrash(`seed-${f.replace(/\.json$/, '')}`, { ...doc, failure: r.failure, actions: r.actions });
+        throw new Error(`seed ${f} fails: ${describeFailure(r.failure)}\nreproducer: ${out}\n${howTo('replay', out)}`);
+      }
+    });
+  }
+
+  const seed = process.env.NETFUZZ_SEED ? Number(process.env.NETFUZZ_SEED) >>> 0 : crypto.randomBytes(4).readUInt32LE(0);
+  test(`random sequences for ${SECONDS} s (NETFUZZ_SEED=${seed})`, { skip: SECONDS === 0 ? 'NETFUZZ_SECONDS=0' : false }, async (t) => {
+    log(`netfuzz: seed ${seed} (NETFUZZ_SEED=${seed} regenerates these sequences), ${SECONDS} s, hub ${H.HUB_BIN}`);
+    const tStart = Date.now();
+    const end = tStart + SECONDS * 1000;
+    for (const k of Object.keys(stats)) stats[k] = stats[k] instanceof Map ? new Map() : 0; // the random phase alone
+    const failures = [];
+    for (let epoch = 0; Date.now() < end; epoch++) {
+      const es = epochSeed(seed, epoch);
+      const gen = new Gen(es);
+      const hubCfg = hubSettings(gen.r);
+      let batch = 0;
+      let closing = null;
+      let pending = [];
+      let inBatch = 0;
+      const batchSize = () => gen.r.range(30, 90);
+      let size = batchSize();
+      const next = async () => {
+        if (pending.length) return pending.shift();
+        if (inBatch >= size) {
+          inBatch = 0;
+          size = batchSize();
+          batch++;
+          return { a: 'check', k: `batch ${batch}` };
+        }
+        if (batch >= BATCHES_PER_HUB || Date.now() >= end) {
+          if (closing === null) {
+            // half the time every client leaves before the SIGTERM; else the
+            // hub stops with them still connected (and some never answering
+            // its close frames: then its 3 s deadline ends the wait)
+            closing = gen.r.chance(0.5) ? [...gen.conns.values()].map((c) => gen.closeConn(c, 'close')) : [];
+          }
+          return closing.length ? closing.shift() : null;
+        }
+        pending = gen.step();
+        inBatch += pending.length;
+        return pending.shift();
+      };
+      const r = await runSequence(hubCfg, next);
+      if (r.failure) {
+        const file = writeCrash(`seed${seed}-epoch${epoch}`, {
+          netfuzz: 1,
+          note: `random sequence: NETFUZZ_SEED=${seed}, epoch ${epoch} (generator seed ${es})`,
+          seed,
+          epoch,
+          hub: hubCfg,
+          failure: r.failure,
+          actions: r.actions,
+        });
+        const msg = `epoch ${epoch} (seed ${seed}) fails after ${r.actions.length} actions: ${describeFailure(r.failure)}\nreproducer: ${file}\n${howTo('replay', file)}\n${howTo('shrink', file)}`;
+        log(`netfuzz: ${msg}`);
+        failures.push(msg);
+        if (!KEEP_GOING) break;
+      }
+    }
+    printSummary(tStart, seed);
+    t.diagnostic(`${stats.actions} actions, ${stats.checks} checks, ${stats.hubs} hubs in ${((Date.now() - t0) / 1000).toFixed(1)} s (seed ${seed})`);
+    if (failures.length) throw new Error(`${failures.length} failing sequence(s):\n${failures.join('\n\n')}`);
+  });
+}
