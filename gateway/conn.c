@@ -134,9 +134,14 @@ gw__conn_watch(gw_t *gw, gw_conn_t *c, const wire_client_op_t *op, const char **
     for (size_t i = 0; i < op->nkeys; i++) {
         int n = snprintf(room, sizeof room, "config:%s", op->keys[i]);
         int rc = cache_watch(gw->cache, op->keys[i]);
-        if (rc != 0) {
+        if (rc == UV_ENOSPC) {
             *code = "too_many_watches";
             *msg = "this hub watches too many configuration keys";
+            return rc;
+        }
+        if (rc != 0) {
+            *code = "unavailable";
+            *msg = "the configuration cache is closing";
             return rc;
         }
         /* an internal room: join/leave refuse "config:" names */

@@ -24,7 +24,8 @@ void gw__conn_alive(gw_t *gw, gw_conn_t *c);
  * (static strings) for the client's error frame. */
 int gw__conn_join(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg);
 int gw__conn_leave(gw_t *gw, gw_conn_t *c, const char *room, const char **code, const char **msg);
-/* Starts watching `keys` (config events); 0, or UV_EINVAL / UV_ENOSPC with
+/* Starts watching `keys` (config events); 0, or UV_EINVAL (no cache),
+ * UV_ENOSPC (the bound on watched keys), UV_ECANCELED (closing), with
  * `*code` and `*msg` for the client. */
 int gw__conn_watch(gw_t *gw, gw_conn_t *c, const wire_client_op_t *op, const char **code,
                    const char **msg);

@@ -16,7 +16,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define SHUTDOWN_POLL_MS 10
 
@@ -52,6 +57,41 @@ fd_limit(void)
         rl.rlim_cur > (1u << 20))
         return 1u << 16;
     return (unsigned)rl.rlim_cur;
+}
+
+/* Can `host`:`port` be listened on? lws 4.1 answers a failed listen with a
+ * half-destroyed context whose teardown runs libuv close callbacks inside
+ * the event-library plugin after it was unloaded (a crash,
+ * docs/libraries.md), so the common failure, an address in use or not
+ * ours, is found first with a socket of our own. 0, or a UV_E* code. */
+static int
+probe_listen(const char *host, int port)
+{
+    struct addrinfo hints, *ai = NULL;
+    char service[16];
+    int fd, rc = 0, one = 1;
+
+    if (port == 0)
+        return 0; /* any free port */
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(host, service, &hints, &ai) != 0 || ai == NULL)
+        return 0; /* not an address (an interface name?): lws decides */
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        rc = -errno; /* UV_E* on Unix */
+    } else {
+        /* as lws does, so that a port in TIME_WAIT is not refused */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1) != 0)
+            rc = -errno; /* UV_E* on Unix */
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return rc;
 }
 
 static void
@@ -114,6 +154,10 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.timeout_secs = 10;
     info.retry_and_idle_policy = &no_validity_timers;
 
+    if (probe_listen(gw->host, opt->port) != 0) {
+        *err = "could not listen (address in use or not available)";
+        goto fail;
+    }
     /* lws logs only real trouble (it writes to stderr too) */
     lws_set_log_level(LLL_ERR, NULL);
     gw->ctx = lws_create_context(&info);

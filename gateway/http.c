@@ -34,6 +34,7 @@ gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
     drop_staged(&c->http);
     c->http.head = head;
     c->http.close = 0;
+    c->http.completions = 0;
     if (!c->http.pending) {
         c->http.pending = 1;
         gw->http_inflight++;
@@ -117,6 +118,10 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
         if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype, h->len, &p, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
+            /* the client's keep-alive pool must not reuse a socket we end */
+            (h->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                      (const unsigned char *)"close", 5, &p,
+                                                      end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         h->headers_sent = 1;

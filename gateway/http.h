@@ -20,8 +20,9 @@ void gw__http_error(gw_conn_t *c, int status, const char *code, const char *mess
  * request (what lws would read next is not a request). */
 void gw__http_close_after(gw_conn_t *c);
 /* Writes a complete response at once, from inside an lws callback where
- * writing is allowed (CONFIRM_UPGRADE, HTTP); the caller returns -1 to
- * close the connection after it. Returns 1, or -1 when the write failed. */
+ * writing is allowed (CONFIRM_UPGRADE, HTTP). Returns 1 (what
+ * CONFIRM_UPGRADE returns after a refusal; from HTTP the caller returns -1
+ * to close the connection after it), or -1 when the write failed. */
 int gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *message);
 /* The same with a JSON body of the caller's. */
 int gw__http_reject_body(struct lws *wsi, int status, const char *body);

@@ -41,7 +41,7 @@ on_sweep(uv_timer_t *t)
                  * only starts lws's flush-before-close, which a peer that
                  * does not read keeps open, so the timeout path then. */
                 gw->m.idle_drops++;
-                gw__outq_clear(&c->ws.q);
+                gw__out_drop(c);
                 c->ws.idle_dropped = 1;
                 lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
                                 lws_partial_buffered(c->wsi) ? LWS_TO_KILL_ASYNC

@@ -117,7 +117,7 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     counter(&b, "coordhub_protocol_error_closes_total",
             "Connections the hub closed with 1002 (packets that do not parse).",
             m->protocol_closes);
-    counter(&b, "coordhub_auth_failures_total", "Upgrades refused with 401.", m->auth_failures);
+    counter(&b, "coordhub_auth_failures_total", "Refused tokens: WebSocket upgrades, Socket.IO CONNECTs and API requests.", m->auth_failures);
     counter(&b, "coordhub_ws_accepted_total", "WebSocket connections accepted.", m->ws_accepted);
     counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);
     counter(&b, "coordhub_http_requests_total", "HTTP requests received.", m->http_requests);

@@ -19,6 +19,7 @@
 #include "ws.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int
 callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -28,17 +29,25 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
     gw_t *gw = ctx ? lws_context_user(ctx) : NULL;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (in == NULL || strcmp(in, "websocket") != 0)
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        /* `in` is not read: for an upgrade it does not know, lws 4.1 has
+         * answered 403 and freed the headers `in` points into before it
+         * calls us (docs/libraries.md). The headers, if still there: */
+        char up[16];
+        if (lws_hdr_copy(wsi, up, sizeof up, WSI_TOKEN_UPGRADE) <= 0)
+            return -1; /* lws answered and dropped the request */
+        if (strcasecmp(up, "websocket") != 0)
             return gw__http_reject_now(wsi, 400, "bad_upgrade", "only websocket upgrades");
         return gw__ws_confirm_upgrade(gw, wsi);
+    }
 
     case LWS_CALLBACK_HTTP: return gw__routes_request(gw, c, wsi, in);
 
-    case LWS_CALLBACK_HTTP_BODY: return c->kind == GW_CONN_HTTP ? gw__api_body(gw, c, in, len) : 0;
+    case LWS_CALLBACK_HTTP_BODY:
+        return c->kind == GW_CONN_HTTP ? gw__routes_body(gw, c, in, len) : 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return c->kind == GW_CONN_HTTP ? gw__api_body_done(gw, c) : 0;
+        return c->kind == GW_CONN_HTTP ? gw__routes_body_done(gw, c) : 0;
 
     case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
 
@@ -48,6 +57,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
          * The hub tunnels nothing: close it. */
         return -1;
 
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* an upgrade frees the HTTP half */
     case LWS_CALLBACK_CLOSED_HTTP:
         if (c != NULL && c->kind == GW_CONN_HTTP) {
             gw__api_reset(c);

@@ -1,6 +1,6 @@
 /*
  * gateway/router.c: the routing core. One Redis message becomes events for
- * rooms (README, "Channels"); each event is serialised at most once per framing, only
+ * rooms (README, the channel table under "WebSocket"); each event is serialised at most once per framing, only
  * when a recipient of that framing exists, and the frame is shared by
  * reference among the recipients' queues. Room lookup is a hash; nothing is
  * allocated per recipient.

@@ -17,6 +17,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* BODY_COMPLETIONs of one request in one loop iteration taken for lws's
+ * endless loop (a handful is normal). */
+#define SPIN_COMPLETIONS 64
+
 static int
 ready(const gw_t *gw)
 {
@@ -145,6 +149,11 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     }
     if (cl > GW_BODY_MAX)
         return refuse_and_close(wsi, uri, 413, "too_large", "request body over 1 MiB");
+    /* One request per connection: lws 4.1 mishandles a request read from
+     * its buffer behind another one (pipelining: it re-reads freed or
+     * consumed input, docs/libraries.md), and a keep-alive connection can
+     * always carry one. The answer says `Connection: close`. */
+    gw__http_close_after(c);
     if (gw->shutting_down) {
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
         return 0;
@@ -185,3 +194,27 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     return 0;
 }
 
+
+int
+gw__routes_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
+{
+    return gw__api_body(gw, c, in, len);
+}
+
+int
+gw__routes_body_done(gw_t *gw, gw_conn_t *c)
+{
+    /* lws 4.1 reports a body's completion again while the answer is not
+     * written and more input waits behind the body: once per pass over its
+     * buffered input, harmless. But a request with a body that was itself
+     * pipelined behind another makes lws re-report it in a loop that never
+     * returns to the event loop (docs/libraries.md): many in one iteration
+     * mean that loop, and the connection is ended. */
+    if (c->http.completions_iter != gw->iterations) {
+        c->http.completions_iter = gw->iterations;
+        c->http.completions = 0;
+    }
+    if (++c->http.completions > SPIN_COMPLETIONS)
+        return -1;
+    return gw__api_body_done(gw, c);
+}

@@ -70,6 +70,10 @@ typedef struct gw_http {
     int headers_sent;
     int head;  /* a HEAD request: the headers of the answer, no body */
     int close; /* close once the answer is out (a body we cannot skip) */
+    /* lws's BODY_COMPLETIONs for this request in one loop iteration (its
+     * pipelining bug: routes.c) */
+    unsigned completions;
+    uint64_t completions_iter;
     const char *ctype;
     char *body; /* LWS_PRE bytes of headroom, then `len` bytes */
     size_t len;
@@ -179,6 +183,7 @@ struct gw {
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
     unsigned char *scratch; /* GW_SCRATCH bytes */
+    uint64_t iterations;    /* loop iterations seen by the flush check */
     uv_timer_t sweep;       /* liveness: Socket.IO pings, idle pings, dead peers */
 
     gw_throttle_t reserve_throttle;

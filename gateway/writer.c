@@ -19,6 +19,7 @@
 
 #include "metrics.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +152,7 @@ flush_conn(gw_t *gw, gw_conn_t *c)
             wire = gw__frame_wire(f, &n);
             if (total + n > GW_SCRATCH && k > 0)
                 break;
-            if (n > GW_SCRATCH) { /* cannot happen (frames are smaller) but stay safe */
+            if (n > GW_SCRATCH) { /* an event over 64 KiB: it goes alone */
                 out = wire;
                 total = n;
                 k = 1;
@@ -186,6 +187,7 @@ on_flush(uv_check_t *h)
     gw_t *gw = h->data;
     gw_conn_t *c;
 
+    gw->iterations++;
     uv_idle_stop(&gw->wake);
     while ((c = gw->dirty) != NULL) {
         undirty(gw, c);
@@ -232,7 +234,8 @@ write_close(gw_conn_t *c, struct lws *wsi)
 
     buf[LWS_PRE] = (unsigned char)(c->ws.close_code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)c->ws.close_code;
-    memcpy(buf + LWS_PRE + 2, text, tlen); /* close_text's are short */
+    assert(tlen <= sizeof buf - LWS_PRE - 2);
+    memcpy(buf + LWS_PRE + 2, text, tlen);
     if (lws_write(wsi, buf + LWS_PRE, 2 + tlen, GW_WRITE_CLOSE) < 0)
         return -1;
     c->ws.close_sent = 1;
@@ -249,6 +252,19 @@ gw__out_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
         return write_close(c, wsi);
     undirty(gw, c);
     return flush_conn(gw, c);
+}
+
+void
+gw__out_drop(gw_conn_t *c)
+{
+    gw__outq_clear(&c->ws.q);
+}
+
+void
+gw__out_refused(gw_conn_t *c, int code)
+{
+    c->ws.close_code = code;
+    c->ws.close_sent = 1;
 }
 
 void

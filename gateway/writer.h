@@ -27,6 +27,12 @@ void gw__out_close(gw_conn_t *c, int code);
 /* SERVER_WRITEABLE: the close frame if one is due, else what is queued.
  * Returns 0, or -1 to have lws close the connection. */
 int gw__out_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
+/* Drops what is queued, for a connection about to be killed without a
+ * close frame (liveness.c's drop of a dead peer). */
+void gw__out_drop(gw_conn_t *c);
+/* lws writes a close frame of ours (a peer's close frame refused from
+ * PEER_INITIATED_CLOSE, ws.c): nothing more is written or queued. */
+void gw__out_refused(gw_conn_t *c, int code);
 /* The connection is gone: drop its queue and leave the flush list. */
 void gw__out_forget(gw_t *gw, gw_conn_t *c);
 

@@ -164,8 +164,7 @@ gw__ws_receive(gw_t *gw, gw_conn_t *c, struct lws *wsi, const void *in, size_t l
 static int
 refuse_close(gw_conn_t *c, struct lws *wsi, int code, const char *text)
 {
-    c->ws.close_code = code;
-    c->ws.close_sent = 1;
+    gw__out_refused(c, code);
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)text, strlen(text));
     return -1;
 }

@@ -9,7 +9,8 @@
 
 #include "state.h"
 
-/* HTTP_CONFIRM_UPGRADE: 0 to accept, or -1 after an HTTP refusal. */
+/* HTTP_CONFIRM_UPGRADE: 0 to accept; 1 when a refusal was written (lws
+ * then ends the transaction); -1 to hang up. */
 int gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi);
 /* ESTABLISHED: 0, or -1 to close. */
 int gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi);

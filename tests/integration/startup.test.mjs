@@ -30,6 +30,14 @@ test('--redis pointing at a closed port: exit 2 with one line naming Redis', asy
   assert.match(oneLine(r.stderr, 'redis unreachable'), /redis/i);
 });
 
+test('--listen on a port another process listens on: exit 2 with one line naming the address (no crash)', async () => {
+  const first = await startHub({ redisUrl: redis.url });
+  const r = await runHub(['--listen', `127.0.0.1:${first.port}`, '--redis', redis.url, '--jwt-secret', 's3cret']);
+  assert.equal(r.signal ?? null, null, `killed by a signal; stderr: ${r.stderr}`);
+  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+  assert.match(oneLine(r.stderr, 'address in use'), /listen/i);
+});
+
 test('unknown flag and malformed values: exit 2 with one line', async () => {
   for (const args of [
     ['--no-such-flag'],

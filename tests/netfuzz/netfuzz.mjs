@@ -7,9 +7,14 @@
 // connections of both framings (native /ws and Socket.IO) sending valid and
 // broken frames byte by byte as it chooses (masked by hand over node:net),
 // and Redis PUBLISHes on every channel the hub listens to, with valid and
-// mutated payloads, plus a few direct Redis writes behind the hub's back.
-// Many connections are alive at once and the actions interleave, so that
-// sequences of callbacks get exercised, not only single parsers.
+// mutated payloads, plus direct Redis writes behind the hub's back, Redis
+// frozen (SIGSTOP) for a while or restarted empty. Many connections are
+// alive at once and the actions interleave, so that sequences of callbacks
+// get exercised, not only single parsers. About half of the requests and
+// WebSocket clients are well-formed (the right role, route and body), so
+// that the deferred answers, lock waits, rooms and deliveries are reached
+// and then disturbed. The hub runs with its web root, and half the time
+// with short liveness timers, so that its own timers fire during a run.
 //
 // The oracle, and nothing else, decides: the hub must not die, must not
 // print a sanitizer report, must answer GET /healthz on a fresh connection
@@ -25,8 +30,16 @@
 //
 //   node tests/netfuzz/netfuzz.mjs                    seeds, then random sequences
 //   node tests/netfuzz/netfuzz.mjs --replay FILE...   replay these sequences only
-//   node tests/netfuzz/netfuzz.mjs --shrink FILE      minimise a failing sequence
-//                                                     (writes FILE with .min.json)
+//   node tests/netfuzz/netfuzz.mjs --shrink FILE [S]  minimise a failing sequence
+//                                                     (S seconds at most, default
+//                                                     600; writes FILE.min.json)
+//   node tests/netfuzz/netfuzz.mjs --generate SEED [N] print what the generator
+//                                                     makes of a seed (no hub)
+//
+// A batch is 30 to 90 actions; a sequence (one hub) is NETFUZZ_BATCHES_PER_HUB
+// batches, then SIGTERM, and a fresh redis-server and hub for the next one.
+// The generator never looks at the hub's answers, so a seed gives the same
+// sequences anywhere; the recorded file is what replays, exactly.
 //
 // Environment: COORDHUB_BIN (the hub binary, default build/coordhub),
 // NETFUZZ_SECONDS (random phase, default 45; 0: seeds only), NETFUZZ_SEED (a
@@ -48,6 +61,8 @@
 //                                FIN, destroy, RST, stop/restart reading
 //   {a: "pub", ch, d}            PUBLISH on Redis
 //   {a: "redis", args}           any other Redis command
+//   {a: "redis-freeze", ms}      SIGSTOP redis-server, SIGCONT ms later
+//   {a: "redis-restart"}         SIGKILL it and start it again, empty
 //   {a: "sleep", ms}, {a: "check"} (the oracle)
 // Data d: a string (UTF-8), {b64}, {rep: d, n} (d n times), {frame: {op,
 // fin, rsv, mask, key, p, len, form}} (a WebSocket frame; len/form override
@@ -58,6 +73,7 @@
 // KIND valid, brief (valid for 2 s), expired, badsig, algnone, nosub, nbf,
 // rolesstr, hs512, expstr; ROLES comma-separated or -), {{lock NAME}} (the last lock token
 // the hub handed out for NAME) and {{port}}. `k` fields are labels only.
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -330,11 +346,18 @@ const ROOMS_BAD = ['', 'user:', 'bot:', 'bot:a b', 'x'.repeat(81), 'user:' + 'x'
 const CLOSE_CODES = [0, 1, 999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1015, 1016, 2999, 3000, 3999, 4000, 4001, 4008, 4999, 5000, 65535];
 const BAD_UTF8 = [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc0, 0xaf], [0xe2, 0x82], [0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]];
 
+// The generator draws every choice from its PRNG and never looks at what
+// the hub answered: it keeps its own view of the connections it opened
+// (what it meant them to be), so that a seed regenerates the very same
+// actions on any machine at any speed. What it cannot know in advance (a
+// lock token, a token signed by this hub's secret) is a placeholder that
+// the runner fills in. Each step() returns a few actions that belong
+// together (a connection opened and upgraded, a frame and its tail).
 class Gen {
   constructor(seed) {
     this.r = new Rng(seed);
     this.nextId = 1;
-    this.conns = new Map(); // id -> {kind: 'http'|'native'|'sio', sub, roles, age}
+    this.conns = new Map(); // id -> {id, kind: 'http'|'native'|'sio', sub, roles, polite}: as intended, not as observed
   }
 
   // ---------------------------------------------------------- small pieces
@@ -1241,6 +1264,7 @@ class Gen {
       [upgraded.length ? 30 : 0, 'ws-frames'],
       [15, 'pub'],
       [3, 'redis'],
+      [0.4, 'redis-fault'],
       [this.conns.size ? 4 : 0, 'close'],
       [upgraded.length ? 1 : 0, 'pause'],
       [3, 'sleep'],
@@ -1283,6 +1307,11 @@ class Gen {
         break;
       case 'redis':
         out.push(this.redisWrite());
+        break;
+      case 'redis-fault':
+        // Redis stops answering for a while (the hub's command timeouts),
+        // or dies and comes back empty (every pending reply fails)
+        out.push(r.chance(0.7) ? { a: 'redis-freeze', ms: r.range(100, 2500), k: 'redis-freeze' } : { a: 'redis-restart', k: 'redis-restart' });
         break;
       case 'close': {
         const c = r.pick([...this.conns.values()]);
@@ -1447,6 +1476,7 @@ class Runner {
     this.redis = redis;
     this.conns = new Map();
     this.pubConn = null;
+    this.frozen = null; // the timer that will SIGCONT a SIGSTOPped redis-server
     this.bytesIn = 0;
     this.bytesOut = 0;
     const tokens = new Map();
@@ -1557,16 +1587,42 @@ class Runner {
       case 'pub':
       case 'redis': {
         const args = act.a === 'pub' ? ['PUBLISH', act.ch, materialize(act.d, this.ctx)] : act.args.map((x) => (typeof x === 'string' ? expand(x, this.ctx) : materialize(x, this.ctx)));
+        let c;
         try {
-          const c = await this.redisClient();
-          await c.command(args, { timeoutMs: 3000 });
+          c = await this.redisClient();
         } catch {
-          // an error reply (WRONGTYPE...) or a connection killed by CLIENT
-          // KILL: the next command reconnects
-          if (this.pubConn && this.pubConn.closed) this.pubConn = null;
+          return; // Redis is restarting: this one is lost
         }
+        // Not awaited: a frozen Redis must not stop the other actions.
+        // Redis runs one connection's commands in order all the same.
+        c.command(args, { timeoutMs: 3000 }).catch((e) => {
+          // an error reply (WRONGTYPE...) is fine; a connection killed by
+          // CLIENT KILL or a reply that did not come in time (a frozen
+          // Redis): start again on a fresh connection, so that no late
+          // reply is taken for the answer to a later command
+          if (!(e instanceof H.RespError) && this.pubConn === c) {
+            c.close();
+            this.pubConn = null;
+          }
+        });
         return;
       }
+      case 'redis-freeze':
+        // SIGSTOP now, SIGCONT later, while the next actions run
+        if (this.frozen) return;
+        try {
+          process.kill(this.redis.pid, 'SIGSTOP');
+        } catch {
+          return;
+        }
+        this.frozen = setTimeout(() => this.thaw(), Math.max(0, Math.min(Number(act.ms) || 0, 5000)));
+        return;
+      case 'redis-restart':
+        this.thaw();
+        if (this.pubConn) this.pubConn.close();
+        this.pubConn = null;
+        await this.redis.restart().catch(() => {}); // same port, no data
+        return;
       case 'sleep':
         await sleep(Math.max(0, Math.min(Number(act.ms) || 0, 5000)));
         return;
@@ -1574,6 +1630,17 @@ class Runner {
         return; // the caller runs the oracle
       default:
         throw new Error(`netfuzz: unknown action ${JSON.stringify(act).slice(0, 200)}`);
+    }
+  }
+
+  thaw() {
+    if (!this.frozen) return;
+    clearTimeout(this.frozen);
+    this.frozen = null;
+    try {
+      process.kill(this.redis.pid, 'SIGCONT');
+    } catch {
+      /* gone */
     }
   }
 
@@ -1654,6 +1721,7 @@ async function oracle(hub) {
         kind: hang ? 'hang' : 'healthz',
         detail: `GET /healthz on a fresh connection: ${first.status ?? first.why} after ${first.ms} ms, then ${h.status ?? h.why} after ${h.ms} ms`,
         summary: hang ? 'hang' : `healthz ${h.status ?? h.why}`,
+        report: `${stacks(hub.pid)}--- last lines of stderr ---\n${hub.stderr().split('\n').slice(-15).join('\n')}`,
       };
     }
   }
@@ -1691,6 +1759,14 @@ async function shutdownCheck(hub) {
     };
   }
   return null;
+}
+
+// Where a hung hub is: its threads' stacks, when gdb is there to ask.
+function stacks(pid) {
+  const r = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt 25'], { encoding: 'utf8', timeout: 20000 });
+  if (r.error || typeof r.stdout !== 'string') return '';
+  const bt = r.stdout.split('\n').filter((l) => /^(#\d|Thread )/.test(l));
+  return bt.length ? `--- stacks of the hung hub (gdb) ---\n${bt.join('\n')}\n` : '';
 }
 
 function signature(f) {
@@ -1753,6 +1829,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
         break;
       }
     }
+    runner.thaw(); // Redis answers again before the end: SIGTERM is judged with it up
     if (!failure) {
       executed.push({ a: 'check', k: 'final' });
       stats.checks++;
@@ -1766,6 +1843,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
   } finally {
     stats.bytesOut += runner.bytesOut;
     stats.bytesIn += runner.bytesIn;
+    runner.thaw();
     runner.destroyAll();
     if (!hub.exited()) {
       hub.proc.kill('SIGKILL');
