@@ -29,6 +29,9 @@
 # loadgen has a watchdog, and the ramps stop at the first step with loss or
 # p99 over 50 ms.
 set -euo pipefail
+# libmongoc counters in /dev/shm: off (a stale file of a reused pid makes it
+# print a warning at load time; docs/libraries.md)
+export MONGOC_DISABLE_SHM=1
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")

@@ -14,6 +14,9 @@
 # its files and logs in build/demo/. Ctrl-C or SIGTERM stops everything it
 # started: the publisher, then the hub (SIGTERM, waited for), then Redis.
 set -euo pipefail
+# libmongoc counters in /dev/shm: off (a stale file of a reused pid makes it
+# print a warning at load time; docs/libraries.md)
+export MONGOC_DISABLE_SHM=1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -664,6 +664,11 @@ export function spawnHubProcess(args, { env = {}, port, secret } = {}) {
   let asan = cleanEnv.ASAN_OPTIONS || '';
   if (!/quarantine_size_mb/.test(asan)) asan += `${asan ? ':' : ''}quarantine_size_mb=16`;
   cleanEnv.ASAN_OPTIONS = asan;
+  // libmongoc's load-time counters live in /dev/shm/mongoc-<pid>; a hub
+  // killed with SIGKILL leaves its file, and a later process given the same
+  // pid prints a warning line on stderr (a test reading one-line errors
+  // then fails at random). The hub runs without them (docs/libraries.md).
+  cleanEnv.MONGOC_DISABLE_SHM = '1';
   const proc = spawn(HUB_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv, ...env } });
   trackProc(proc);
   // Remember which signals we sent, to tell a crash from a kill.

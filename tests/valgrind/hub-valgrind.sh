@@ -3,6 +3,9 @@
 # exit 0 after SIGTERM with no definite or indirect leak and no memory error.
 #   hub-valgrind.sh COORDHUB_BIN WORKDIR
 set -euo pipefail
+# libmongoc counters in /dev/shm: off (a stale file of a reused pid makes it
+# print a warning at load time; docs/libraries.md)
+export MONGOC_DISABLE_SHM=1
 bin=$1 work=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
