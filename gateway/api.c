@@ -122,6 +122,17 @@ respond_json(gw_conn_t *c, int status, json_t *o)
     free(s);
 }
 
+/* A lock or reservation request that Redis could not answer (docs/errors.md):
+ * 503 either way, named by what went wrong. */
+static void
+redis_failed(gw_conn_t *c, int error, const char *detail)
+{
+    if (error == UV_EPROTO)
+        api_error(c, 503, "redis_error", detail ? detail : "unexpected redis reply");
+    else
+        api_error(c, 503, "unavailable", detail ? detail : "redis unavailable");
+}
+
 static void
 on_lock_result(void *privdata, const lock_result_t *r)
 {
@@ -129,11 +140,8 @@ on_lock_result(void *privdata, const lock_result_t *r)
     json_t *o;
 
     c->api.lock = NULL;
-    if (r->error != 0) { /* docs/errors.md */
-        if (r->error == UV_EPROTO)
-            api_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
-        else
-            api_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+    if (r->error != 0) {
+        redis_failed(c, r->error, r->detail);
         return;
     }
     switch (r->outcome) {
@@ -219,11 +227,8 @@ on_resv_result(void *privdata, const resv_result_t *r)
     json_t *o, *arr;
 
     c->api.resv = NULL;
-    if (r->error != 0) { /* docs/errors.md */
-        if (r->error == UV_EPROTO)
-            api_error(c, 503, "redis_error", r->detail ? r->detail : "unexpected redis reply");
-        else
-            api_error(c, 503, "unavailable", r->detail ? r->detail : "redis unavailable");
+    if (r->error != 0) {
+        redis_failed(c, r->error, r->detail);
         return;
     }
     switch (r->outcome) {
