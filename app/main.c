@@ -38,6 +38,7 @@ typedef struct config {
     const char *jwt_secret;
     const char *web_root;
     const char *apps; /* comma-separated app ids to watch */
+    const char *cors_origins; /* comma-separated origins allowed cross-origin, or "*" */
     int log_level;
 } config_t;
 
@@ -72,6 +73,10 @@ usage(FILE *f)
           "  --web-root DIR      COORDHUB_WEB_ROOT    serve static files at /\n"
           "  --log-level L       COORDHUB_LOG_LEVEL   error|warn|info|debug (default info)\n"
           "  --apps ID,ID        COORDHUB_APPS        app ids whose reservations to sweep\n"
+          "  --cors-origins L    COORDHUB_CORS_ORIGINS  origins (scheme://host[:port], comma-\n"
+          "                                           separated, or *) whose pages may use\n"
+          "                                           Socket.IO polling cross-origin (default:\n"
+          "                                           none, same origin only)\n"
           "  --help, --version\n",
           f);
 }
@@ -155,6 +160,7 @@ enum {
     OPT_ROLES,
     OPT_TTL,
     OPT_APPS,
+    OPT_CORS,
     OPT_APP,
     OPT_OWNER,
     OPT_IDS_KEY,
@@ -198,6 +204,7 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {"apps", required_argument, NULL, OPT_APPS},
+        {"cors-origins", required_argument, NULL, OPT_CORS},
         {NULL, 0, NULL, 0},
     };
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
@@ -210,6 +217,7 @@ parse_config(int argc, char **argv, config_t *cfg)
     cfg->jwt_secret = env_or("COORDHUB_JWT_SECRET", NULL);
     cfg->web_root = env_or("COORDHUB_WEB_ROOT", NULL);
     cfg->apps = env_or("COORDHUB_APPS", NULL);
+    cfg->cors_origins = env_or("COORDHUB_CORS_ORIGINS", NULL);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -219,6 +227,7 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_SECRET: cfg->jwt_secret = optarg; break;
         case OPT_WEBROOT: cfg->web_root = optarg; break;
         case OPT_APPS: cfg->apps = optarg; break;
+        case OPT_CORS: cfg->cors_origins = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -592,6 +601,8 @@ run(hub_t *hub)
     /* Engine.IO timings: undocumented knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
+    go.sio_connect_timeout_ms = env_ms("COORDHUB_SIO_CONNECT_TIMEOUT_MS");
+    go.cors_origins = hub->cfg.cors_origins;
     go.ws_idle_ping_ms = env_ms("COORDHUB_WS_IDLE_PING_MS");
     go.ws_idle_drop_ms = env_ms("COORDHUB_WS_IDLE_DROP_MS");
     rc = gw_new(&hub->loop, &go, &hub->gw, &err);

@@ -54,7 +54,61 @@ gw__conn_open(gw_t *gw, gw_conn_t *c, struct lws *wsi, enum gw_framing framing)
     c->ws.framing = framing;
     c->ws.last_rx = uv_now(gw->loop);
     link_conn(gw, c);
-    gw->m.ws_accepted++;
+    if (wsi != NULL)
+        gw->m.ws_accepted++;
+}
+
+void
+gw__conn_session_add(gw_t *gw, gw_conn_t *c)
+{
+    c->ws.sio.polling = 1;
+    util_htable_insert(&gw->sessions, &c->ws.sio.node, c->ws.sio.sid, strlen(c->ws.sio.sid));
+    gw->npolling++;
+    gw->m.poll_sessions++;
+}
+
+gw_conn_t *
+gw__conn_session_find(gw_t *gw, const char *sid, size_t len)
+{
+    util_hnode_t *n = util_htable_find(&gw->sessions, sid, len);
+    gw_conn_t *c = n ? UTIL_CONTAINER_OF(n, gw_conn_t, ws.sio.node) : NULL;
+    return c != NULL && !c->ws.sio.dead && !c->ws.close_code ? c : NULL;
+}
+
+/* Ends the upgrade that links `c` to another connection, from `c`'s side. */
+static void
+unlink_upgrade(gw_conn_t *c)
+{
+    gw_conn_t *o = c->ws.sio.upgrade;
+
+    if (o == NULL)
+        return;
+    c->ws.sio.upgrade = NULL;
+    o->ws.sio.upgrade = NULL;
+    if (!o->ws.sio.polling)
+        gw__out_close(o, LWS_CLOSE_STATUS_NORMAL); /* a probe of a session now gone */
+}
+
+void
+gw__conn_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
+{
+    gw_sio_t *fs = &from->ws.sio, *ts = &to->ws.sio;
+
+    to->ws.claims = from->ws.claims;
+    to->ws.ready = from->ws.ready;
+    to->ws.bucket = from->ws.bucket;
+    memcpy(ts->sid, fs->sid, sizeof ts->sid);
+    memcpy(ts->sio_sid, fs->sio_sid, sizeof ts->sio_sid);
+    ts->pong_due = fs->pong_due;
+    ts->deadline = fs->deadline;
+    ts->connect_deadline = fs->connect_deadline;
+    ts->have_claims = fs->have_claims;
+    ts->connected = fs->connected;
+    fs->upgrade = ts->upgrade = NULL;
+    gw__rooms_move(&from->ws.member, &to->ws.member);
+    from->ws.ready = 0;
+    gw__out_move(gw, from, to);
+    gw->m.upgrades++;
 }
 
 void
@@ -62,6 +116,12 @@ gw__conn_closed(gw_t *gw, gw_conn_t *c)
 {
     if (c->kind != GW_CONN_WS)
         return;
+    unlink_upgrade(c);
+    if (c->ws.sio.polling) {
+        util_htable_remove(&gw->sessions, &c->ws.sio.node);
+        gw->npolling--;
+        c->ws.sio.polling = 0;
+    }
     unlink_conn(gw, c);
     gw__out_forget(gw, c);
     gw__rooms_leave_all(gw->rooms, &c->ws.member);
@@ -95,6 +155,20 @@ gw__conn_alive(gw_t *gw, gw_conn_t *c)
 {
     c->ws.last_rx = uv_now(gw->loop);
     c->ws.ping_sent = 0;
+}
+
+int
+gw__conn_inbound(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
+{
+    if (!util_utf8_valid(buf, len)) {
+        gw->m.utf8_closes++;
+        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    }
+    if (!gw__bucket_take(&c->ws.bucket, uv_now(gw->loop), gw->op_rate, gw->op_burst)) {
+        gw->m.rate_closes++;
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
+    return 0;
 }
 
 int

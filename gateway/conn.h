@@ -11,7 +11,19 @@
 /* ESTABLISHED: `c` (fresh from lws) becomes a WebSocket of `framing`,
  * listed and counted. It receives no event until gw__conn_enter. */
 void gw__conn_open(gw_t *gw, gw_conn_t *c, struct lws *wsi, enum gw_framing framing);
-/* CLOSED: leaves every room, drops the output, unlists. Idempotent. */
+/* An Engine.IO polling session (`c` from gw__conn_open with no wsi, its
+ * sid set): listed by sid, counted apart. */
+void gw__conn_session_add(gw_t *gw, gw_conn_t *c);
+/* The open polling session of `sid`, or NULL (unknown, or closing). */
+gw_conn_t *gw__conn_session_find(gw_t *gw, const char *sid, size_t len);
+/* The upgrade's last step: the WebSocket `to` takes over the polling
+ * session `from`: its claims, Socket.IO state, rooms and queued output,
+ * in order (nothing published meanwhile is lost). `from` is left empty,
+ * to be closed by its owner. */
+void gw__conn_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to);
+/* CLOSED: leaves every room, drops the output, unlists (a polling session
+ * leaves the sid table too; a pending upgrade is ended on both sides).
+ * Idempotent. */
 void gw__conn_closed(gw_t *gw, gw_conn_t *c);
 /* Authenticated as `claims`: joins user:<sub> and receives events. */
 void gw__conn_enter(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims);
@@ -19,6 +31,10 @@ void gw__conn_enter(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims);
 void gw__conn_leave_all(gw_t *gw, gw_conn_t *c);
 /* The peer sent data or a PONG: it is alive (liveness.c reads it). */
 void gw__conn_alive(gw_t *gw, gw_conn_t *c);
+
+/* The limits of every inbound message, whatever its transport: UTF-8
+ * text (1007) within the op rate (1008). 0, or the close code (counted). */
+int gw__conn_inbound(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);
 
 /* Room ops under the role rules. 0, or UV_EINVAL with `*code` and `*msg`
  * (static strings) for the client's error frame. */

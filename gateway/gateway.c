@@ -10,6 +10,7 @@
 #include "state.h"
 
 #include "liveness.h"
+#include "polling.h"
 #include "protocol.h"
 #include "router.h"
 #include "writer.h"
@@ -104,6 +105,46 @@ drain_failed_context(uv_loop_t *loop, struct lws_context *ctx)
     lws_context_destroy(ctx);
 }
 
+static void
+free_origins(char **list)
+{
+    if (list == NULL)
+        return;
+    for (char **o = list; *o; o++)
+        free(*o);
+    free(list);
+}
+
+/* "*" or "http[s]://host[:port]" items separated by commas, into a
+ * NULL-terminated array. 0, or UV_EINVAL (with *out what was parsed). */
+static int
+parse_origins(const char *text, char ***out)
+{
+    size_t n = 1, k = 0;
+    const char *p = text;
+
+    for (const char *q = text; *q; q++)
+        n += *q == ',';
+    *out = util_malloc((n + 1) * sizeof **out);
+    memset(*out, 0, (n + 1) * sizeof **out);
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char *o = util_malloc(len + 1);
+        memcpy(o, p, len);
+        o[len] = '\0';
+        (*out)[k++] = o;
+        if (strcmp(o, "*") != 0) {
+            const char *host = strstr(o, "://");
+            if ((strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) ||
+                host[3] == '\0' || strpbrk(host + 3, " \t/") != NULL || len >= 255)
+                return UV_EINVAL;
+        }
+        if (p[len] == '\0')
+            return 0;
+        p += len + 1;
+    }
+}
+
 int
 gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
 {
@@ -130,6 +171,16 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->op_burst = opt->op_burst > 0 ? opt->op_burst : 40;
     gw->sio_ping_interval_ms = opt->sio_ping_interval_ms ? opt->sio_ping_interval_ms : 25000;
     gw->sio_ping_timeout_ms = opt->sio_ping_timeout_ms ? opt->sio_ping_timeout_ms : 20000;
+    gw->sio_connect_timeout_ms = opt->sio_connect_timeout_ms ? opt->sio_connect_timeout_ms : 45000;
+    if (opt->cors_origins != NULL && parse_origins(opt->cors_origins, &gw->cors_origins) != 0) {
+        free_origins(gw->cors_origins);
+        free(gw->host);
+        free(gw->secret);
+        free(gw->web_root);
+        free(gw);
+        *err = "bad --cors-origins: want * or origins (http[s]://host[:port]) separated by commas";
+        return UV_EINVAL;
+    }
     gw->ws_idle_ping_ms = opt->ws_idle_ping_ms ? opt->ws_idle_ping_ms : 30000;
     gw->ws_idle_drop_ms = opt->ws_idle_drop_ms ? opt->ws_idle_drop_ms : 10000;
     gw->rooms = gw__rooms_new();
@@ -138,6 +189,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->shutdown_timer.data = gw;
     gw__out_init(gw);
     gw__liveness_init(gw);
+    gw__poll_init(gw);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -182,8 +234,10 @@ fail:
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
     uv_close((uv_handle_t *)&gw->sweep, NULL);
+    uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
+    free_origins(gw->cors_origins);
     free(gw->scratch);
     free(gw->host);
     free(gw->secret);
@@ -203,6 +257,8 @@ finish_shutdown(gw_t *gw)
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
     uv_close((uv_handle_t *)&gw->sweep, NULL);
+    gw__poll_free_all(gw);
+    uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */
@@ -246,6 +302,7 @@ gw_free(gw_t *gw)
         lws_context_destroy(gw->ctx); /* second half: frees */
     gw->ctx = NULL;
     gw__rooms_free(gw->rooms);
+    free_origins(gw->cors_origins);
     free(gw->scratch);
     free(gw->host);
     free(gw->secret);

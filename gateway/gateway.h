@@ -32,6 +32,8 @@ typedef struct gw_options {
     unsigned coalesce_ms;          /* 0: 1000, reserve-items throttle */
     unsigned sio_ping_interval_ms; /* 0: 25000, Engine.IO pingInterval */
     unsigned sio_ping_timeout_ms;  /* 0: 20000, Engine.IO pingTimeout */
+    unsigned sio_connect_timeout_ms; /* 0: 45000, no Socket.IO CONNECT by then: closed */
+    const char *cors_origins;      /* "https://a.example,https://b.example" or "*"; NULL: none */
     unsigned ws_idle_ping_ms;      /* 0: 30000, silence before a WebSocket PING */
     unsigned ws_idle_drop_ms;      /* 0: 10000, no answer to it: dropped */
 } gw_options_t;

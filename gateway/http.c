@@ -32,6 +32,8 @@ gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
     c->gw = gw;
     c->wsi = wsi;
     drop_staged(&c->http);
+    c->http.allow_origin[0] = '\0';
+    c->http.preflight = 0;
     c->http.head = head;
     c->http.close = 0;
     c->http.completions = 0;
@@ -106,6 +108,38 @@ gw__http_reject_now(struct lws *wsi, int status, const char *code, const char *m
     return rc;
 }
 
+/* The CORS headers of an allowed Origin (polling.c decides). */
+static int
+add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *end)
+{
+    static const char methods[] = "GET, POST, OPTIONS";
+    char req[256];
+    int n;
+
+    if (h->allow_origin[0] == '\0')
+        return 0;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                    (const unsigned char *)h->allow_origin,
+                                    (int)strlen(h->allow_origin), p, end) ||
+        lws_add_http_header_by_name(wsi,
+                                    (const unsigned char *)"access-control-allow-credentials:",
+                                    (const unsigned char *)"true", 4, p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
+                                    (const unsigned char *)"Origin", 6, p, end))
+        return 1;
+    if (!h->preflight)
+        return 0;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
+                                    (const unsigned char *)methods, sizeof methods - 1, p, end))
+        return 1;
+    n = lws_hdr_custom_copy(wsi, req, sizeof req, "access-control-request-headers:", 31);
+    if (n > 0 && lws_add_http_header_by_name(
+                     wsi, (const unsigned char *)"access-control-allow-headers:",
+                     (const unsigned char *)req, n, p, end))
+        return 1;
+    return 0;
+}
+
 int
 gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
@@ -122,7 +156,7 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
             (h->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                                       (const unsigned char *)"close", 5, &p,
                                                       end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+            add_cors(wsi, h, &p, end) || lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         h->headers_sent = 1;
         if (h->len > 0 && !h->head) {

@@ -32,6 +32,8 @@ on_sweep(uv_timer_t *t)
             continue;
         if (c->ws.framing == GW_FRAMING_SIO)
             gw__sio_sweep(gw, c, now);
+        if (c->wsi == NULL || c->ws.close_code)
+            continue; /* a polling session (Engine.IO's pings only), or closed by them */
         if (c->ws.ping_sent != 0) {
             if (now - c->ws.ping_sent >= gw->ws_idle_drop_ms) {
                 /* It cannot take a close frame either: close it, once.

@@ -70,11 +70,13 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     uint64_t cum = 0;
 
     put(&b,
-        "# HELP coordhub_connections Open WebSocket connections by protocol.\n"
+        "# HELP coordhub_connections Open connections by protocol: WebSockets, and Socket.IO "
+        "sessions on HTTP long-polling.\n"
         "# TYPE coordhub_connections gauge\n"
         "coordhub_connections{protocol=\"native\"} %zu\n"
-        "coordhub_connections{protocol=\"socketio\"} %zu\n",
-        gw->nconns[GW_FRAMING_NATIVE], gw->nconns[GW_FRAMING_SIO]);
+        "coordhub_connections{protocol=\"socketio\"} %zu\n"
+        "coordhub_connections{protocol=\"socketio_polling\"} %zu\n",
+        gw->nconns[GW_FRAMING_NATIVE], gw->nconns[GW_FRAMING_SIO] - gw->npolling, gw->npolling);
     put(&b,
         "# HELP coordhub_rooms Rooms with at least one member.\n# TYPE coordhub_rooms gauge\n"
         "coordhub_rooms %zu\n",
@@ -97,6 +99,12 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "Event serialisations (one per event per framing, shared by all recipients).",
             m->frames_built);
     counter(&b, "coordhub_deliveries_total", "Event frames written to sockets.", m->deliveries);
+    counter(&b, "coordhub_polling_requests_total",
+            "Engine.IO long-polling requests (GET and POST, handshakes included).", m->polls);
+    counter(&b, "coordhub_polling_sessions_total", "Socket.IO sessions opened on long-polling.",
+            m->poll_sessions);
+    counter(&b, "coordhub_polling_upgrades_total",
+            "Long-polling sessions upgraded to WebSocket.", m->upgrades);
     counter(&b, "coordhub_socket_writes_total",
             "Writes to sockets (frames queued together go in one).", m->sends);
     counter(&b, "coordhub_slow_consumer_closes_total", "Connections closed with 4008.",

@@ -13,6 +13,7 @@
 #include "api.h"
 #include "conn.h"
 #include "http.h"
+#include "polling.h"
 #include "routes.h"
 #include "state.h"
 #include "writer.h"
@@ -61,6 +62,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
     case LWS_CALLBACK_CLOSED_HTTP:
         if (c != NULL && c->kind == GW_CONN_HTTP) {
             gw__api_reset(c);
+            gw__poll_reset(gw, c);
             gw__http_closed(gw, c);
         }
         break;

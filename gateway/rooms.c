@@ -177,6 +177,15 @@ gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m)
         membership_drop(r, m->rooms);
 }
 
+void
+gw__rooms_move(gw_member_t *from, gw_member_t *to)
+{
+    for (struct gw_membership *ms = from->rooms; ms; ms = ms->mnext)
+        ms->member = to;
+    to->rooms = from->rooms;
+    from->rooms = NULL;
+}
+
 size_t
 gw__rooms_size(const gw_rooms_t *r, const char *room, size_t len)
 {

@@ -2,15 +2,16 @@
  * gateway/routes.c: an HTTP request's way in. Its body's framing is checked
  * first, whatever the path (a body that cannot be delimited would be read
  * as the next request); then /v1/ goes to the API (api.c) and the rest is
- * served here: /healthz, /readyz, /metrics, the files of the web root, and
- * Engine.IO's answer to a /socket.io/ request that is not an upgrade.
+ * served here: /healthz, /readyz, /metrics, the files of the web root; a
+ * /socket.io/ request that is not an upgrade goes to Engine.IO's polling
+ * transport (polling.c).
  */
 #include "routes.h"
 
 #include "api.h"
 #include "http.h"
 #include "metrics.h"
-#include "socketio.h"
+#include "polling.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,7 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
 
     method = lws_http_get_uri_and_method(wsi, &uri_ptr, &uri_len);
     gw__api_reset(c);
+    gw__poll_reset(gw, c);
     gw__http_begin(gw, c, wsi, method == GW_M_HEAD);
     /* The body's framing first, whatever the route: one that cannot be
      * delimited (chunked, or a body method without Content-Length) would be
@@ -182,12 +184,8 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
         }
         return 0;
     }
-    if (is_sio_path(uri)) {
-        const char *body = NULL;
-        int status = gw__sio_http_check(wsi, 0, &body);
-        gw__http_respond(c, status, "application/json", body, strlen(body));
-        return 0;
-    }
+    if (is_sio_path(uri))
+        return gw__poll_request(gw, c, wsi, method, (size_t)cl);
     if ((method == GW_M_GET || method == GW_M_HEAD) && gw->web_root != NULL)
         return serve_static(gw, c, uri);
     gw__http_error(c, 404, "not_found", "no such path");
@@ -198,6 +196,8 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
 int
 gw__routes_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 {
+    if (c->poll.what == GW_POLL_POST)
+        return gw__poll_body(gw, c, in, len);
     return gw__api_body(gw, c, in, len);
 }
 
@@ -216,5 +216,7 @@ gw__routes_body_done(gw_t *gw, gw_conn_t *c)
     }
     if (++c->http.completions > SPIN_COMPLETIONS)
         return -1;
+    if (c->poll.what == GW_POLL_POST)
+        return gw__poll_body_done(gw, c);
     return gw__api_body_done(gw, c);
 }

@@ -20,13 +20,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
-gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
+/* The polling session an upgrade's ?sid= names: 0 with *out NULL (no
+ * sid), 0 with *out set, or UV_ENOENT (unknown, closing, or already being
+ * upgraded). */
+static int
+upgrade_session(gw_t *gw, struct lws *wsi, gw_conn_t **out)
 {
-    /* lws stops looking at the first query argument longer than the buffer
-     * (a ?token= is long): size it for the longest argument we accept */
-    char arg[WIRE_TOKEN_MAX + 16];
+    char arg[WIRE_TOKEN_MAX + 16]; /* lws stops at the first longer argument (a ?token=) */
+    const char *sid = lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg);
+    gw_conn_t *s;
+
+    *out = NULL;
+    if (sid == NULL)
+        return 0;
+    s = gw__conn_session_find(gw, sid, strlen(sid));
+    if (s == NULL || s->ws.sio.upgrade != NULL)
+        return UV_ENOENT;
+    *out = s;
+    return 0;
+}
+
+int
+gw__sio_http_check(gw_t *gw, struct lws *wsi, const char **body)
+{
+    char arg[WIRE_TOKEN_MAX + 16]; /* lws stops at the first longer argument (a ?token=) */
     const char *v;
+    gw_conn_t *s;
 
     /* Engine.IO's own codes and messages, as the official server answers */
     v = lws_get_urlarg_by_name(wsi, "EIO=", arg, sizeof arg);
@@ -35,17 +54,25 @@ gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body)
         return 400;
     }
     v = lws_get_urlarg_by_name(wsi, "transport=", arg, sizeof arg);
-    if (v == NULL || strcmp(v, "websocket") != 0 || !want_upgrade) {
-        /* long-polling is not implemented: "transports: ['websocket']" */
+    if (v == NULL || (strcmp(v, "websocket") != 0 && strcmp(v, "polling") != 0)) {
         *body = "{\"code\":0,\"message\":\"Transport unknown\"}";
         return 400;
     }
-    if (lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg) != NULL) {
-        /* an upgrade of a polling session we never opened */
+    if (strcmp(v, "websocket") != 0) { /* an upgrade that says polling */
+        *body = "{\"code\":3,\"message\":\"Bad request\"}";
+        return 400;
+    }
+    if (upgrade_session(gw, wsi, &s) != 0) {
         *body = "{\"code\":1,\"message\":\"Session ID unknown\"}";
         return 400;
     }
     return 0;
+}
+
+int
+gw__sio_upgrade_of(gw_t *gw, struct lws *wsi, gw_conn_t **s)
+{
+    return upgrade_session(gw, wsi, s);
 }
 
 void
@@ -54,19 +81,34 @@ gw__sio_open(gw_t *gw, gw_conn_t *c)
     char open[256];
     int n;
 
-    /* the Engine.IO session id: 120 random bits */
-    util_random_id(c->ws.sio.sid, 20, UTIL_ID_B64URL);
+    /* the Engine.IO session id: 120 random bits (a polling session has
+     * one already: its key in the session table) */
+    if (c->ws.sio.sid[0] == '\0')
+        util_random_id(c->ws.sio.sid, 20, UTIL_ID_B64URL);
+    /* Socket.IO's own id, distinct (the reference server's are too) */
+    util_random_id(c->ws.sio.sio_sid, 20, UTIL_ID_B64URL);
     n = snprintf(open, sizeof open,
-                 "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                 "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
                  "\"maxPayload\":%zu}",
-                 c->ws.sio.sid, gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
+                 c->ws.sio.sid, c->ws.sio.polling ? "\"websocket\"" : "",
+                 gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
     gw__out_text(gw, c, open, (size_t)n);
     c->ws.sio.deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
+    c->ws.sio.connect_deadline = uv_now(gw->loop) + gw->sio_connect_timeout_ms;
 }
 
 void
 gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now)
 {
+    if (c->ws.sio.upgrade != NULL && !c->ws.sio.polling)
+        return; /* a probe: the session it upgrades keeps the schedule */
+    if (!c->ws.sio.connected && c->ws.sio.connect_deadline != 0 &&
+        now >= c->ws.sio.connect_deadline) {
+        /* no CONNECT within the connect timeout (the reference's 45 s) */
+        LOG_DEBUG("gw", "socket.io client %s never connected", c->ws.sio.sid);
+        gw__out_close(c, LWS_CLOSE_STATUS_NORMAL);
+        return;
+    }
     if (now < c->ws.sio.deadline)
         return;
     if (c->ws.sio.pong_due) {
@@ -103,12 +145,12 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     char reply[64];
     int n;
 
-    if (c->ws.ready)
-        return 0; /* already connected to "/": nothing more to do */
     if (p->data_len > 0) {
         auth = json_loadb(p->data, p->data_len, 0, NULL);
-        if (auth == NULL)
+        if (!json_is_object(auth)) { /* as the reference parser: not a CONNECT */
+            json_decref(auth);
             return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        }
         tok = json_object_get(auth, "token");
     }
     if (json_is_string(tok)) {
@@ -128,7 +170,9 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
         return 0;
     }
     gw__conn_enter(gw, c, &claims);
-    n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->ws.sio.sid);
+    c->ws.sio.connected = 1;
+    c->ws.sio.connect_deadline = 0;
+    n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->ws.sio.sio_sid);
     gw__out_text(gw, c, reply, (size_t)n);
     return 0;
 }
@@ -181,11 +225,13 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     const char *name, *room, *code = NULL, *msg = NULL;
 
     if (!json_is_array(arr) || json_array_size(arr) < 1 ||
-        !json_is_string(json_array_get(arr, 0))) {
+        !(json_is_string(json_array_get(arr, 0)) || json_is_number(json_array_get(arr, 0)))) {
         json_decref(arr);
         return LWS_CLOSE_STATUS_PROTOCOL_ERR; /* as the official parser: not an event */
     }
-    name = json_string_value(json_array_get(arr, 0));
+    /* a numeric name is an event too (the reference parser says so); none
+     * of ours is numeric */
+    name = json_is_string(json_array_get(arr, 0)) ? json_string_value(json_array_get(arr, 0)) : "";
     if (strcmp(name, "ping") == 0) {
         answer(gw, c, p->ack_id, "pong", NULL, NULL, NULL);
     } else if (strcmp(name, "join") == 0 || strcmp(name, "leave") == 0) {
@@ -218,6 +264,29 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     return 0;
 }
 
+/* A message on a WebSocket that probes a polling session: "2probe" is
+ * answered "3probe" (and a GET waiting on the session released with a
+ * noop), then "5" moves the session here. Anything else ends the probe. */
+static int
+probe(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
+{
+    gw_conn_t *s = c->ws.sio.upgrade;
+
+    if (p->eio == WIRE_EIO_PING && !c->ws.sio.probed && p->data_len == 5 &&
+        memcmp(p->data, "probe", 5) == 0) {
+        gw__out_text(gw, c, "3probe", 6);
+        c->ws.sio.probed = 1;
+        gw__out_text(gw, s, "6", 1);
+        return 0;
+    }
+    if (p->eio == WIRE_EIO_UPGRADE && c->ws.sio.probed && p->data_len == 0) {
+        gw__conn_move(gw, s, c);
+        gw__out_retire(s);
+        return 0;
+    }
+    return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+}
+
 int
 gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 {
@@ -225,6 +294,8 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 
     if (wire_sio_parse(buf, len, &p) != 0)
         return LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    if (c->ws.sio.upgrade != NULL && !c->ws.sio.polling)
+        return probe(gw, c, &p);
     switch (p.eio) {
     case WIRE_EIO_PONG:
         if (c->ws.sio.pong_due) {
@@ -268,15 +339,22 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
             snprintf(prefix, sizeof prefix, "44%.*s,", (int)p.nsp_len, p.nsp);
             send_json_packet(gw, c, prefix, body);
             json_decref(body);
+            return 0;
         }
-        return 0; /* packets of a namespace never joined are ignored */
+        return LWS_CLOSE_STATUS_PROTOCOL_ERR; /* a namespace never joined */
     }
+    /* The reference server's states: CONNECT once, everything else only
+     * while connected; a packet out of turn closes the session. */
+    if ((p.sio == WIRE_SIO_CONNECT) == (c->ws.sio.connected != 0))
+        return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     switch (p.sio) {
     case WIRE_SIO_CONNECT: return sio_connect(gw, c, &p);
     case WIRE_SIO_DISCONNECT:
+        /* leaves "/"; the Engine.IO session stays (it may CONNECT again) */
         gw__conn_leave_all(gw, c);
-        return LWS_CLOSE_STATUS_NORMAL;
-    case WIRE_SIO_EVENT: return c->ws.ready ? sio_event(gw, c, &p) : 0;
+        c->ws.sio.connected = 0;
+        return 0;
+    case WIRE_SIO_EVENT: return sio_event(gw, c, &p);
     case WIRE_SIO_ACK: return 0; /* the hub never asks for acks */
     default: return LWS_CLOSE_STATUS_PROTOCOL_ERR;
     }

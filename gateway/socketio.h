@@ -7,11 +7,16 @@
 
 #include "state.h"
 
-/* Engine.IO's own HTTP error for a /socket.io/ request it cannot serve:
- * returns the status and sets `*body` (static JSON), or 0 when the query is
- * a valid WebSocket handshake (`want_upgrade`: the request is an upgrade). */
-int gw__sio_http_check(struct lws *wsi, int want_upgrade, const char **body);
-/* The connection is open: a session id and Engine.IO's open packet. */
+/* A WebSocket upgrade on /socket.io/: 0 when its query is Engine.IO's
+ * (EIO=4, transport=websocket, and a ?sid= names a polling session that
+ * can be upgraded), else the status with `*body` (static JSON), as the
+ * reference server refuses it. */
+int gw__sio_http_check(gw_t *gw, struct lws *wsi, const char **body);
+/* At ESTABLISHED: the polling session the upgrade's ?sid= names (*s), or
+ * *s NULL when it names none. UV_ENOENT when the session is gone. */
+int gw__sio_upgrade_of(gw_t *gw, struct lws *wsi, gw_conn_t **s);
+/* The connection (a WebSocket or a polling session) is open: session ids,
+ * Engine.IO's open packet, the ping schedule and the connect timeout. */
 void gw__sio_open(gw_t *gw, gw_conn_t *c);
 /* One complete inbound message: 0, or a WebSocket close code. */
 int gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);

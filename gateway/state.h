@@ -55,6 +55,9 @@ struct gw_metrics {
     uint64_t ws_accepted;
     uint64_t client_errors; /* error frames sent */
     uint64_t http_requests;
+    uint64_t polls;            /* Engine.IO polling requests (GET and POST) */
+    uint64_t poll_sessions;    /* polling sessions opened */
+    uint64_t upgrades;         /* polling sessions upgraded to WebSocket */
     uint64_t lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
     uint64_t lat_count;
     double lat_sum;
@@ -77,6 +80,10 @@ typedef struct gw_http {
     const char *ctype;
     char *body; /* LWS_PRE bytes of headroom, then `len` bytes */
     size_t len;
+    /* CORS: the request's Origin, echoed when --cors-origins allows it
+     * (polling.c), with credentials; empty: no CORS headers */
+    char allow_origin[256];
+    int preflight; /* an OPTIONS preflight: the allowed methods and headers too */
 } gw_http_t;
 
 /* HTTP, the /v1/ request being served (api.c). */
@@ -96,12 +103,38 @@ typedef struct gw_api {
     char query[80];          /* ?category= of GET /v1/config */
 } gw_api_t;
 
-/* WebSocket, the Socket.IO framing's own part (socketio.c). */
+/* HTTP, an Engine.IO polling request (polling.c): the GET that waits for a
+ * session's output, or the POST that carries its packets. */
+typedef struct gw_pollreq {
+    gw_conn_t *session; /* NULL once answered, or when the session went first */
+    enum { GW_POLL_NONE = 0, GW_POLL_GET, GW_POLL_POST } what;
+    char *body; /* the POST's packets, read before they are handled */
+    size_t len, cap;
+} gw_pollreq_t;
+
+/* The Socket.IO framing's own part (socketio.c), whatever the Engine.IO
+ * transport; the polling transport's own fields (polling.c) at the end. */
 typedef struct gw_sio {
     int pong_due;      /* a ping is out and unanswered */
     uint64_t deadline; /* next ping, or (pong due) the pong's deadline, loop ms */
+    uint64_t connect_deadline; /* no CONNECT by then: closed; 0 once connected */
     int have_claims;   /* a valid ?token= was given with the upgrade */
-    char sid[24];
+    int connected;     /* CONNECT on "/" answered; DISCONNECT clears it */
+    char sid[24];      /* Engine.IO's session id */
+    char sio_sid[24];  /* Socket.IO's socket id (the CONNECT answer) */
+    /* The upgrade of a polling session to WebSocket: on the polling
+     * session, the WebSocket probing it; on that WebSocket, the session.
+     * Both NULL otherwise; cleared on both sides when either goes. */
+    gw_conn_t *upgrade;
+    int probed; /* the WebSocket answered 2probe */
+
+    /* polling transport (polling.c); `polling` 0 on a WebSocket */
+    int polling;
+    gw_conn_t *get;    /* the HTTP connection of the GET waiting, or NULL */
+    gw_conn_t *post;   /* the HTTP connection of the POST being read, or NULL */
+    util_hnode_t node; /* in gw->sessions by sid, while open */
+    gw_conn_t *dead_next; /* gw->poll_dead: closed, freed at the next check */
+    int dead;
 } gw_sio_t;
 
 /* WebSocket: what every framing has. */
@@ -138,7 +171,10 @@ typedef struct gw_ws {
 enum gw_conn_kind { GW_CONN_NONE = 0, GW_CONN_HTTP, GW_CONN_WS };
 
 /*
- * Per-session data, allocated and zeroed by lws for each connection. An
+ * Per-session data, allocated and zeroed by lws for each connection; or,
+ * for an Engine.IO polling session, by polling.c (then `wsi` is NULL and
+ * `ws.sio.polling` 1: a WebSocket-kind connection whose output is read by
+ * HTTP requests). An
  * HTTP connection that upgrades gets a fresh, zeroed one at ESTABLISHED
  * (lws rebinds the protocol), so the two kinds never mix: `kind` says which
  * half of the union is live, and every close path checks it.
@@ -151,6 +187,7 @@ struct gw_conn {
         struct {
             gw_http_t http;
             gw_api_t api;
+            gw_pollreq_t poll;
         };
         gw_ws_t ws;
     };
@@ -175,7 +212,13 @@ struct gw {
     unsigned ws_idle_ping_ms, ws_idle_drop_ms;
 
     gw_rooms_t *rooms;
-    gw_conn_t *conns;       /* every established WebSocket (conn.c) */
+    gw_conn_t *conns;       /* every established WebSocket and polling session (conn.c) */
+    util_htable_t sessions; /* polling sessions by Engine.IO sid (conn.c) */
+    size_t npolling;        /* of nconns[GW_FRAMING_SIO], those polling */
+    gw_conn_t *poll_dead;   /* closed polling sessions, freed by polling.c's check */
+    uv_check_t poll_reap;
+    char **cors_origins;    /* --cors-origins, NULL-terminated; "*" any; NULL: none */
+    unsigned sio_connect_timeout_ms;
     size_t nconns[GW_FRAMING_COUNT];
     size_t http_inflight;   /* HTTP responses owed (http.c) */
 

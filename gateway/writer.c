@@ -17,6 +17,7 @@
  */
 #include "writer.h"
 
+#include "http.h"
 #include "metrics.h"
 
 #include <assert.h>
@@ -57,6 +58,34 @@ undirty(gw_t *gw, gw_conn_t *c)
     w->dnext = w->dprev = NULL;
 }
 
+/* Answers the GET waiting on polling session `s` with `body`: the GET is
+ * detached from the session, its answer written by http.c. */
+static void
+poll_answer(gw_conn_t *s, const char *body, size_t len)
+{
+    gw_conn_t *h = s->ws.sio.get;
+
+    s->ws.sio.get = NULL;
+    h->poll.session = NULL;
+    gw__http_respond(h, 200, "text/plain; charset=UTF-8", body, len);
+}
+
+/* Puts a closed polling session on the list polling.c frees from. */
+static void
+poll_dead(gw_conn_t *c, const char *last_packet)
+{
+    gw_t *gw = c->gw;
+
+    if (c->ws.sio.dead)
+        return;
+    c->ws.sio.dead = 1;
+    gw__outq_clear(&c->ws.q);
+    if (c->ws.sio.get != NULL)
+        poll_answer(c, last_packet, strlen(last_packet));
+    c->ws.sio.dead_next = gw->poll_dead;
+    gw->poll_dead = c;
+}
+
 void
 gw__out_close(gw_conn_t *c, int code)
 {
@@ -64,8 +93,32 @@ gw__out_close(gw_conn_t *c, int code)
         return;
     c->ws.close_code = code;
     gw__outq_clear(&c->ws.q);
+    if (c->wsi == NULL) {
+        /* a polling session: Engine.IO's close packet to a GET waiting,
+         * else the next poll finds the session gone (error 1) */
+        poll_dead(c, "1");
+        return;
+    }
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_GRACE_S);
     lws_callback_on_writable(c->wsi);
+}
+
+void
+gw__out_retire(gw_conn_t *c)
+{
+    c->ws.close_code = LWS_CLOSE_STATUS_NORMAL;
+    poll_dead(c, "6");
+}
+
+void
+gw__out_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
+{
+    gw_outq_t *q = &from->ws.q;
+
+    while (q->count > 0) {
+        gw__out_frame(gw, to, gw__outq_peek(q));
+        gw__outq_pop(q);
+    }
 }
 
 void
@@ -116,6 +169,40 @@ gw__out_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_
     gw__frame_unref(f);
 }
 
+/* The output of polling session `c` to the GET waiting on it, if any: every
+ * queued packet, separated by 0x1e, in one response. */
+static void
+flush_poll(gw_t *gw, gw_conn_t *c)
+{
+    gw_outq_t *q = &c->ws.q;
+    uint64_t now_ns = 0;
+    size_t total = 0;
+    char *body, *p;
+
+    if (q->count == 0 || c->ws.sio.get == NULL)
+        return;
+    for (uint32_t k = 0; k < q->count; k++)
+        total += q->ring[(q->head + k) % q->cap]->len + 1;
+    p = body = util_malloc(total);
+    while (q->count > 0) {
+        gw_frame_t *f = gw__outq_peek(q);
+        if (p != body)
+            *p++ = '\x1e';
+        memcpy(p, gw__frame_data(f), f->len);
+        p += f->len;
+        if (f->born_ns) {
+            if (now_ns == 0)
+                now_ns = uv_hrtime();
+            gw->m.deliveries++;
+            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
+        }
+        gw__outq_pop(q);
+    }
+    poll_answer(c, body, (size_t)(p - body));
+    gw->m.sends++;
+    free(body);
+}
+
 /*
  * Writes what is queued for `c`, coalesced: one frame goes from its shared
  * buffer as it is; several are copied into the gateway's scratch buffer and
@@ -132,6 +219,10 @@ flush_conn(gw_t *gw, gw_conn_t *c)
     size_t total = 0, n, k = 0;
     unsigned char *wire, *out;
 
+    if (c->wsi == NULL) {
+        flush_poll(gw, c);
+        return 0;
+    }
     if (c->ws.close_code) {
         lws_callback_on_writable(c->wsi);
         return 0;
@@ -265,6 +356,12 @@ gw__out_refused(gw_conn_t *c, int code)
 {
     c->ws.close_code = code;
     c->ws.close_sent = 1;
+}
+
+void
+gw__out_poll(gw_t *gw, gw_conn_t *c)
+{
+    flush_poll(gw, c);
 }
 
 void

@@ -1,7 +1,8 @@
 /*
- * gateway/writer.h: a WebSocket connection's output (writer.c): its queue of
- * shared frames, the coalescing flush (one send() per connection per loop
- * iteration), the slow-consumer bound, and the closes the hub initiates.
+ * gateway/writer.h: a connection's output (writer.c): its queue of shared
+ * frames, the coalescing flush (one send() per connection per loop
+ * iteration; for an Engine.IO polling session, one response to its GET),
+ * the slow-consumer bound, and the closes the hub initiates.
  */
 #ifndef COORDHUB_GW_WRITER_H
 #define COORDHUB_GW_WRITER_H
@@ -33,6 +34,13 @@ void gw__out_drop(gw_conn_t *c);
 /* lws writes a close frame of ours (a peer's close frame refused from
  * PEER_INITIATED_CLOSE, ws.c): nothing more is written or queued. */
 void gw__out_refused(gw_conn_t *c, int code);
+/* A polling session taken over by a WebSocket (conn.c's move): closed
+ * without a close packet (a GET still waiting gets a noop). */
+void gw__out_retire(gw_conn_t *c);
+/* Moves what is queued for `from` to `to`'s queue, in order. */
+void gw__out_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to);
+/* A GET now waits on polling session `c`: what is queued goes at once. */
+void gw__out_poll(gw_t *gw, gw_conn_t *c);
 /* The connection is gone: drop its queue and leave the flush list. */
 void gw__out_forget(gw_t *gw, gw_conn_t *c);
 

@@ -52,7 +52,7 @@ gw__ws_confirm_upgrade(gw_t *gw, struct lws *wsi)
                                    "WebSocket endpoints are /ws and /socket.io/");
     if (framing == GW_FRAMING_SIO) {
         /* Socket.IO authenticates in its CONNECT packet, not at the upgrade */
-        status = gw__sio_http_check(wsi, 1, &body);
+        status = gw__sio_http_check(gw, wsi, &body);
         return status ? gw__http_reject_body(wsi, status, body) : 0;
     }
     if (gw__auth_request(gw, wsi, GW_AUTH_HEADER_OR_QUERY, &claims, &why) != 0) {
@@ -80,13 +80,24 @@ gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     authed = gw__auth_request(gw, wsi, GW_AUTH_HEADER_OR_QUERY, &claims, &why) == 0;
     if (framing == GW_FRAMING_NATIVE && !authed)
         return -1;
-    gw__conn_open(gw, c, wsi, framing);
     if (framing == GW_FRAMING_SIO) {
-        c->ws.sio.have_claims = authed;
-        if (authed)
-            c->ws.claims = claims;
-        gw__sio_open(gw, c);
+        /* the upgrade of a polling session (?sid=): a probe until the
+         * client's "5", when the session moves here (socketio.c) */
+        gw_conn_t *s = NULL;
+        if (gw__sio_upgrade_of(gw, wsi, &s) != 0)
+            return -1; /* its session went since CONFIRM_UPGRADE */
+        gw__conn_open(gw, c, wsi, framing);
+        if (s != NULL) {
+            c->ws.sio.upgrade = s;
+            s->ws.sio.upgrade = c;
+        } else {
+            c->ws.sio.have_claims = authed;
+            if (authed)
+                c->ws.claims = claims;
+            gw__sio_open(gw, c);
+        }
     } else {
+        gw__conn_open(gw, c, wsi, framing);
         gw__conn_enter(gw, c, &claims);
     }
     if (gw->shutting_down)
@@ -98,14 +109,10 @@ gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 static int
 dispatch(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
 {
-    if (!util_utf8_valid(buf, len)) {
-        gw->m.utf8_closes++;
-        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
-    }
-    if (!gw__bucket_take(&c->ws.bucket, uv_now(gw->loop), gw->op_rate, gw->op_burst)) {
-        gw->m.rate_closes++;
-        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
-    }
+    int code = gw__conn_inbound(gw, c, buf, len);
+
+    if (code != 0)
+        return code;
     if (c->ws.framing == GW_FRAMING_SIO)
         return gw__sio_receive(gw, c, buf, len);
     gw__native_receive(gw, c, buf, len);

@@ -68,11 +68,12 @@ wire_sio_parse(const char *buf, size_t len, wire_sio_packet_t *out)
                 return -EINVAL;
             i++;
         }
-        if (i >= len)
-            return -EINVAL; /* a namespace must end with ',' */
+        /* as the reference parser: the namespace ends at ',' or with the
+         * packet */
         out->nsp = buf + start;
         out->nsp_len = i - start;
-        i++;
+        if (i < len)
+            i++;
     }
 
     if (i < len && is_digit(buf[i])) {

@@ -9,12 +9,14 @@ import {
   httpGet,
   makeToken,
   openWs,
+  rawHttp,
   sleep,
   startHub,
   startRedis,
   test as harnessTest,
   userId,
   waitUntil,
+  withTimeout,
 } from './harness.mjs';
 
 // ---------------------------------------------------------------- helpers
@@ -510,30 +512,50 @@ test('a raw client that answers pings stays connected', async () => {
 
 // ---------------------------------------------------------------- refusals
 
-test('long-polling is refused with Socket.IO\'s own 400 bodies', async () => {
-  const r = await httpGet(`${hub.url}/socket.io/?EIO=4&transport=polling&t=abc`);
-  assert.equal(r.status, 400);
-  assert.deepEqual(JSON.parse(r.body), { code: 0, message: 'Transport unknown' });
-  assert.match(String(r.headers['content-type']), /application\/json/);
-
-  const v3 = await httpGet(`${hub.url}/socket.io/?EIO=3&transport=websocket`);
-  assert.equal(v3.status, 400);
-  assert.deepEqual(JSON.parse(v3.body), { code: 5, message: 'Unsupported protocol version' });
-
-  // An Engine.IO v3 client upgrading straight to WebSocket.
-  const up = await openWs(`ws://127.0.0.1:${hub.port}/socket.io/?EIO=3&transport=websocket`);
-  assert.equal(up.ok, false, 'EIO=3 upgrade accepted');
-  assert.equal(up.statusCode, 400);
-  assert.deepEqual(JSON.parse(up.body), { code: 5, message: 'Unsupported protocol version' });
+test('Engine.IO refusals: its own codes and 400 bodies, for polling and for upgrades', async () => {
+  const cases = [
+    ['GET', '/socket.io/?EIO=4&transport=carrier-pigeon', 0, 'Transport unknown'],
+    ['GET', '/socket.io/?EIO=4', 0, 'Transport unknown'],
+    ['GET', '/socket.io/?EIO=4&transport=polling&sid=nosuchsession', 1, 'Session ID unknown'],
+    ['POST', '/socket.io/?EIO=4&transport=polling&sid=nosuchsession', 1, 'Session ID unknown'],
+    ['POST', '/socket.io/?EIO=4&transport=polling', 2, 'Bad handshake method'],
+    ['PUT', '/socket.io/?EIO=4&transport=polling', 2, 'Bad handshake method'],
+    ['GET', '/socket.io/?EIO=4&transport=websocket', 3, 'Bad request'],
+    ['GET', '/socket.io/?EIO=3&transport=polling', 5, 'Unsupported protocol version'],
+    ['GET', '/socket.io/?transport=polling', 5, 'Unsupported protocol version'],
+  ];
+  for (const [method, path, code, message] of cases) {
+    const r = await rawHttp(hub.port, `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${method === 'GET' ? 0 : 2}\r\n\r\n${method === 'GET' ? '' : '40'}`);
+    assert.equal(r.status, 400, `${method} ${path}: ${r.status} ${r.body}`);
+    assert.deepEqual(JSON.parse(r.body), { code, message }, `${method} ${path}`);
+    assert.match(r.raw, /\r\ncontent-type: application\/json/i);
+  }
+  // upgrades: an Engine.IO v3 client, and a sid no polling session has
+  for (const [q, code, message] of [
+    ['?EIO=3&transport=websocket', 5, 'Unsupported protocol version'],
+    ['?EIO=4&transport=websocket&sid=nosuchsession', 1, 'Session ID unknown'],
+  ]) {
+    const up = await openWs(`ws://127.0.0.1:${hub.port}/socket.io/${q}`);
+    assert.equal(up.ok, false, `${q} upgrade accepted`);
+    assert.equal(up.statusCode, 400);
+    assert.deepEqual(JSON.parse(up.body), { code, message });
+  }
 });
 
-test('socket.io-client with its default transports (polling first) gets connect_error, not a hang', async () => {
-  const c = new SioClient(
-    io(hub.url, { forceNew: true, reconnection: false, timeout: 5000, auth: { token: hub.token(userId()) } }),
-  );
-  const err = await c.connectError(10000);
-  assert.ok(err instanceof Error);
-  assert.equal(c.socket.connected, false);
+test('socket.io-client with its default options connects over polling, upgrades to WebSocket, receives its events', async () => {
+  const U = userId();
+  const c = new SioClient(io(hub.url, { forceNew: true, reconnection: false, timeout: 5000, auth: { token: hub.token(U) } }));
+  liveSio.add(c);
+  const upgrades = await hub.metric('coordhub_polling_upgrades_total');
+  // the engine opens on polling: an 'upgrade' event is the move from it
+  const upgraded = new Promise((resolve) => c.socket.io.engine.once('upgrade', (t) => resolve(t.name)));
+  await c.connected();
+  assert.equal(await withTimeout(upgraded, 5000, 'the upgrade'), 'websocket');
+  assert.equal(await hub.metric('coordhub_polling_upgrades_total'), upgrades + 1);
+  const st = tradestate(U, 'after-upgrade');
+  await redis.publish('tradestate', JSON.stringify(st));
+  assert.deepEqual(await c.waitEvent('tradestate'), [st]);
+  assert.equal(c.socket.io.engine.transport.name, 'websocket');
 });
 
 test('a namespace other than "/" gets connect_error "Invalid namespace"', async () => {
@@ -561,8 +583,11 @@ test('a binary WebSocket frame closes the connection with a close frame; others 
 });
 
 test('malformed packets on a raw connection close it; the hub keeps serving', async () => {
-  const afterConnect = ['4x', '9', '42[', '', '4', '40/admin', '42x', '42["join"', '4212x', '42{}', '42[]', '7abc', '42/admin'];
-  const beforeConnect = ['4x', '9', '42[', '', '4', '40x', '40{', '40[1'];
+  // the reference server's refusals too: a second CONNECT, a packet for a
+  // namespace never joined; before CONNECT, an event or an ack, or a
+  // CONNECT whose payload is not an object
+  const afterConnect = ['4x', '9', '42[', '', '4', '40', '40{}', '42x', '42["join"', '4212x', '42{}', '42[]', '7abc', '42/admin', '42/admin,["ping"]', '43/admin,1[]'];
+  const beforeConnect = ['4x', '9', '42[', '', '4', '40x', '40{', '40[1', '40[1]', '40"token"', '40 ', '42["ping"]', '431[]', '41'];
   const results = [];
   const check = async (when, frame, open) => {
     const c = await open();
