@@ -225,7 +225,10 @@ gw__poll_body_done(gw_t *gw, gw_conn_t *h)
     free(h->poll.body);
     h->poll.body = NULL;
     h->poll.len = h->poll.cap = 0;
-    if (code != 0) {
+    if (code == LWS_CLOSE_STATUS_NORMAL) {
+        /* the client's close packet: a GET waiting gets a noop */
+        gw__out_retire(s);
+    } else if (code != 0) {
         if (code == LWS_CLOSE_STATUS_PROTOCOL_ERR)
             gw->m.protocol_closes++;
         gw__out_close(s, code);
@@ -243,8 +246,12 @@ gw__poll_reset(gw_t *gw, gw_conn_t *h)
 
     (void)gw;
     if (s != NULL) {
-        if (s->ws.sio.get == h)
-            s->ws.sio.get = NULL; /* the client gave up this poll; it may poll again */
+        if (s->ws.sio.get == h) {
+            /* a poll the client gave up (its connection closed before the
+             * answer): the reference server closes the session */
+            s->ws.sio.get = NULL;
+            gw__out_close(s, LWS_CLOSE_STATUS_NORMAL);
+        }
         if (s->ws.sio.post == h)
             s->ws.sio.post = NULL;
     }

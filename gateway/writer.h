@@ -34,8 +34,9 @@ void gw__out_drop(gw_conn_t *c);
 /* lws writes a close frame of ours (a peer's close frame refused from
  * PEER_INITIATED_CLOSE, ws.c): nothing more is written or queued. */
 void gw__out_refused(gw_conn_t *c, int code);
-/* A polling session taken over by a WebSocket (conn.c's move): closed
- * without a close packet (a GET still waiting gets a noop). */
+/* A polling session closed by its client (its close packet), or taken
+ * over by a WebSocket (conn.c's move): closed without a close packet of
+ * ours (a GET still waiting gets a noop). */
 void gw__out_retire(gw_conn_t *c);
 /* Moves what is queued for `from` to `to`'s queue, in order. */
 void gw__out_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to);
