@@ -4,7 +4,8 @@
  * Checks on an accepted packet: the types are the input's leading digits
  * (Engine.IO 0..6; Socket.IO 0..6 only inside a MESSAGE, else NONE); the
  * namespace is the default "/" or a slice of the input starting '/',
- * at most 128 bytes and followed by ','; the ack id is -1 or 0..10^18-1;
+ * at most 128 bytes, ending at a ',' (which is not data) or with the
+ * packet (then no ack id and no data follow); the ack id is -1 or 0..10^18-1;
  * attachments only on binary packets, below 10^9; the data is the input's
  * tail (data + data_len == end), starting with a byte JSON may start with.
  */
@@ -39,8 +40,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(size >= 2 && (int)p.sio == in[1] - '0');
             FUZZ_CHECK(p.sio >= WIRE_SIO_CONNECT && p.sio <= WIRE_SIO_BINARY_ACK);
             if (fuzz_within(p.nsp, p.nsp_len, in, size)) {
-                FUZZ_CHECK(p.nsp + p.nsp_len < in + size && p.nsp[p.nsp_len] == ',');
-                FUZZ_CHECK(p.nsp + p.nsp_len < p.data);
+                if (p.nsp + p.nsp_len < in + size) {
+                    FUZZ_CHECK(p.nsp[p.nsp_len] == ',');
+                    FUZZ_CHECK(p.nsp + p.nsp_len < p.data);
+                } else {
+                    FUZZ_CHECK(p.data_len == 0 && p.ack_id == -1);
+                    FUZZ_CHECK(memchr(p.nsp, ',', p.nsp_len) == NULL);
+                }
             } else {
                 FUZZ_CHECK(p.nsp_len == 1);
             }

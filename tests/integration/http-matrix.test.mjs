@@ -126,7 +126,8 @@ const ROUTES = [
     id: 'sio-polling',
     tpl: '/socket.io/?EIO=4&transport=polling',
     target: () => '/socket.io/?EIO=4&transport=polling',
-    get: [400],
+    get: [200], // Engine.IO's handshake: a new polling session
+    head: [400], // a handshake must be a GET: {"code":2}, as the reference server
     other: [400, 405],
     sio: true,
   },
@@ -178,7 +179,8 @@ function validJson(route, rid) {
 // role, 400 bad input, 404 unknown path / unreserved asset / unknown key,
 // 411 for POST/PUT/PATCH without Content-Length, 413 over 1 MiB, /healthz,
 // /readyz, /metrics 200 on GET, static files 200 on GET, other paths 404,
-// /socket.io/ polling 400 {"code":0,...}; 405 for a method a /v1/ route
+// /socket.io/ polling: GET opens a session (200, the open packet), other
+// methods 400 {"code":2,...}; 405 for a method a /v1/ route
 // does not have (locks, config tests).
 //
 // Chosen here (not documented; the sound class of answer):
@@ -262,11 +264,12 @@ function expected(c) {
   if (!route.v1) {
     let base;
     if (method === 'GET') base = route.get;
-    else if (method === 'HEAD') base = uniq([...route.get, 405]);
+    else if (method === 'HEAD') base = route.head ?? uniq([...route.get, 405]);
     else if (method === 'OPTIONS') base = uniq([...route.other, 200, 204]);
     else base = route.other;
     if (shape === 'chunked') return { statuses: uniq([...base, 411, 400]), closeOk: true, why: 'chosen: chunked' };
-    if (shape === 'big') return { statuses: uniq([...base, 413]), closeOk: false, why: 'documented 413, or the answer without the body' };
+    // (/socket.io/ refuses an unframeable body in Engine.IO's words: 400)
+    if (shape === 'big') return { statuses: uniq([...base, 413, ...(route.sio ? [400] : [])]), closeOk: false, why: 'documented 413, or the answer without the body' };
     if (shape === 'short') return { statuses: uniq([...base, 400]), closeOk: true, why: 'chosen: short body then close' };
     return { statuses: base, closeOk: false, why: 'documented/chosen route answer (body ignored)' };
   }
@@ -685,7 +688,7 @@ function checkBody(c, r) {
       // A body the hub cannot frame (chunked, over 1 MiB) is refused before
       // routing, in Engine.IO's words: 3 "Bad request".
       else if (['chunked', 'big'].includes(c.shape) && j.code === 3 && j.message === 'Bad request') return probs;
-      else if (c.route.id === 'sio-polling' && c.method === 'GET' && !(j.code === 0 && j.message === 'Transport unknown')) say('polling: documented {"code":0,"message":"Transport unknown"}');
+      else if (c.route.id === 'sio-polling' && c.method !== 'GET' && !(j.code === 2 && j.message === 'Bad handshake method')) say('polling: a handshake that is not a GET: {"code":2,"message":"Bad handshake method"}');
       return probs;
     }
     if (!(j && j.error && typeof j.error.code === 'string' && typeof j.error.message === 'string')) say(`not {"error":{"code","message"}}`);
@@ -698,6 +701,9 @@ function checkBody(c, r) {
     case 'static-root':
     case 'static-file':
       if (r.bodyText !== INDEX_HTML) say('not index.html');
+      break;
+    case 'sio-polling':
+      if (c.method === 'GET' && !/^0\{"sid":"[A-Za-z0-9_-]{20}","upgrades":\["websocket"\],/.test(r.bodyText)) say('GET: want the Engine.IO open packet');
       break;
     case 'metrics':
       if (!/^# (TYPE|HELP) coordhub_/m.test(r.bodyText) && !/^coordhub_/m.test(r.bodyText)) say('not Prometheus text');
