@@ -210,21 +210,26 @@ gw__poll_body_done(gw_t *gw, gw_conn_t *h)
     gw_conn_t *s = h->poll.session;
     int code;
 
-    if (h->poll.what != GW_POLL_POST || s == NULL)
+    if (h->poll.what != GW_POLL_POST)
         return 0;
     h->poll.session = NULL;
     h->poll.what = GW_POLL_NONE;
-    s->ws.sio.post = NULL;
+    if (s != NULL)
+        s->ws.sio.post = NULL;
+    if (s == NULL || s->ws.close_code) { /* closed while its body was read */
+        gw__poll_reset(gw, h);
+        refuse(h, ERR_SID);
+        return 0;
+    }
     if (h->poll.len < h->poll.cap) {
+        gw__poll_reset(gw, h);
         refuse(h, ERR_BAD); /* shorter than its Content-Length */
         return 0;
     }
     gw__conn_alive(gw, s);
     code = h->poll.len > 0 ? receive_payload(gw, s, h->poll.body, h->poll.len)
                            : LWS_CLOSE_STATUS_PROTOCOL_ERR; /* an empty payload */
-    free(h->poll.body);
-    h->poll.body = NULL;
-    h->poll.len = h->poll.cap = 0;
+    gw__poll_reset(gw, h);
     if (code == LWS_CLOSE_STATUS_NORMAL) {
         /* the client's close packet: a GET waiting gets a noop */
         gw__out_retire(s);

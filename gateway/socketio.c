@@ -272,6 +272,8 @@ probe(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
 {
     gw_conn_t *s = c->ws.sio.upgrade;
 
+    if (s->ws.close_code)
+        return LWS_CLOSE_STATUS_NORMAL; /* the session closed: nothing to upgrade */
     if (p->eio == WIRE_EIO_PING && !c->ws.sio.probed && p->data_len == 5 &&
         memcmp(p->data, "probe", 5) == 0) {
         gw__out_text(gw, c, "3probe", 6);

@@ -1617,3 +1617,182 @@ export function rawHttp(port, head, body = Buffer.alloc(0), { timeoutMs = 10000 
     });
   });
 }
+
+// ---------------------------------------------------------------- nginx
+// (added for socketio-nginx.test.mjs; nothing above depends on it)
+
+export const NGINX_BIN = process.env.NGINX_BIN || '/usr/sbin/nginx';
+
+// Why nginx cannot run here (a sentence for a test's `skip`), or null.
+export function nginxMissing() {
+  try {
+    fs.accessSync(NGINX_BIN, fs.constants.X_OK);
+    return null;
+  } catch {
+    return `nginx not installed (no executable ${NGINX_BIN}; Debian: apt-get install nginx, or set NGINX_BIN)`;
+  }
+}
+
+// The uid/gid nginx runs as when this process is root: nobody's.
+function unprivilegedIds() {
+  let uid = 65534;
+  let gid = 65534;
+  try {
+    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+    if (line) [uid, gid] = line.split(':').slice(2, 4).map(Number);
+  } catch {
+    /* the usual ids */
+  }
+  return { uid, gid };
+}
+
+// True when every directory above `dir` can be entered by anyone.
+function worldTraversable(dir) {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+
+// Starts nginx in the foreground (`nginx -p DIR -c DIR/nginx.conf -g
+// 'daemon off;'`), never as root (as root, this process starts it as
+// nobody), on a free loopback port, with the configuration rendered from
+// `template` (a file under fixtures/, or an absolute path): {{PORT}},
+// {{PREFIX}} (its directory: pid, temp paths, logs), {{SERVERS}} (one
+// `server 127.0.0.1:PORT;` line per entry of `upstreams`, a hub or a port),
+// {{BALANCE}} (`balance`; '' for round robin) and any of `vars`. Waits until
+// its worker answers HTTP. The process is killed by cleanupAll() like every
+// other. Returns {port, url, pid, proc, dir, conf, stderr(), accessLog(),
+// dumpLogs(title), stop()}.
+export async function startNginx({
+  upstreams,
+  template = 'nginx-sticky.conf.tmpl',
+  balance = 'hash $remote_addr consistent;',
+  vars = {},
+  readyTimeoutMs = 10000,
+} = {}) {
+  const missing = nginxMissing();
+  if (missing) throw new Error(missing);
+  if (!Array.isArray(upstreams) || upstreams.length === 0) throw new Error('startNginx: no upstreams');
+  const tmplPath = path.isAbsolute(template) ? template : path.join(here, 'fixtures', template);
+  const tmpl = fs.readFileSync(tmplPath, 'utf8');
+  const root = process.getuid?.() === 0;
+  const ids = root ? unprivilegedIds() : null;
+  // As nobody, nginx must be able to reach its directory.
+  let dir = makeTmpDir('nginx-');
+  if (root && !worldTraversable(dir)) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coordhub-nginx-'));
+  }
+  tmpDirs.add(dir);
+  if (root) fs.chownSync(dir, ids.uid, ids.gid);
+  const conf = path.join(dir, 'nginx.conf');
+  const servers = upstreams.map((u) => `        server 127.0.0.1:${typeof u === 'number' ? u : u.port};`).join('\n');
+
+  let port;
+  let proc = null;
+  let err = '';
+  const spawnOnce = async () => {
+    port = await freePort();
+    const values = { PORT: port, PREFIX: dir, SERVERS: servers, BALANCE: balance, ...vars };
+    const text = tmpl.replace(/\{\{([A-Z0-9_]+)\}\}/g, (m, k) => {
+      if (!(k in values)) throw new Error(`startNginx: ${tmplPath} uses {{${k}}}, which has no value`);
+      return String(values[k]);
+    });
+    fs.writeFileSync(conf, text, { mode: 0o644 });
+    err = '';
+    const p = spawn(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: dir,
+      // a process group of its own: the workers die with the master
+      detached: true,
+      ...(root ? { uid: ids.uid, gid: ids.gid } : {}),
+    });
+    // Every kill (cleanupAll's and the exit backstop's included) goes to
+    // the whole group: a worker whose master is SIGKILLed would otherwise
+    // live on, holding the port.
+    const rawKill = p.kill.bind(p);
+    p.kill = (sig = 'SIGTERM') => {
+      try {
+        process.kill(-p.pid, sig);
+        return true;
+      } catch {
+        return rawKill(sig);
+      }
+    };
+    trackProc(p);
+    const onOut = (d) => {
+      err += d.toString();
+      if (err.length > 1 << 20) err = err.slice(-(1 << 19));
+    };
+    p.stdout.on('data', onOut);
+    p.stderr.on('data', onOut);
+    p.on('error', (e) => {
+      err += `spawn error: ${e.message}\n`;
+    });
+    proc = p;
+    await waitUntil(
+      async () => {
+        if (p.exitCode !== null || p.signalCode !== null) {
+          throw Object.assign(new Error(`nginx exited (${p.exitCode ?? p.signalCode}): ${err.slice(-2000)}`), {
+            fatal: true,
+          });
+        }
+        const r = await httpGet(`http://127.0.0.1:${port}/__nginx_ready`, { timeoutMs: 1000 });
+        return r.status > 0; // any answer: its worker is serving
+      },
+      { timeoutMs: readyTimeoutMs, intervalMs: 50, what: `nginx on port ${port} to answer HTTP` },
+    ).catch(async (e) => {
+      await killAndWait(p);
+      throw e;
+    });
+  };
+  // The free port can be taken between probing and binding: try a few.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await spawnOnce();
+      break;
+    } catch (e) {
+      if (attempt >= 2 || !/in use|bind\(\)/i.test(err)) throw e;
+    }
+  }
+
+  const accessLog = () => {
+    try {
+      return fs.readFileSync(path.join(dir, 'access.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return {
+    get port() {
+      return port;
+    },
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    get pid() {
+      return proc.pid;
+    },
+    proc,
+    dir,
+    conf,
+    stderr: () => err,
+    accessLog,
+    // The tails of its error output and access log, on stderr.
+    dumpLogs(title, maxLines = 60) {
+      const tail = (s) => s.split('\n').slice(-maxLines).join('\n');
+      process.stderr.write(
+        `\n----- nginx pid ${proc.pid} port ${port} after failure of "${title}": stderr -----\n${tail(err)}\n` +
+          `----- nginx access log, last ${maxLines} lines -----\n${tail(accessLog())}\n----- end of nginx logs -----\n`,
+      );
+    },
+    // SIGQUIT (graceful), then SIGKILL after `ms`.
+    async stop(ms = 5000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const done = exitPromise(proc);
+      proc.kill('SIGQUIT');
+      await withTimeout(done, ms, 'nginx to stop').catch(() => killAndWait(proc));
+    },
+  };
+}
