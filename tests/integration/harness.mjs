@@ -1787,11 +1787,12 @@ export async function startNginx({
           `----- nginx access log, last ${maxLines} lines -----\n${tail(accessLog())}\n----- end of nginx logs -----\n`,
       );
     },
-    // SIGQUIT (graceful), then SIGKILL after `ms`.
+    // SIGTERM (nginx's fast shutdown: the master stops its workers and
+    // waits for them), then SIGKILL to the group after `ms`.
     async stop(ms = 5000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const done = exitPromise(proc);
-      proc.kill('SIGQUIT');
+      proc.kill('SIGTERM');
       await withTimeout(done, ms, 'nginx to stop').catch(() => killAndWait(proc));
     },
   };
