@@ -100,8 +100,8 @@ gw__conn_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
     memcpy(ts->sid, fs->sid, sizeof ts->sid);
     memcpy(ts->sio_sid, fs->sio_sid, sizeof ts->sio_sid);
     ts->pong_due = fs->pong_due;
-    ts->deadline = fs->deadline;
-    ts->connect_deadline = fs->connect_deadline;
+    gw__sched_replace(&fs->beat, &ts->beat);
+    gw__sched_replace(&fs->connect, &ts->connect);
     ts->have_claims = fs->have_claims;
     ts->connected = fs->connected;
     fs->upgrade = ts->upgrade = NULL;
@@ -117,6 +117,8 @@ gw__conn_closed(gw_t *gw, gw_conn_t *c)
     if (c->kind != GW_CONN_WS)
         return;
     unlink_upgrade(c);
+    gw__sched_cancel(&c->ws.sio.beat);
+    gw__sched_cancel(&c->ws.sio.connect);
     if (c->ws.sio.polling) {
         util_htable_remove(&gw->sessions, &c->ws.sio.node);
         gw->npolling--;

@@ -12,6 +12,7 @@
 #include "liveness.h"
 #include "polling.h"
 #include "protocol.h"
+#include "socketio.h"
 #include "router.h"
 #include "writer.h"
 
@@ -189,6 +190,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->shutdown_timer.data = gw;
     gw__out_init(gw);
     gw__liveness_init(gw);
+    gw__sio_init(gw);
     gw__poll_init(gw);
 
     memset(&info, 0, sizeof info);
@@ -235,6 +237,7 @@ fail:
     uv_close((uv_handle_t *)&gw->wake, NULL);
     uv_close((uv_handle_t *)&gw->sweep, NULL);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
+    uv_close((uv_handle_t *)&gw->sio_timer, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
     free_origins(gw->cors_origins);
@@ -259,6 +262,7 @@ finish_shutdown(gw_t *gw)
     uv_close((uv_handle_t *)&gw->sweep, NULL);
     gw__poll_free_all(gw);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
+    uv_close((uv_handle_t *)&gw->sio_timer, NULL);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */

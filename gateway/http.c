@@ -132,7 +132,12 @@ add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
                                     (const unsigned char *)methods, sizeof methods - 1, p, end))
         return 1;
+#if defined(LWS_WITH_HTTP_UNCOMMON_HEADERS) || defined(LWS_HTTP_HEADERS_ALL)
+    /* a header lws knows by name is not kept for the custom lookup */
+    n = lws_hdr_copy(wsi, req, sizeof req, WSI_TOKEN_HTTP_AC_REQUEST_HEADERS);
+#else
     n = lws_hdr_custom_copy(wsi, req, sizeof req, "access-control-request-headers:", 31);
+#endif
     if (n > 0 && lws_add_http_header_by_name(
                      wsi, (const unsigned char *)"access-control-allow-headers:",
                      (const unsigned char *)req, n, p, end))

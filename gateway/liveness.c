@@ -7,11 +7,10 @@
  * answer within ws_idle_drop_ms is dropped (a peer that vanished, a
  * half-open connection stuck in the middle of a frame). Every WebSocket
  * client answers pings by itself. Socket.IO connections also get
- * Engine.IO's pings, on their own schedule (socketio.c).
+ * Engine.IO's pings, on their own timer (socketio.c).
  */
 #include "liveness.h"
 
-#include "socketio.h"
 #include "writer.h"
 
 #include <string.h>
@@ -30,10 +29,8 @@ on_sweep(uv_timer_t *t)
         next = c->ws.next; /* a drop below unlinks c, and only c */
         if (c->ws.close_code || c->ws.idle_dropped)
             continue;
-        if (c->ws.framing == GW_FRAMING_SIO)
-            gw__sio_sweep(gw, c, now);
-        if (c->wsi == NULL || c->ws.close_code)
-            continue; /* a polling session (Engine.IO's pings only), or closed by them */
+        if (c->wsi == NULL)
+            continue; /* a polling session: Engine.IO's pings only (socketio.c) */
         if (c->ws.ping_sent != 0) {
             if (now - c->ws.ping_sent >= gw->ws_idle_drop_ms) {
                 /* It cannot take a close frame either: close it, once.
@@ -64,10 +61,7 @@ on_sweep(uv_timer_t *t)
 void
 gw__liveness_init(gw_t *gw)
 {
-    /* often enough for the shortest Socket.IO interval (tests use 300 ms) */
-    uint64_t period = gw->sio_ping_interval_ms / 4;
-    if (gw->ws_idle_ping_ms / 4 < period)
-        period = gw->ws_idle_ping_ms / 4;
+    uint64_t period = gw->ws_idle_ping_ms / 4;
     if (gw->ws_idle_drop_ms / 4 < period)
         period = gw->ws_idle_drop_ms / 4;
     if (period > 1000)

@@ -75,6 +75,85 @@ gw__sio_upgrade_of(gw_t *gw, struct lws *wsi, gw_conn_t **s)
     return upgrade_session(gw, wsi, s);
 }
 
+static void on_schedule(uv_timer_t *t);
+
+/* Arms the timer at the earliest deadline of the three lists. */
+static void
+arm(gw_t *gw)
+{
+    uint64_t at = UINT64_MAX, now = uv_now(gw->loop);
+    gw_slist_t *lists[3] = {&gw->sio_ping, &gw->sio_pong, &gw->sio_connect};
+
+    if (gw->timers_closed)
+        return;
+    for (int i = 0; i < 3; i++)
+        if (lists[i]->head != NULL && lists[i]->head->at < at)
+            at = lists[i]->head->at;
+    if (at == UINT64_MAX)
+        uv_timer_stop(&gw->sio_timer);
+    else
+        uv_timer_start(&gw->sio_timer, on_schedule, at > now ? at - now : 0, 0);
+}
+
+/* Puts `n` on `l` at now + `ms`, rearming the timer when it becomes the
+ * earliest deadline. */
+static void
+schedule(gw_t *gw, gw_slist_t *l, gw_snode_t *n, unsigned ms)
+{
+    uint64_t at = uv_now(gw->loop) + ms;
+    int earliest = uv_is_active((uv_handle_t *)&gw->sio_timer) == 0 ||
+                   at < uv_now(gw->loop) + uv_timer_get_due_in(&gw->sio_timer);
+
+    gw__sched_put(l, n, at);
+    if (earliest || n->prev == NULL)
+        arm(gw);
+}
+
+#define CONN_OF(node, field) UTIL_CONTAINER_OF(node, gw_conn_t, ws.sio.field)
+
+/* The deadlines that have come, in order: a ping due, a pong not answered
+ * within pingTimeout, a CONNECT not sent within the connect timeout. */
+static void
+on_schedule(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+    uint64_t now = uv_now(gw->loop);
+    gw_snode_t *n;
+
+    while ((n = gw__sched_due(&gw->sio_connect, now)) != NULL) {
+        gw_conn_t *c = CONN_OF(n, connect);
+        gw__sched_cancel(n);
+        LOG_DEBUG("gw", "socket.io client %s never connected", c->ws.sio.sid);
+        gw__sched_cancel(&c->ws.sio.beat);
+        gw__out_close(c, LWS_CLOSE_STATUS_NORMAL);
+    }
+    while ((n = gw__sched_due(&gw->sio_pong, now)) != NULL) {
+        /* no pong within pingTimeout: the peer is gone or not Engine.IO */
+        gw_conn_t *c = CONN_OF(n, beat);
+        gw__sched_cancel(n);
+        LOG_DEBUG("gw", "socket.io client %s missed its pong", c->ws.sio.sid);
+        gw__out_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    }
+    while ((n = gw__sched_due(&gw->sio_ping, now)) != NULL) {
+        gw_conn_t *c = CONN_OF(n, beat);
+        if (c->ws.close_code) {
+            gw__sched_cancel(n);
+            continue;
+        }
+        gw__out_text(gw, c, "2", 1);
+        c->ws.sio.pong_due = 1;
+        gw__sched_put(&gw->sio_pong, n, now + gw->sio_ping_timeout_ms);
+    }
+    arm(gw);
+}
+
+void
+gw__sio_init(gw_t *gw)
+{
+    uv_timer_init(gw->loop, &gw->sio_timer);
+    gw->sio_timer.data = gw;
+}
+
 void
 gw__sio_open(gw_t *gw, gw_conn_t *c)
 {
@@ -93,33 +172,8 @@ gw__sio_open(gw_t *gw, gw_conn_t *c)
                  c->ws.sio.sid, c->ws.sio.polling ? "\"websocket\"" : "",
                  gw->sio_ping_interval_ms, gw->sio_ping_timeout_ms, gw->max_frame);
     gw__out_text(gw, c, open, (size_t)n);
-    c->ws.sio.deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
-    c->ws.sio.connect_deadline = uv_now(gw->loop) + gw->sio_connect_timeout_ms;
-}
-
-void
-gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now)
-{
-    if (c->ws.sio.upgrade != NULL && !c->ws.sio.polling)
-        return; /* a probe: the session it upgrades keeps the schedule */
-    if (!c->ws.sio.connected && c->ws.sio.connect_deadline != 0 &&
-        now >= c->ws.sio.connect_deadline) {
-        /* no CONNECT within the connect timeout (the reference's 45 s) */
-        LOG_DEBUG("gw", "socket.io client %s never connected", c->ws.sio.sid);
-        gw__out_close(c, LWS_CLOSE_STATUS_NORMAL);
-        return;
-    }
-    if (now < c->ws.sio.deadline)
-        return;
-    if (c->ws.sio.pong_due) {
-        /* no pong within pingTimeout: the peer is gone or not Engine.IO */
-        LOG_DEBUG("gw", "socket.io client %s missed its pong", c->ws.sio.sid);
-        gw__out_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
-        return;
-    }
-    gw__out_text(gw, c, "2", 1);
-    c->ws.sio.pong_due = 1;
-    c->ws.sio.deadline = now + gw->sio_ping_timeout_ms;
+    schedule(gw, &gw->sio_ping, &c->ws.sio.beat, gw->sio_ping_interval_ms);
+    schedule(gw, &gw->sio_connect, &c->ws.sio.connect, gw->sio_connect_timeout_ms);
 }
 
 static void
@@ -171,7 +225,7 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     }
     gw__conn_enter(gw, c, &claims);
     c->ws.sio.connected = 1;
-    c->ws.sio.connect_deadline = 0;
+    gw__sched_cancel(&c->ws.sio.connect);
     n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->ws.sio.sio_sid);
     gw__out_text(gw, c, reply, (size_t)n);
     return 0;
@@ -301,8 +355,9 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
     switch (p.eio) {
     case WIRE_EIO_PONG:
         if (c->ws.sio.pong_due) {
+            /* the next ping pingInterval after this pong, as the reference */
             c->ws.sio.pong_due = 0;
-            c->ws.sio.deadline = uv_now(gw->loop) + gw->sio_ping_interval_ms;
+            schedule(gw, &gw->sio_ping, &c->ws.sio.beat, gw->sio_ping_interval_ms);
         }
         return 0;
     case WIRE_EIO_PING: {

@@ -20,8 +20,10 @@ int gw__sio_upgrade_of(gw_t *gw, struct lws *wsi, gw_conn_t **s);
 void gw__sio_open(gw_t *gw, gw_conn_t *c);
 /* One complete inbound message: 0, or a WebSocket close code. */
 int gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);
-/* The ping schedule (liveness.c calls it every sweep): a ping when due, a
- * close (1008) when the last one went unanswered for pingTimeout. */
-void gw__sio_sweep(gw_t *gw, gw_conn_t *c, uint64_t now);
+/* Starts Engine.IO's schedule (its timer closes with the gateway): a ping
+ * pingInterval after the open or the last pong, a close (1008) when one
+ * goes unanswered for pingTimeout, a close (1000) when no CONNECT came
+ * within the connect timeout; each exactly at its deadline. */
+void gw__sio_init(gw_t *gw);
 
 #endif

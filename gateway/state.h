@@ -13,6 +13,7 @@
 #include "locks.h"
 #include "reserve.h"
 #include "rooms.h"
+#include "deadline.h"
 #include "throttle.h"
 #include "util.h"
 #include "wire.h"
@@ -115,9 +116,9 @@ typedef struct gw_pollreq {
 /* The Socket.IO framing's own part (socketio.c), whatever the Engine.IO
  * transport; the polling transport's own fields (polling.c) at the end. */
 typedef struct gw_sio {
-    int pong_due;      /* a ping is out and unanswered */
-    uint64_t deadline; /* next ping, or (pong due) the pong's deadline, loop ms */
-    uint64_t connect_deadline; /* no CONNECT by then: closed; 0 once connected */
+    int pong_due;       /* a ping is out and unanswered */
+    gw_snode_t beat;    /* on gw->sio_ping (the next ping) or, pong due, gw->sio_pong */
+    gw_snode_t connect; /* on gw->sio_connect until CONNECT: closed at its deadline */
     int have_claims;   /* a valid ?token= was given with the upgrade */
     int connected;     /* CONNECT on "/" answered; DISCONNECT clears it */
     char sid[24];      /* Engine.IO's session id */
@@ -227,7 +228,12 @@ struct gw {
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
     unsigned char *scratch; /* GW_SCRATCH bytes */
     uint64_t iterations;    /* loop iterations seen by the flush check */
-    uv_timer_t sweep;       /* liveness: Socket.IO pings, idle pings, dead peers */
+    uv_timer_t sweep;       /* liveness: idle pings, dead peers */
+    /* Engine.IO's schedule (socketio.c): three deadline lists, each of one
+     * fixed duration (so sorted by construction), and one timer at the
+     * earliest of their heads */
+    gw_slist_t sio_ping, sio_pong, sio_connect;
+    uv_timer_t sio_timer;
 
     gw_throttle_t reserve_throttle;
     uv_timer_t reserve_timer;
