@@ -16,128 +16,13 @@ import {
   rssSampler,
   startHub,
   startRedis,
-  test as harnessTest,
   userId,
   waitUntil,
   withTimeout,
 } from './harness.mjs';
+import { SioClient, liveSio, sioTest as test } from './sioclient.mjs';
 
-// ---------------------------------------------------------------- Socket.IO client wrapper
-
-const liveSio = new Set(); // SioClient
-
-// A socket.io-client socket whose events are recorded, awaitable with a
-// deadline (as in socketio.test.mjs).
-class SioClient {
-  constructor(socket) {
-    this.socket = socket;
-    this.events = []; // {name, args, at}
-    this.connects = 0;
-    this.disconnects = []; // reasons
-    this.connectErrors = [];
-    this.waiters = new Set();
-    socket.onAny((name, ...args) => {
-      this.events.push({ name, args, at: Date.now() });
-      this._poke();
-    });
-    socket.on('connect', () => {
-      this.connects++;
-      this._poke();
-    });
-    socket.on('disconnect', (reason) => {
-      this.disconnects.push(reason);
-      this._poke();
-    });
-    socket.on('connect_error', (err) => {
-      this.connectErrors.push(err);
-      this._poke();
-    });
-    liveSio.add(this);
-  }
-
-  get engine() {
-    return this.socket.io.engine;
-  }
-
-  _poke() {
-    for (const w of [...this.waiters]) w();
-  }
-
-  // Resolves with the value of `fn()` once truthy (re-checked on every
-  // socket event, and on poke()); rejects after `timeoutMs` naming `what`.
-  until(fn, timeoutMs, what) {
-    const v = fn();
-    if (v) return Promise.resolve(v);
-    return new Promise((resolve, reject) => {
-      const w = () => {
-        const r = fn();
-        if (r) {
-          done();
-          resolve(r);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.summary()}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(w);
-      };
-      this.waiters.add(w);
-    });
-  }
-
-  async connected(timeoutMs = 10000) {
-    const seenErrors = this.connectErrors.length;
-    const r = await this.until(
-      () => (this.socket.connected ? 'ok' : this.connectErrors.length > seenErrors ? 'err' : null),
-      timeoutMs,
-      'connect',
-    );
-    if (r === 'err') {
-      const e = this.connectErrors.at(-1);
-      throw new Error(`connect_error instead of connect: ${e.message} ${JSON.stringify(e.data)}`);
-    }
-  }
-
-  count(name, since = 0) {
-    return this.events.slice(since).filter((e) => e.name === name).length;
-  }
-
-  mark() {
-    return this.events.length;
-  }
-
-  // The args of the first event `name` at index >= since matching pred.
-  async waitEvent(name, timeoutMs = 5000, pred = () => true, since = 0) {
-    const e = await this.until(
-      () => this.events.slice(since).find((x) => x.name === name && pred(...x.args)),
-      timeoutMs,
-      `event "${name}"`,
-    );
-    return e.args;
-  }
-
-  async waitDisconnect(timeoutMs = 5000, since = 0) {
-    return this.until(() => this.disconnects[since], timeoutMs, 'disconnect');
-  }
-
-  ack(event, arg, timeoutMs = 5000) {
-    return this.socket.timeout(timeoutMs).emitWithAck(event, arg);
-  }
-
-  close() {
-    this.socket.disconnect();
-    this.socket.io.engine?.close();
-    liveSio.delete(this);
-  }
-
-  summary() {
-    const tail = this.events.slice(-8).map((e) => `${e.name}${JSON.stringify(e.args).slice(0, 120)}`);
-    return `transport=${this.socket.io.engine?.transport?.name} connected=${this.socket.connected} connects=${this.connects} disconnects=${JSON.stringify(this.disconnects)} connect_errors=${JSON.stringify(this.connectErrors.map((e) => e.message))} last events: ${JSON.stringify(tail)}`;
-  }
-}
+// ---------------------------------------------------------------- Socket.IO clients (sioclient.mjs)
 
 // A socket.io-client socket on `hub` (connecting when returned), polling
 // only unless told otherwise. No reconnection: a failure must not be hidden
@@ -154,27 +39,6 @@ async function sioConnect(hub, sub, roles = [], opts = {}) {
   return c;
 }
 
-function closeAllSio() {
-  for (const c of [...liveSio]) {
-    try {
-      c.close();
-    } catch {
-      /* best effort */
-    }
-  }
-  liveSio.clear();
-}
-
-function test(name, fn) {
-  return harnessTest(name, async (t) => {
-    try {
-      return await fn(t);
-    } finally {
-      closeAllSio();
-    }
-  });
-}
-after(closeAllSio);
 
 // ---------------------------------------------------------------- raw polling
 

@@ -13,144 +13,13 @@ import {
   sleep,
   startHub,
   startRedis,
-  test as harnessTest,
   userId,
   waitUntil,
   withTimeout,
 } from './harness.mjs';
+import { SioClient, liveSio, sioTest as test } from './sioclient.mjs';
 
 // ---------------------------------------------------------------- helpers
-
-const liveSio = new Set(); // SioClient
-
-// A socket.io-client socket whose events are recorded, awaitable with a
-// deadline like the harness's WsClient.
-class SioClient {
-  constructor(socket) {
-    this.socket = socket;
-    this.events = []; // {name, args, at}
-    this.connects = 0;
-    this.disconnects = []; // reasons
-    this.connectErrors = [];
-    this.waiters = new Set();
-    socket.onAny((name, ...args) => {
-      this.events.push({ name, args, at: Date.now() });
-      this._poke();
-    });
-    socket.on('connect', () => {
-      this.connects++;
-      this._poke();
-    });
-    socket.on('disconnect', (reason) => {
-      this.disconnects.push(reason);
-      this._poke();
-    });
-    socket.on('connect_error', (err) => {
-      this.connectErrors.push(err);
-      this._poke();
-    });
-    liveSio.add(this);
-  }
-
-  _poke() {
-    for (const w of this.waiters) w();
-  }
-
-  // Resolves with the value of `fn()` once truthy (re-checked on every
-  // socket event); rejects after `timeoutMs` naming `what`.
-  until(fn, timeoutMs, what) {
-    const v = fn();
-    if (v) return Promise.resolve(v);
-    return new Promise((resolve, reject) => {
-      const w = () => {
-        const r = fn();
-        if (r) {
-          done();
-          resolve(r);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.summary()}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(w);
-      };
-      this.waiters.add(w);
-    });
-  }
-
-  // Waits for 'connect'; a connect_error rejects at once.
-  async connected(timeoutMs = 5000) {
-    const seenErrors = this.connectErrors.length;
-    const r = await this.until(
-      () => (this.socket.connected ? 'ok' : this.connectErrors.length > seenErrors ? 'err' : null),
-      timeoutMs,
-      'connect',
-    );
-    if (r === 'err') {
-      const e = this.connectErrors.at(-1);
-      throw new Error(`connect_error instead of connect: ${e.message} ${JSON.stringify(e.data)}`);
-    }
-  }
-
-  // Waits for a connect_error and returns it; a connect rejects at once.
-  async connectError(timeoutMs = 5000) {
-    const r = await this.until(
-      () => (this.connectErrors.length ? 'err' : this.socket.connected ? 'connected' : null),
-      timeoutMs,
-      'connect_error',
-    );
-    if (r === 'connected') throw new Error('connected, expected a connect_error');
-    return this.connectErrors[0];
-  }
-
-  count(name, since = 0) {
-    return this.events.slice(since).filter((e) => e.name === name).length;
-  }
-
-  mark() {
-    return this.events.length;
-  }
-
-  // The args of the first event `name` at index >= since matching pred.
-  async waitEvent(name, timeoutMs = 5000, pred = () => true, since = 0) {
-    const e = await this.until(
-      () => this.events.slice(since).find((x) => x.name === name && pred(...x.args)),
-      timeoutMs,
-      `event "${name}"`,
-    );
-    return e.args;
-  }
-
-  // Fails early if an event matching appears within `ms` (from `since`).
-  async expectNone(pred, ms = 500, { since = 0, what = 'unexpected event' } = {}) {
-    const find = () => this.events.slice(since).find((e) => pred(e.name, ...e.args));
-    const hit = await this.until(find, ms, what).catch(() => null);
-    if (hit) throw new Error(`${what}: got ${hit.name} ${JSON.stringify(hit.args).slice(0, 400)}`);
-  }
-
-  async waitDisconnect(timeoutMs = 5000, since = 0) {
-    return this.until(() => this.disconnects[since], timeoutMs, 'disconnect');
-  }
-
-  // emit with an acknowledgement; resolves with the ack's first argument.
-  ack(event, arg, timeoutMs = 5000) {
-    return this.socket.timeout(timeoutMs).emitWithAck(event, arg);
-  }
-
-  close() {
-    this.socket.disconnect();
-    this.socket.io.engine?.close();
-    liveSio.delete(this);
-  }
-
-  summary() {
-    const tail = this.events.slice(-8).map((e) => `${e.name}${JSON.stringify(e.args).slice(0, 120)}`);
-    return `connected=${this.socket.connected} connects=${this.connects} disconnects=${JSON.stringify(this.disconnects)} connect_errors=${JSON.stringify(this.connectErrors.map((e) => e.message))} last events: ${JSON.stringify(tail)}`;
-  }
-}
 
 // A socket.io-client socket on `hub` (not yet connected when returned).
 // Reconnection is off unless asked for: a test that expects a failure must
@@ -169,29 +38,8 @@ async function sioConnect(hub, sub, roles = [], opts = {}) {
   return c;
 }
 
-function closeAllSio() {
-  for (const c of [...liveSio]) {
-    try {
-      c.close();
-    } catch {
-      /* best effort */
-    }
-  }
-  liveSio.clear();
-}
 
-// Tests close their Socket.IO sockets on the way out, pass or fail, so a
-// reconnecting client never outlives its test (or keeps node running).
-function test(name, fn) {
-  return harnessTest(name, async (t) => {
-    try {
-      return await fn(t);
-    } finally {
-      closeAllSio();
-    }
-  });
-}
-after(closeAllSio);
+
 
 // A frame as text: WsClient parses frames as JSON ("2", "40" parse as
 // numbers), so go back to the wire text.

@@ -1,0 +1,164 @@
+// The Socket.IO test files' client wrapper: a socket.io-client socket whose
+// events, connects, disconnects and connect_errors are recorded and can be
+// awaited with a deadline, like the harness's WsClient; and the set of live
+// ones, closed after each test (sioTest) so that a reconnecting client never
+// outlives its test or keeps node running.
+import { after } from 'node:test';
+import { test as harnessTest } from './harness.mjs';
+
+export const liveSio = new Set(); // SioClient
+
+export class SioClient {
+  constructor(socket) {
+    this.socket = socket;
+    this.events = []; // {name, args, at}
+    this.connects = 0;
+    this.disconnects = []; // reasons
+    this.connectErrors = [];
+    this.waiters = new Set();
+    socket.onAny((name, ...args) => {
+      this.events.push({ name, args, at: Date.now() });
+      this._poke();
+    });
+    socket.on('connect', () => {
+      this.connects++;
+      this._poke();
+    });
+    socket.on('disconnect', (reason) => {
+      this.disconnects.push(reason);
+      this._poke();
+    });
+    socket.on('connect_error', (err) => {
+      this.connectErrors.push(err);
+      this._poke();
+    });
+    liveSio.add(this);
+  }
+
+  get engine() {
+    return this.socket.io.engine;
+  }
+
+  _poke() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  // Resolves with the value of `fn()` once truthy (re-checked on every
+  // socket event, and on poke()); rejects after `timeoutMs` naming `what`.
+  until(fn, timeoutMs, what) {
+    const v = fn();
+    if (v) return Promise.resolve(v);
+    return new Promise((resolve, reject) => {
+      const w = () => {
+        const r = fn();
+        if (r) {
+          done();
+          resolve(r);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.summary()}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+      };
+      this.waiters.add(w);
+    });
+  }
+
+  async connected(timeoutMs = 10000) {
+    const seenErrors = this.connectErrors.length;
+    const r = await this.until(
+      () => (this.socket.connected ? 'ok' : this.connectErrors.length > seenErrors ? 'err' : null),
+      timeoutMs,
+      'connect',
+    );
+    if (r === 'err') {
+      const e = this.connectErrors.at(-1);
+      throw new Error(`connect_error instead of connect: ${e.message} ${JSON.stringify(e.data)}`);
+    }
+  }
+
+  // Waits for a connect_error and returns it; a connect rejects at once.
+  async connectError(timeoutMs = 5000) {
+    const r = await this.until(
+      () => (this.connectErrors.length ? 'err' : this.socket.connected ? 'connected' : null),
+      timeoutMs,
+      'connect_error',
+    );
+    if (r === 'connected') throw new Error('connected, expected a connect_error');
+    return this.connectErrors[0];
+  }
+
+  count(name, since = 0) {
+    return this.events.slice(since).filter((e) => e.name === name).length;
+  }
+
+  mark() {
+    return this.events.length;
+  }
+
+  // The args of the first event `name` at index >= since matching pred.
+  async waitEvent(name, timeoutMs = 5000, pred = () => true, since = 0) {
+    const e = await this.until(
+      () => this.events.slice(since).find((x) => x.name === name && pred(...x.args)),
+      timeoutMs,
+      `event "${name}"`,
+    );
+    return e.args;
+  }
+
+  // Fails early if an event matching appears within `ms` (from `since`).
+  async expectNone(pred, ms = 500, { since = 0, what = 'unexpected event' } = {}) {
+    const find = () => this.events.slice(since).find((e) => pred(e.name, ...e.args));
+    const hit = await this.until(find, ms, what).catch(() => null);
+    if (hit) throw new Error(`${what}: got ${hit.name} ${JSON.stringify(hit.args).slice(0, 400)}`);
+  }
+
+  async waitDisconnect(timeoutMs = 5000, since = 0) {
+    return this.until(() => this.disconnects[since], timeoutMs, 'disconnect');
+  }
+
+  ack(event, arg, timeoutMs = 5000) {
+    return this.socket.timeout(timeoutMs).emitWithAck(event, arg);
+  }
+
+  close() {
+    this.socket.disconnect();
+    this.socket.io.engine?.close();
+    liveSio.delete(this);
+  }
+
+  summary() {
+    const tail = this.events.slice(-8).map((e) => `${e.name}${JSON.stringify(e.args).slice(0, 120)}`);
+    return `transport=${this.socket.io.engine?.transport?.name} connected=${this.socket.connected} connects=${this.connects} disconnects=${JSON.stringify(this.disconnects)} connect_errors=${JSON.stringify(this.connectErrors.map((e) => e.message))} last events: ${JSON.stringify(tail)}`;
+  }
+}
+
+
+export function closeAllSio() {
+  for (const c of [...liveSio]) {
+    try {
+      c.close();
+    } catch {
+      /* best effort */
+    }
+  }
+  liveSio.clear();
+}
+
+// The harness's test(), closing every Socket.IO socket on the way out, pass
+// or fail.
+export function sioTest(name, ...args) {
+  const fn = args.pop();
+  return harnessTest(name, ...args, async (t) => {
+    try {
+      return await fn(t);
+    } finally {
+      closeAllSio();
+    }
+  });
+}
+after(closeAllSio);
