@@ -23,7 +23,7 @@ run_pkgs=(
   redis-server redis-tools curl procps
 )
 test_pkgs=(
-  clang libclang-rt-14-dev valgrind chromium
+  clang libclang-rt-14-dev valgrind chromium nginx
 )
 
 case "$group" in

@@ -29,7 +29,25 @@ export class SioClient {
       this._poke();
     });
     socket.on('connect_error', (err) => {
+      // a refused poll's status is err.description; its body is read now
+      // (the client reuses the request object)
+      err.body = err.context?.responseText;
       this.connectErrors.push(err);
+      this._poke();
+    });
+    // The manager opens a new engine for each (re)connection: `upgrades`
+    // lists, per engine, the transports it upgraded to.
+    this.engines = 0; // engines opened (handshakes that succeeded)
+    this.upgrades = []; // {engine, to}
+    this.upgradeErrors = [];
+    socket.io.on('open', () => {
+      const n = ++this.engines;
+      const engine = socket.io.engine;
+      engine.on('upgrade', (t) => {
+        this.upgrades.push({ engine: n, to: t.name });
+        this._poke();
+      });
+      engine.on('upgradeError', (e) => this.upgradeErrors.push(e.message));
       this._poke();
     });
     liveSio.add(this);
@@ -37,6 +55,22 @@ export class SioClient {
 
   get engine() {
     return this.socket.io.engine;
+  }
+
+  get transport() {
+    return this.socket.io.engine?.transport?.name;
+  }
+
+  // Connected, and (unless polling is all it may use) upgraded to WebSocket
+  // on the engine of this connection.
+  ready(timeoutMs = 10000, { upgrade = true } = {}) {
+    return this.until(
+      () =>
+        this.socket.connected &&
+        (!upgrade || (this.upgrades.some((u) => u.engine === this.engines && u.to === 'websocket') && this.transport === 'websocket')),
+      timeoutMs,
+      upgrade ? 'connect and the upgrade to websocket' : 'connect',
+    );
   }
 
   _poke() {
@@ -133,7 +167,12 @@ export class SioClient {
 
   summary() {
     const tail = this.events.slice(-8).map((e) => `${e.name}${JSON.stringify(e.args).slice(0, 120)}`);
-    return `transport=${this.socket.io.engine?.transport?.name} connected=${this.socket.connected} connects=${this.connects} disconnects=${JSON.stringify(this.disconnects)} connect_errors=${JSON.stringify(this.connectErrors.map((e) => e.message))} last events: ${JSON.stringify(tail)}`;
+    return (
+      `transport=${this.transport} connected=${this.socket.connected} connects=${this.connects} engines=${this.engines} ` +
+      `upgrades=${JSON.stringify(this.upgrades)} upgrade_errors=${JSON.stringify(this.upgradeErrors.slice(-3))} ` +
+      `disconnects=${JSON.stringify(this.disconnects.slice(-5))} connect_errors(${this.connectErrors.length})=` +
+      `${JSON.stringify(this.connectErrors.slice(-3).map((e) => [e.message, e.description, e.body]))} last events: ${JSON.stringify(tail)}`
+    );
   }
 }
 
