@@ -99,6 +99,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_both(op->room);
         } else if (op->op == WIRE_OP_CONFIG_WATCH) {
             check_keys(op);
+        } else if (op->op == WIRE_OP_REFRESH) {
+            FUZZ_CHECK(op->token_len >= 1 && op->token_len <= WIRE_TOKEN_MAX);
+            FUZZ_CHECK(op->token[op->token_len] == '\0');
         } else {
             FUZZ_CHECK(op->op == WIRE_OP_PING);
         }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void
 link_conn(gw_t *gw, gw_conn_t *c)
@@ -133,6 +134,15 @@ gw__conn_closed(gw_t *gw, gw_conn_t *c)
     c->wsi = NULL;
 }
 
+/* When `expiring` is due for a token ending at `exp`: 30 s before, or at
+ * half the remaining lifetime when that is shorter (SPEC §10). */
+static long long
+warn_time(long long exp)
+{
+    long long now = (long long)time(NULL), left = exp - now;
+    return exp - (left / 2 < 30 ? left / 2 : 30);
+}
+
 void
 gw__conn_enter(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
 {
@@ -140,6 +150,7 @@ gw__conn_enter(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
     int n;
 
     c->ws.claims = *claims;
+    c->ws.warn_at = warn_time(claims->exp);
     n = snprintf(room, sizeof room, "user:%s", c->ws.claims.sub);
     gw__rooms_join(gw->rooms, room, (size_t)n, &c->ws.member);
     c->ws.ready = 1;
@@ -157,6 +168,54 @@ gw__conn_alive(gw_t *gw, gw_conn_t *c)
 {
     c->ws.last_rx = uv_now(gw->loop);
     c->ws.ping_sent = 0;
+}
+
+int
+gw__conn_refresh(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
+{
+    enum { MAX_ROOMS = 256 };
+    const char *names[MAX_ROOMS];
+    char left[MAX_ROOMS][WIRE_ROOM_MAX + 1];
+    size_t n, nleft = 0;
+
+    if (strcmp(claims->sub, c->ws.claims.sub) != 0)
+        return UV_EPERM;
+    c->ws.claims = *claims;
+    c->ws.warn_at = warn_time(claims->exp);
+    gw->m.refreshes++;
+    /* the roles are read again: rooms they no longer open are left */
+    n = gw__rooms_names(&c->ws.member, names, MAX_ROOMS);
+    for (size_t i = 0; i < n; i++) {
+        const char *code;
+        if (strncmp(names[i], "config:", 7) == 0 || wire_room_check(claims, names[i], &code) == 0)
+            continue;
+        snprintf(left[nleft++], sizeof left[0], "%s", names[i]);
+    }
+    for (size_t i = 0; i < nleft; i++) {
+        char data[WIRE_ROOM_MAX + 16];
+        int dn = snprintf(data, sizeof data, "{\"room\":\"%s\"}", left[i]);
+        gw__rooms_leave(gw->rooms, left[i], strlen(left[i]), &c->ws.member);
+        gw__out_event(gw, c, "left", data, (size_t)dn);
+    }
+    return 0;
+}
+
+void
+gw__conn_expiry(gw_t *gw, gw_conn_t *c, long long now)
+{
+    char data[48];
+    int n;
+
+    if (!c->ws.ready || c->ws.close_code)
+        return;
+    if (c->ws.claims.exp <= now) {
+        gw->m.expired_closes++;
+        gw__out_close(c, 4001);
+    } else if (c->ws.warn_at != 0 && now >= c->ws.warn_at) {
+        c->ws.warn_at = 0;
+        n = snprintf(data, sizeof data, "{\"exp\":%lld}", c->ws.claims.exp);
+        gw__out_event(gw, c, "expiring", data, (size_t)n);
+    }
 }
 
 int

@@ -32,6 +32,15 @@ void gw__conn_leave_all(gw_t *gw, gw_conn_t *c);
 /* The peer sent data or a PONG: it is alive (liveness.c reads it). */
 void gw__conn_alive(gw_t *gw, gw_conn_t *c);
 
+/* A new token for a live connection (already verified): 0, or UV_EPERM
+ * when its `sub` is not the connection's (the caller closes it, 4003).
+ * Its roles are read again: rooms they no longer open are left, with a
+ * `left` event each; `expiring` is rescheduled for its `exp`. */
+int gw__conn_refresh(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims);
+/* The token's lifetime (liveness.c, each sweep, `now` in unix s): the
+ * `expiring` event when it is due, a close with 4001 at `exp`. Only for a
+ * connection that receives events (its claims are its token's). */
+void gw__conn_expiry(gw_t *gw, gw_conn_t *c, long long now);
 /* The limits of every inbound message, whatever its transport: UTF-8
  * text (1007) within the op rate (1008). 0, or the close code (counted). */
 int gw__conn_inbound(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);

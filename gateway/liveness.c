@@ -11,7 +11,10 @@
  */
 #include "liveness.h"
 
+#include "conn.h"
 #include "writer.h"
+
+#include <time.h>
 
 #include <string.h>
 
@@ -24,10 +27,14 @@ on_sweep(uv_timer_t *t)
     static const unsigned char ping[4] = {0x89, 0x02, 'c', 'h'};
     gw_t *gw = t->data;
     uint64_t now = uv_now(gw->loop);
+    long long now_s = (long long)time(NULL);
 
     for (gw_conn_t *c = gw->conns, *next; c; c = next) {
         next = c->ws.next; /* a drop below unlinks c, and only c */
         if (c->ws.close_code || c->ws.idle_dropped)
+            continue;
+        gw__conn_expiry(gw, c, now_s); /* one compare per connection per sweep */
+        if (c->ws.close_code)
             continue;
         if (c->wsi == NULL)
             continue; /* a polling session: Engine.IO's pings only (socketio.c) */

@@ -114,6 +114,10 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     counter(&b, "coordhub_idle_drops_total",
             "Connections dropped for not answering an idle PING (within 10 s by default).",
             m->idle_drops);
+    counter(&b, "coordhub_token_expired_closes_total",
+            "Connections closed with 4001: their token ended before a refresh.", m->expired_closes);
+    counter(&b, "coordhub_token_refreshes_total", "Tokens refreshed on live connections.",
+            m->refreshes);
     counter(&b, "coordhub_frame_too_large_closes_total", "Connections closed with 1009.",
             m->too_large_closes);
     counter(&b, "coordhub_rate_limited_closes_total", "Connections closed with 1008.",

@@ -1,16 +1,18 @@
 /*
  * gateway/native.c: the native framing of /ws. Every frame is a JSON text
  * frame; the server sends {"event": NAME, "data": VALUE}, the client sends
- * ops ({"op":"join","room":...}, leave, ping, config.watch), parsed by
+ * ops ({"op":"join","room":...}, leave, ping, config.watch, refresh), parsed by
  * wire_client_op_parse and answered here. Events reach the connection from
  * the moment it is open (conn.c, router.c).
  */
 #include "native.h"
 
+#include "auth.h"
 #include "conn.h"
 #include "writer.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,23 @@ gw__native_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         else
             send_room_ack(gw, c, "left", op.room);
         break;
+    case WIRE_OP_REFRESH: {
+        wire_claims_t claims;
+        char data[48];
+        int n;
+        if (gw__auth_token(gw, op.token, op.token_len, &claims) != 0) {
+            send_error(gw, c, "unauthorized", "the new token is not valid");
+            break;
+        }
+        if (gw__conn_refresh(gw, c, &claims) != 0) {
+            send_error(gw, c, "forbidden", "a refresh must keep the token's sub");
+            gw__out_close(c, 4003);
+            break;
+        }
+        n = snprintf(data, sizeof data, "{\"exp\":%lld}", claims.exp);
+        gw__out_event(gw, c, "refreshed", data, (size_t)n);
+        break;
+    }
     case WIRE_OP_CONFIG_WATCH:
         if (gw__conn_watch(gw, c, &op, &code, &msg) != 0)
             send_error(gw, c, code, msg);

@@ -177,6 +177,16 @@ gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m)
         membership_drop(r, m->rooms);
 }
 
+size_t
+gw__rooms_names(const gw_member_t *m, const char **names, size_t max)
+{
+    size_t n = 0;
+
+    for (const struct gw_membership *ms = m->rooms; ms && n < max; ms = ms->mnext)
+        names[n++] = ms->room->name;
+    return n;
+}
+
 void
 gw__rooms_move(gw_member_t *from, gw_member_t *to)
 {

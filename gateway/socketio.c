@@ -272,6 +272,24 @@ answer(gw_t *gw, gw_conn_t *c, long long ack_id, const char *event, const char *
     json_decref(body);
 }
 
+/* A refresh's answer: the ack [{ok:true, exp}], or the event refreshed. */
+static void
+answer_exp(gw_t *gw, gw_conn_t *c, long long ack_id, long long exp)
+{
+    json_t *body;
+
+    if (ack_id >= 0) {
+        char prefix[32];
+        body = json_pack("[{s:b,s:I}]", "ok", 1, "exp", (json_int_t)exp);
+        snprintf(prefix, sizeof prefix, "43%lld", ack_id);
+        send_json_packet(gw, c, prefix, body);
+    } else {
+        body = json_pack("[s,{s:I}]", "refreshed", "exp", (json_int_t)exp);
+        send_json_packet(gw, c, "42", body);
+    }
+    json_decref(body);
+}
+
 static int
 sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
 {
@@ -298,6 +316,20 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
             answer(gw, c, p->ack_id, NULL, NULL, code, msg);
         else
             answer(gw, c, p->ack_id, join ? "joined" : "left", room, NULL, NULL);
+    } else if (strcmp(name, "refresh") == 0) {
+        /* socket.emit("refresh", token, ack): the ack is {ok:true, exp} */
+        json_t *tok = json_array_get(arr, 1);
+        wire_claims_t claims;
+        if (!json_is_string(tok) || json_string_length(tok) > WIRE_TOKEN_MAX) {
+            answer(gw, c, p->ack_id, NULL, NULL, "bad_request", "refresh takes the new token");
+        } else if (gw__auth_token(gw, json_string_value(tok), json_string_length(tok), &claims) != 0) {
+            answer(gw, c, p->ack_id, NULL, NULL, "unauthorized", "the new token is not valid");
+        } else if (gw__conn_refresh(gw, c, &claims) != 0) {
+            json_decref(arr);
+            return 4003; /* another sub: forbidden */
+        } else {
+            answer_exp(gw, c, p->ack_id, claims.exp);
+        }
     } else if (strcmp(name, "config.watch") == 0) {
         /* socket.emit("config.watch", ["k1", "k2"]) or ({keys: [...]}) */
         json_t *arg = json_array_get(arr, 1);
@@ -312,7 +344,7 @@ sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
             answer(gw, c, p->ack_id, "watching", NULL, NULL, NULL);
     } else {
         answer(gw, c, p->ack_id, NULL, NULL, "unknown_op",
-               "events are join, leave, ping and config.watch");
+               "events are join, leave, ping, config.watch and refresh");
     }
     json_decref(arr);
     return 0;

@@ -53,6 +53,8 @@ struct gw_metrics {
     uint64_t protocol_closes;  /* 1002 sent by us (Socket.IO packets that do not parse) */
     uint64_t utf8_closes;      /* 1007: a text message that is not UTF-8 */
     uint64_t auth_failures;    /* refused tokens, every entry point */
+    uint64_t expired_closes;   /* 4001: the token ended on a live connection */
+    uint64_t refreshes;        /* tokens refreshed on a live connection */
     uint64_t ws_accepted;
     uint64_t client_errors; /* error frames sent */
     uint64_t http_requests;
@@ -148,6 +150,7 @@ typedef struct gw_ws {
     int linked;
     gw_conn_t *prev, *next; /* gw->conns */
     uint64_t last_rx;       /* last data or pong from the peer, loop ms */
+    long long warn_at;      /* unix s: `expiring` is sent then (0: sent, or none due) */
 
     /* inbound (ws.c) */
     gw_bucket_t bucket;

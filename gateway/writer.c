@@ -309,6 +309,8 @@ close_text(int code)
     case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: return "message too large";
     case LWS_CLOSE_STATUS_GOINGAWAY: return "hub stopping";
     case 4008: return "slow consumer";
+    case 4001: return "token expired";
+    case 4003: return "forbidden";
     case LWS_CLOSE_STATUS_PROTOCOL_ERR: return "protocol error";
     case LWS_CLOSE_STATUS_INVALID_PAYLOAD: return "text is not UTF-8";
     default: return "";

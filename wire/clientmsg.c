@@ -89,6 +89,20 @@ wire_client_op_parse(const char *buf, size_t len, wire_client_op_t *out, const c
         }
         goto done;
     }
+    if (strcmp(name, "refresh") == 0) {
+        json_t *tok = json_object_get(root, "token");
+        if (!json_is_string(tok) || json_string_length(tok) == 0 ||
+            json_string_length(tok) > WIRE_TOKEN_MAX) {
+            rc = fail(code, msg, "bad_request", "\"token\" must be a string (a JWT)");
+            goto done;
+        }
+        out->op = WIRE_OP_REFRESH;
+        out->token_len = json_string_length(tok);
+        memcpy(out->token, json_string_value(tok), out->token_len);
+        out->token[out->token_len] = '\0';
+        rc = 0;
+        goto done;
+    }
     if (strcmp(name, "join") == 0)
         out->op = WIRE_OP_JOIN;
     else if (strcmp(name, "leave") == 0)

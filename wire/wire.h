@@ -134,7 +134,7 @@ int wire_bot_parse(const char *payload, size_t len, wire_bot_cmd_t *out);
 
 /* ---- native client frames (clientmsg.c) ---- */
 
-enum wire_op { WIRE_OP_JOIN = 1, WIRE_OP_LEAVE, WIRE_OP_PING, WIRE_OP_CONFIG_WATCH };
+enum wire_op { WIRE_OP_JOIN = 1, WIRE_OP_LEAVE, WIRE_OP_PING, WIRE_OP_CONFIG_WATCH, WIRE_OP_REFRESH };
 
 #define WIRE_WATCH_KEYS_MAX 32 /* keys per config.watch */
 #define WIRE_WATCH_KEY_MAX 64
@@ -144,6 +144,8 @@ typedef struct wire_client_op {
     char room[WIRE_ROOM_MAX + 1];                           /* for join/leave */
     char keys[WIRE_WATCH_KEYS_MAX][WIRE_WATCH_KEY_MAX + 1]; /* for config.watch */
     size_t nkeys;
+    char token[WIRE_TOKEN_MAX + 1]; /* for refresh: the new token, not yet verified */
+    size_t token_len;
 } wire_client_op_t;
 
 /* The keys of a config.watch ({"keys": [...]}, or a bare array): 1..32

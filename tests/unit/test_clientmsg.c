@@ -35,6 +35,11 @@ static const op_case_t op_cases[] = {
     {S("{\"op\":\"ping\"}"), NULL, WIRE_OP_PING, NULL},
     {S(" {\"op\":\"ping\",\"extra\":[1,2]} \n"), NULL, WIRE_OP_PING, NULL},
     {S("{\"op\":\"ping\",\"room\":5}"), NULL, WIRE_OP_PING, NULL},
+    /* refresh: the token is copied, not judged (the gateway verifies it) */
+    {S("{\"op\":\"refresh\",\"token\":\"a.b.c\"}"), NULL, WIRE_OP_REFRESH, NULL},
+    ERR("{\"op\":\"refresh\"}", "bad_request"),
+    ERR("{\"op\":\"refresh\",\"token\":\"\"}", "bad_request"),
+    ERR("{\"op\":\"refresh\",\"token\":42}", "bad_request"),
     {S("{\"op\":\"join\",\"room\":\"" R80 "\"}"), NULL, WIRE_OP_JOIN, R80},
     /* the room is copied as given; wire_room_check judges it */
     {S("{\"op\":\"join\",\"room\":\"nowhere\"}"), NULL, WIRE_OP_JOIN, "nowhere"},
