@@ -36,6 +36,8 @@ typedef struct config {
     const char *redis_url;
     const char *mongo_uri;
     const char *jwt_secret;
+    const char *jwt_keys; /* a JSON Web Key Set file, reloaded on SIGHUP */
+    const char *jwt_issuer, *jwt_audience;
     const char *web_root;
     const char *apps; /* comma-separated app ids to watch */
     const char *cors_origins; /* comma-separated origins allowed cross-origin, or "*" */
@@ -50,7 +52,7 @@ typedef struct hub {
     resv_mgr_t *resv;
     cache_t *cache;
     gw_t *gw;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int stopping;
     int exit_code;
     int signals_closed;
@@ -69,7 +71,11 @@ usage(FILE *f)
           "  --redis URL         REDIS_URL            default redis://127.0.0.1:6379/0\n"
           "  --mongo URI         MONGODB_URI          configuration store (default: the Redis\n"
           "                                           hash configuration-store)\n"
-          "  --jwt-secret S      COORDHUB_JWT_SECRET  required: HS256 secret for tokens\n"
+          "  --jwt-secret S      COORDHUB_JWT_SECRET  HMAC secret for tokens (HS256/384/512)\n"
+          "  --jwt-keys FILE     COORDHUB_JWT_KEYS    JSON Web Key Set (oct, RSA, EC keys by kid);\n"
+          "                                           reloaded on SIGHUP. One of the two is required\n"
+          "  --jwt-issuer S      COORDHUB_JWT_ISSUER  tokens must carry iss S\n"
+          "  --jwt-audience S    COORDHUB_JWT_AUDIENCE  tokens must carry aud S\n"
           "  --web-root DIR      COORDHUB_WEB_ROOT    serve static files at /\n"
           "  --log-level L       COORDHUB_LOG_LEVEL   error|warn|info|debug (default info)\n"
           "  --apps ID,ID        COORDHUB_APPS        app ids whose reservations to sweep\n"
@@ -161,6 +167,9 @@ enum {
     OPT_TTL,
     OPT_APPS,
     OPT_CORS,
+    OPT_JWT_KEYS,
+    OPT_JWT_ISS,
+    OPT_JWT_AUD,
     OPT_APP,
     OPT_OWNER,
     OPT_IDS_KEY,
@@ -205,6 +214,9 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"version", no_argument, NULL, OPT_VERSION},
         {"apps", required_argument, NULL, OPT_APPS},
         {"cors-origins", required_argument, NULL, OPT_CORS},
+        {"jwt-keys", required_argument, NULL, OPT_JWT_KEYS},
+        {"jwt-issuer", required_argument, NULL, OPT_JWT_ISS},
+        {"jwt-audience", required_argument, NULL, OPT_JWT_AUD},
         {NULL, 0, NULL, 0},
     };
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
@@ -218,6 +230,9 @@ parse_config(int argc, char **argv, config_t *cfg)
     cfg->web_root = env_or("COORDHUB_WEB_ROOT", NULL);
     cfg->apps = env_or("COORDHUB_APPS", NULL);
     cfg->cors_origins = env_or("COORDHUB_CORS_ORIGINS", NULL);
+    cfg->jwt_keys = env_or("COORDHUB_JWT_KEYS", NULL);
+    cfg->jwt_issuer = env_or("COORDHUB_JWT_ISSUER", NULL);
+    cfg->jwt_audience = env_or("COORDHUB_JWT_AUDIENCE", NULL);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -228,6 +243,9 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_WEBROOT: cfg->web_root = optarg; break;
         case OPT_APPS: cfg->apps = optarg; break;
         case OPT_CORS: cfg->cors_origins = optarg; break;
+        case OPT_JWT_KEYS: cfg->jwt_keys = optarg; break;
+        case OPT_JWT_ISS: cfg->jwt_issuer = optarg; break;
+        case OPT_JWT_AUD: cfg->jwt_audience = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -244,8 +262,9 @@ parse_config(int argc, char **argv, config_t *cfg)
     if (cfg->apps && for_each_app(cfg->apps, NULL, NULL) != 0)
         return fail_usage("bad --apps '%s': want app ids (A-Za-z0-9_-) separated by commas",
                           cfg->apps);
-    if (cfg->jwt_secret == NULL)
-        return fail_usage("%s", "no JWT secret: give --jwt-secret or COORDHUB_JWT_SECRET");
+    if ((cfg->jwt_secret == NULL || cfg->jwt_secret[0] == '\0') && cfg->jwt_keys == NULL)
+        return fail_usage("%s", "no key for tokens: give --jwt-secret (COORDHUB_JWT_SECRET) or "
+                                "--jwt-keys (COORDHUB_JWT_KEYS)");
     if (cfg->web_root && (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode)))
         return fail_usage("web root '%s' is not a directory", cfg->web_root);
     if (cfg->mongo_uri && strncmp(cfg->mongo_uri, "mongodb://", 10) != 0 &&
@@ -435,6 +454,7 @@ on_gw_stopped(void *privdata)
         hub->signals_closed = 1;
         uv_close((uv_handle_t *)&hub->sigint, NULL);
         uv_close((uv_handle_t *)&hub->sigterm, NULL);
+        uv_close((uv_handle_t *)&hub->sighup, NULL);
     }
 }
 
@@ -452,6 +472,69 @@ stop(hub_t *hub, int exit_code)
     if (hub->locks)
         lock_mgr_drain(hub->locks);
     gw_shutdown(hub->gw, 3000, on_gw_stopped, hub);
+}
+
+#define KEYS_FILE_MAX (1024 * 1024)
+
+/* The key set of the configuration: the secret and the key file. 0, or -1
+ * with `*why` naming the problem (static, or in `whybuf`). */
+static int
+load_keys(const config_t *cfg, wire_keyset_t **out, char *whybuf, size_t cap)
+{
+    wire_keyset_t *ks;
+    const char *why = NULL;
+    char *text;
+    size_t n;
+    FILE *f;
+
+    *out = NULL;
+    if (wire_keyset_new(cfg->jwt_issuer, cfg->jwt_audience, &ks) != 0) {
+        snprintf(whybuf, cap, "out of memory");
+        return -1;
+    }
+    if (cfg->jwt_secret && cfg->jwt_secret[0] && wire_keyset_add_secret(ks, cfg->jwt_secret) != 0) {
+        wire_keyset_free(ks);
+        snprintf(whybuf, cap, "the JWT secret does not load");
+        return -1;
+    }
+    if (cfg->jwt_keys) {
+        if ((f = fopen(cfg->jwt_keys, "rb")) == NULL) {
+            snprintf(whybuf, cap, "cannot read the key file %s: %s", cfg->jwt_keys, strerror(errno));
+            wire_keyset_free(ks);
+            return -1;
+        }
+        text = util_malloc(KEYS_FILE_MAX + 1);
+        n = fread(text, 1, KEYS_FILE_MAX + 1, f);
+        fclose(f);
+        if (n > KEYS_FILE_MAX || wire_keyset_add_jwks(ks, text, n, &why) != 0) {
+            snprintf(whybuf, cap, "key file %s: %s", cfg->jwt_keys,
+                     why ? why : "over 1 MiB");
+            free(text);
+            wire_keyset_free(ks);
+            return -1;
+        }
+        free(text);
+    }
+    *out = ks;
+    return 0;
+}
+
+/* SIGHUP: the key file again. Sockets stay; a file that does not load
+ * keeps the keys in use. */
+static void
+on_hup(uv_signal_t *h, int signum)
+{
+    hub_t *hub = h->data;
+    wire_keyset_t *ks;
+    char why[512];
+
+    (void)signum;
+    if (load_keys(&hub->cfg, &ks, why, sizeof why) != 0) {
+        LOG_WARN("main", "SIGHUP: keys not reloaded, the old ones stay: %s", why);
+        return;
+    }
+    LOG_INFO("main", "SIGHUP: %zu keys loaded", wire_keyset_size(ks));
+    gw_set_keys(hub->gw, ks);
 }
 
 static void
@@ -592,7 +675,16 @@ run(hub_t *hub)
     memset(&go, 0, sizeof go);
     go.host = hub->cfg.host;
     go.port = hub->cfg.port;
-    go.jwt_secret = hub->cfg.jwt_secret;
+    {
+        char why[512];
+        if (load_keys(&hub->cfg, &go.keys, why, sizeof why) != 0) {
+            fprintf(stderr, "coordhub: %s\n", why);
+            bus_close(hub->bus, on_bus_closed, hub);
+            uv_run(&hub->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&hub->loop);
+            return 2;
+        }
+    }
     go.web_root = hub->cfg.web_root;
     go.bus = hub->bus;
     go.locks = hub->locks;
@@ -619,6 +711,9 @@ run(hub_t *hub)
     hub->sigint.data = hub->sigterm.data = hub;
     uv_signal_start(&hub->sigint, on_signal, SIGINT);
     uv_signal_start(&hub->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&hub->loop, &hub->sighup);
+    hub->sighup.data = hub;
+    uv_signal_start(&hub->sighup, on_hup, SIGHUP);
 
     bus_start(hub->bus);
 

@@ -9,9 +9,10 @@
  * non-JSON) and calls wire_jwt_verify.
  *
  * Checks, against an independent reading of the same claims with jansson:
- *   - accepted: the claims are a JSON object (last duplicate wins, as
- *     libjwt reads them) whose exp is an integer after the clock, sub a
- *     name id and roles absent or an array of strings, and the result
+ *   - accepted: the claims are a JSON object with no duplicate member
+ *     whose exp is an integer after the clock, nbf absent or an integer
+ *     not after it, sub a name id and roles absent or an array of
+ *     strings, and the result
  *     holds exactly that sub, exp and role bits; the header's alg is HS256;
  *   - refused under the standard header: the claims are not all of that,
  *     even read strictly (duplicates refused), or the token is too long.
@@ -79,6 +80,10 @@ expect_claims(const char *c, size_t n, size_t flags, wire_claims_t *want)
         goto done;
     exp = json_object_get(o, "exp");
     sub = json_object_get(o, "sub");
+    if (json_object_get(o, "nbf") != NULL &&
+        !(json_is_integer(json_object_get(o, "nbf")) &&
+          json_integer_value(json_object_get(o, "nbf")) <= (json_int_t)FUZZ_JWT_NOW))
+        goto done;
     roles = json_object_get(o, "roles");
     if (!json_is_integer(exp) || json_integer_value(exp) <= (json_int_t)FUZZ_JWT_NOW)
         goto done;
@@ -162,7 +167,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check_claims(&cl);
         FUZZ_CHECK(toklen <= WIRE_TOKEN_MAX);
         FUZZ_CHECK(header_is_hs256(hdr, hlen));
-        FUZZ_CHECK(expect_claims(claims, clen, 0, &want));
+        FUZZ_CHECK(expect_claims(claims, clen, JSON_REJECT_DUPLICATES, &want));
         FUZZ_CHECK(strcmp(cl.sub, want.sub) == 0);
         FUZZ_CHECK(cl.exp == want.exp);
         FUZZ_CHECK(cl.roles == want.roles);

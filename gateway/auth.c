@@ -1,6 +1,6 @@
 /*
  * gateway/auth.c: finding a request's token and verifying it (wire's JWT
- * check against the hub's secret, at the current time).
+ * check against the hub's key set, at the current time).
  */
 #include "auth.h"
 
@@ -44,7 +44,7 @@ gw__auth_request(gw_t *gw, struct lws *wsi, enum gw_auth_from from, wire_claims_
         *why = "missing token";
         return UV_EINVAL;
     }
-    return wire_jwt_verify(gw->secret, tok, (size_t)n, time(NULL), claims, why) == 0 ? 0
+    return wire_jwt_verify_keys(gw->keys, tok, (size_t)n, time(NULL), claims, why) == 0 ? 0
                                                                                      : UV_EINVAL;
 }
 
@@ -53,7 +53,7 @@ gw__auth_token(gw_t *gw, const char *tok, size_t len, wire_claims_t *claims)
 {
     const char *why;
 
-    if (wire_jwt_verify(gw->secret, tok, len, time(NULL), claims, &why) != 0) {
+    if (wire_jwt_verify_keys(gw->keys, tok, len, time(NULL), claims, &why) != 0) {
         gw->m.auth_failures++;
         LOG_DEBUG("gw", "token refused: %s", why);
         return UV_EINVAL;

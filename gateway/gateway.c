@@ -38,6 +38,13 @@ static const lws_retry_bo_t no_validity_timers = {
     .secs_since_valid_hangup = 0,
 };
 
+void
+gw_set_keys(gw_t *gw, wire_keyset_t *keys)
+{
+    wire_keyset_free(gw->keys);
+    gw->keys = keys;
+}
+
 int
 gw_port(const gw_t *gw)
 {
@@ -153,14 +160,15 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     void *foreign_loops[1] = {loop};
     gw_t *gw;
 
-    if (opt->jwt_secret == NULL || opt->jwt_secret[0] == '\0') {
-        *err = "no JWT secret";
+    if (opt->keys == NULL || wire_keyset_size(opt->keys) == 0) {
+        *err = "no key for tokens";
+        wire_keyset_free(opt->keys);
         return UV_EINVAL;
     }
     gw = util_calloc(1, sizeof *gw);
     gw->loop = loop;
     gw->host = util_strdup(opt->host ? opt->host : "127.0.0.1");
-    gw->secret = util_strdup(opt->jwt_secret);
+    gw->keys = opt->keys;
     gw->web_root = opt->web_root ? util_strdup(opt->web_root) : NULL;
     gw->bus = opt->bus;
     gw->locks = opt->locks;
@@ -176,7 +184,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     if (opt->cors_origins != NULL && parse_origins(opt->cors_origins, &gw->cors_origins) != 0) {
         free_origins(gw->cors_origins);
         free(gw->host);
-        free(gw->secret);
+        wire_keyset_free(gw->keys);
         free(gw->web_root);
         free(gw);
         *err = "bad --cors-origins: want * or origins (http[s]://host[:port]) separated by commas";
@@ -243,7 +251,7 @@ fail:
     free_origins(gw->cors_origins);
     free(gw->scratch);
     free(gw->host);
-    free(gw->secret);
+    wire_keyset_free(gw->keys);
     free(gw->web_root);
     free(gw);
     return UV_EADDRINUSE;
@@ -309,7 +317,7 @@ gw_free(gw_t *gw)
     free_origins(gw->cors_origins);
     free(gw->scratch);
     free(gw->host);
-    free(gw->secret);
+    wire_keyset_free(gw->keys);
     free(gw->web_root);
     free(gw);
 }

@@ -19,7 +19,7 @@ typedef struct gw gw_t;
 typedef struct gw_options {
     const char *host; /* listen address, e.g. "127.0.0.1" */
     int port;         /* 0 = any free port (see gw_port) */
-    const char *jwt_secret;
+    struct wire_keyset *keys;      /* the tokens' keys (wire.h): the gateway takes it */
     const char *web_root;          /* NULL: no static files */
     bus_t *bus;                    /* readiness */
     struct lock_mgr *locks;        /* the /v1/locks routes; NULL: not served */
@@ -44,6 +44,10 @@ typedef struct gw_options {
  * use, UV_EINVAL for bad options).
  */
 int gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err);
+
+/* Replaces the key set (SIGHUP's reload): connections stay; tokens are
+ * verified with `keys` from now on. The gateway takes `keys`. */
+void gw_set_keys(gw_t *gw, struct wire_keyset *keys);
 
 /* The port actually bound. */
 int gw_port(const gw_t *gw);

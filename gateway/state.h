@@ -202,7 +202,7 @@ struct gw {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     char *host;
-    char *secret;
+    wire_keyset_t *keys; /* every token's verification (auth.c) */
     char *web_root;
     bus_t *bus;
     lock_mgr_t *locks;

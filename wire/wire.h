@@ -60,6 +60,34 @@ int wire_jwt_verify(const char *secret, const char *token, size_t len, time_t no
                     wire_claims_t *out, const char **why);
 
 /*
+ * A key set (keys.c): HMAC secrets (HS256/384/512), RSA public keys of
+ * 2048 bits or more (RS256/384/512), EC P-256/P-384 public keys
+ * (ES256/ES384), each with an optional `kid`; and the `iss`/`aud` every
+ * token must carry, when set.
+ */
+typedef struct wire_keyset wire_keyset_t;
+/* An empty set; `iss`, `aud` NULL or "" for no check. 0 or -ENOMEM. */
+int wire_keyset_new(const char *iss, const char *aud, wire_keyset_t **out);
+/* Adds an HMAC secret without kid (--jwt-secret). 0, -EINVAL (empty). */
+int wire_keyset_add_secret(wire_keyset_t *ks, const char *secret);
+/* Adds every key of a JSON Web Key Set ({"keys":[...]}: kty oct, RSA, EC),
+ * all or none: 0, or -EINVAL with `*why` (static) and the set unchanged. */
+int wire_keyset_add_jwks(wire_keyset_t *ks, const char *text, size_t len, const char **why);
+size_t wire_keyset_size(const wire_keyset_t *ks);
+void wire_keyset_free(wire_keyset_t *ks);
+/*
+ * Verifies a JWT against the set at `now`: the header's alg names the key
+ * type (HS*, RS*, ES*; anything else, `none` included, is refused), its
+ * kid the key (no kid: every key of that type is tried); MACs compared in
+ * constant time. Then the claims as wire_jwt_verify reads them, plus `nbf`
+ * (not after now) and `iss`/`aud` when the set asks. Returns 0 with `out`
+ * filled, or -EINVAL with `*why` static. Not const: HMAC contexts are
+ * reused (one thread).
+ */
+int wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t now,
+                         wire_claims_t *out, const char **why);
+
+/*
  * Signs an HS256 token for `sub` with `roles_csv` ("ops,service", may be NULL
  * or empty) valid for `ttl_s` seconds from `now`: claims sub, iat, exp and
  * roles (a JSON array, when given). Returns 0 and a malloc'd string in

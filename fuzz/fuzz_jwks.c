@@ -1,0 +1,46 @@
+/*
+ * fuzz_jwks: JSON Web Key Sets (wire_keyset_add_jwks), then tokens against
+ * what loaded.
+ *
+ * The input is a key set, or "<key set>\0<token>". Checks: a set that loads
+ * adds at least one key and reports no reason; one that does not names a
+ * reason and leaves the set as it was (all or nothing: the one HS256
+ * secret added first is still its only key); a token verified against the
+ * set either fills a valid subject or names a reason.
+ */
+#include "jwt_common.h"
+
+#include <errno.h>
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t jlen = nul ? (size_t)(nul - data) : size;
+    wire_keyset_t *ks = NULL;
+    wire_claims_t cl;
+    const char *why = NULL;
+    int rc;
+
+    FUZZ_CHECK(wire_keyset_new("iss", NULL, &ks) == 0);
+    FUZZ_CHECK(wire_keyset_add_secret(ks, FUZZ_JWT_SECRET) == 0);
+    rc = wire_keyset_add_jwks(ks, (const char *)data, jlen, &why);
+    if (rc == 0) {
+        FUZZ_CHECK(why == NULL);
+        FUZZ_CHECK(wire_keyset_size(ks) >= 2);
+    } else {
+        FUZZ_CHECK(rc == -EINVAL && why != NULL);
+        FUZZ_CHECK(wire_keyset_size(ks) == 1);
+    }
+    if (nul != NULL) {
+        why = NULL;
+        memset(&cl, 0x55, sizeof cl);
+        if (wire_jwt_verify_keys(ks, (const char *)nul + 1, size - jlen - 1, FUZZ_JWT_NOW, &cl,
+                                 &why) == 0)
+            fuzz_check_claims(&cl);
+        else
+            FUZZ_CHECK(why != NULL);
+    }
+    wire_keyset_free(ks);
+    return 0;
+}
