@@ -699,8 +699,11 @@ run(hub_t *hub)
     go.ws_idle_drop_ms = env_ms("COORDHUB_WS_IDLE_DROP_MS");
     rc = gw_new(&hub->loop, &go, &hub->gw, &err);
     if (rc != 0) {
-        fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host, hub->cfg.port,
-                err);
+        if (rc == UV_EINVAL) /* a bad option */
+            fprintf(stderr, "coordhub: %s\n", err);
+        else
+            fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host,
+                    hub->cfg.port, err);
         bus_close(hub->bus, on_bus_closed, hub);
         uv_run(&hub->loop, UV_RUN_DEFAULT);
         uv_loop_close(&hub->loop);

@@ -96,6 +96,7 @@ gw__conn_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
     gw_sio_t *fs = &from->ws.sio, *ts = &to->ws.sio;
 
     to->ws.claims = from->ws.claims;
+    to->ws.warn_at = from->ws.warn_at;
     to->ws.ready = from->ws.ready;
     to->ws.bucket = from->ws.bucket;
     memcpy(ts->sid, fs->sid, sizeof ts->sid);
@@ -170,13 +171,38 @@ gw__conn_alive(gw_t *gw, gw_conn_t *c)
     c->ws.ping_sent = 0;
 }
 
+struct refresh_ctx {
+    gw_t *gw;
+    gw_conn_t *c;
+    char own[WIRE_ROOM_MAX + 1]; /* user:<sub>, which the token's sub always opens */
+};
+
+/* Rooms a refreshed token keeps: its own user room, the configuration
+ * watches, and what its roles allow. */
+static int
+refresh_keeps(void *ctx, const char *room)
+{
+    struct refresh_ctx *r = ctx;
+    const char *code;
+
+    return strcmp(room, r->own) == 0 || strncmp(room, "config:", 7) == 0 ||
+           wire_room_check(&r->c->ws.claims, room, &code) == 0;
+}
+
+static void
+refresh_left(void *ctx, const char *room)
+{
+    struct refresh_ctx *r = ctx;
+    char data[WIRE_ROOM_MAX + 16];
+    int n = snprintf(data, sizeof data, "{\"room\":\"%s\"}", room);
+
+    gw__out_event(r->gw, r->c, "left", data, (size_t)n);
+}
+
 int
 gw__conn_refresh(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
 {
-    enum { MAX_ROOMS = 256 };
-    const char *names[MAX_ROOMS];
-    char left[MAX_ROOMS][WIRE_ROOM_MAX + 1];
-    size_t n, nleft = 0;
+    struct refresh_ctx r = {gw, c, {0}};
 
     if (strcmp(claims->sub, c->ws.claims.sub) != 0)
         return UV_EPERM;
@@ -184,19 +210,8 @@ gw__conn_refresh(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
     c->ws.warn_at = warn_time(claims->exp);
     gw->m.refreshes++;
     /* the roles are read again: rooms they no longer open are left */
-    n = gw__rooms_names(&c->ws.member, names, MAX_ROOMS);
-    for (size_t i = 0; i < n; i++) {
-        const char *code;
-        if (strncmp(names[i], "config:", 7) == 0 || wire_room_check(claims, names[i], &code) == 0)
-            continue;
-        snprintf(left[nleft++], sizeof left[0], "%s", names[i]);
-    }
-    for (size_t i = 0; i < nleft; i++) {
-        char data[WIRE_ROOM_MAX + 16];
-        int dn = snprintf(data, sizeof data, "{\"room\":\"%s\"}", left[i]);
-        gw__rooms_leave(gw->rooms, left[i], strlen(left[i]), &c->ws.member);
-        gw__out_event(gw, c, "left", data, (size_t)dn);
-    }
+    snprintf(r.own, sizeof r.own, "user:%s", claims->sub);
+    gw__rooms_leave_if(gw->rooms, &c->ws.member, refresh_keeps, refresh_left, &r);
     return 0;
 }
 

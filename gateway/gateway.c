@@ -213,6 +213,8 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.foreign_loops = foreign_loops;
     info.user = gw;
     info.fd_limit_per_thread = fd_limit();
+    /* polling sessions hold no socket: bounded like the sockets would be */
+    gw->max_sessions = info.fd_limit_per_thread;
     info.timeout_secs = 10;
     info.retry_and_idle_policy = &no_validity_timers;
 

@@ -113,7 +113,7 @@ static int
 add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *end)
 {
     static const char methods[] = "GET, POST, OPTIONS";
-    char req[256];
+    char req[1024];
     int n;
 
     if (h->allow_origin[0] == '\0')
@@ -148,7 +148,9 @@ add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *
 int
 gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
 {
-    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
+    /* lws's security headers (~320 bytes), ours, and CORS with a long
+     * origin and header list */
+    unsigned char hdr[LWS_PRE + 3072], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
     gw_http_t *h = &c->http;
 
     if (c->kind != GW_CONN_HTTP || !h->pending || h->status == 0)

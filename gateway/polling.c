@@ -8,10 +8,12 @@
  * the writer has output for it (the writer answers the GET with every
  * queued packet, separated by 0x1e); a POST carries packets from the client,
  * which go to socketio.c one by one, as a WebSocket's messages do. Closing
- * a session (any close of the writer) answers a waiting GET with Engine.IO's
- * close packet and puts it on gw->poll_dead; this file frees it at the next
- * loop check, so that no caller ever holds a freed session. The upgrade to
- * WebSocket is socketio.c's (the probe) and conn.c's (the move).
+ * a session answers a waiting GET (with Engine.IO's close packet when the
+ * hub closes it, a noop when the client did or a WebSocket took it over)
+ * and puts it on gw->poll_dead; this file frees it at the next loop check,
+ * so that no caller ever holds a freed session. The upgrade to WebSocket is
+ * socketio.c's (the probe) and conn.c's (the move). Sessions at once are
+ * bounded by the fd limit, as sockets are (503 past it).
  *
  * Refusals are Engine.IO's, as the reference server sends them: 400 with
  * {"code":N,"message":...}.
@@ -33,6 +35,8 @@ static const char ERR_SID[] = "{\"code\":1,\"message\":\"Session ID unknown\"}";
 static const char ERR_METHOD[] = "{\"code\":2,\"message\":\"Bad handshake method\"}";
 static const char ERR_BAD[] = "{\"code\":3,\"message\":\"Bad request\"}";
 static const char ERR_VERSION[] = "{\"code\":5,\"message\":\"Unsupported protocol version\"}";
+/* ours: as many polling sessions as the hub would take sockets */
+static const char ERR_FULL[] = "{\"code\":3,\"message\":\"Too many sessions\"}";
 
 static void
 refuse(gw_conn_t *h, const char *body)
@@ -113,6 +117,8 @@ gw__poll_request(gw_t *gw, gw_conn_t *h, struct lws *wsi, int method, size_t cl)
     if (sid == NULL) {
         if (method != GW_M_GET)
             refuse(h, ERR_METHOD);
+        else if (gw->npolling >= gw->max_sessions) /* each holds memory, none a socket */
+            gw__http_respond(h, 503, "application/json", ERR_FULL, sizeof ERR_FULL - 1);
         else
             handshake(gw, h, wsi);
         return 0;
@@ -252,8 +258,9 @@ gw__poll_reset(gw_t *gw, gw_conn_t *h)
     (void)gw;
     if (s != NULL) {
         if (s->ws.sio.get == h) {
-            /* a poll the client gave up (its connection closed before the
-             * answer): the reference server closes the session */
+            /* a poll the client gave up (lws reports its close at the
+             * latest when the answer is written): the reference server
+             * closes the session */
             s->ws.sio.get = NULL;
             gw__out_close(s, LWS_CLOSE_STATUS_NORMAL);
         }

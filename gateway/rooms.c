@@ -15,6 +15,7 @@
 #include <uv.h>
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,14 +178,21 @@ gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m)
         membership_drop(r, m->rooms);
 }
 
-size_t
-gw__rooms_names(const gw_member_t *m, const char **names, size_t max)
+void
+gw__rooms_leave_if(gw_rooms_t *r, gw_member_t *m, int (*keep)(void *ctx, const char *room),
+                   void (*left)(void *ctx, const char *room), void *ctx)
 {
-    size_t n = 0;
+    struct gw_membership *ms, *next;
+    char name[256];
 
-    for (const struct gw_membership *ms = m->rooms; ms && n < max; ms = ms->mnext)
-        names[n++] = ms->room->name;
-    return n;
+    for (ms = m->rooms; ms; ms = next) {
+        next = ms->mnext; /* dropping ms frees it, and its room if now empty */
+        if (keep(ctx, ms->room->name))
+            continue;
+        snprintf(name, sizeof name, "%s", ms->room->name);
+        membership_drop(r, ms);
+        left(ctx, name);
+    }
 }
 
 void

@@ -24,9 +24,10 @@ int gw__rooms_join(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m);
 /* Returns 0 when left, UV_EINVAL when not a member. */
 int gw__rooms_leave(gw_rooms_t *r, const char *room, size_t len, gw_member_t *m);
 void gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m);
-/* Up to `max` names of the rooms `m` is in (NUL-terminated, valid while
- * their room lives); returns how many. */
-size_t gw__rooms_names(const gw_member_t *m, const char **names, size_t max);
+/* Leaves every room of `m` whose name `keep` refuses, calling `left` with
+ * the name of each (valid during the call) once it is left. */
+void gw__rooms_leave_if(gw_rooms_t *r, gw_member_t *m, int (*keep)(void *ctx, const char *room),
+                        void (*left)(void *ctx, const char *room), void *ctx);
 /* `to` (in no room) takes every membership of `from`, in place: the rooms
  * see no leave and no join, and their order of members is kept. */
 void gw__rooms_move(gw_member_t *from, gw_member_t *to);

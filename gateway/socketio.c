@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The polling session an upgrade's ?sid= names: 0 with *out NULL (no
  * sid), 0 with *out set, or UV_ENOENT (unknown, closing, or already being
@@ -210,7 +211,8 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     if (json_is_string(tok)) {
         /* a token in the auth payload decides, whatever the query said */
         ok = gw__auth_token(gw, json_string_value(tok), json_string_length(tok), &claims) == 0;
-    } else if (c->ws.sio.have_claims) {
+    } else if (c->ws.sio.have_claims && c->ws.claims.exp > (long long)time(NULL)) {
+        /* the upgrade's ?token=, while it lasts */
         claims = c->ws.claims;
         ok = 1;
     } else {
@@ -442,6 +444,8 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
         /* leaves "/"; the Engine.IO session stays (it may CONNECT again) */
         gw__conn_leave_all(gw, c);
         c->ws.sio.connected = 0;
+        /* as at the open: a CONNECT again within the connect timeout */
+        schedule(gw, &gw->sio_connect, &c->ws.sio.connect, gw->sio_connect_timeout_ms);
         return 0;
     case WIRE_SIO_EVENT: return sio_event(gw, c, &p);
     case WIRE_SIO_ACK: return 0; /* the hub never asks for acks */

@@ -219,6 +219,7 @@ struct gw {
     gw_conn_t *conns;       /* every established WebSocket and polling session (conn.c) */
     util_htable_t sessions; /* polling sessions by Engine.IO sid (conn.c) */
     size_t npolling;        /* of nconns[GW_FRAMING_SIO], those polling */
+    size_t max_sessions;    /* polling sessions at once (the fd limit, as sockets) */
     gw_conn_t *poll_dead;   /* closed polling sessions, freed by polling.c's check */
     uv_check_t poll_reap;
     char **cors_origins;    /* --cors-origins, NULL-terminated; "*" any; NULL: none */

@@ -8,7 +8,8 @@
  * key used as an HMAC secret, cannot verify), `kid` picks the key (a token
  * without one is tried against every key of that type), MACs are compared
  * in constant time, and each HMAC key keeps its initialised MAC context, so
- * a verification fetches nothing from OpenSSL. Then the claims: `exp` (an
+ * an HMAC verification fetches nothing from OpenSSL (RSA and EC fetch their
+ * digest by name each time). A `crit` header is refused. Then the claims: `exp` (an
  * integer in the future), `nbf`, `sub`, `roles`, and `iss`/`aud` when the
  * set asks for them.
  */
@@ -20,6 +21,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <stdio.h>
@@ -229,7 +231,10 @@ add_rsa(wire_keyset_t *ks, json_t *jwk, const char *kid)
     jwk_t *k;
     int rc = -EINVAL;
 
-    if (bn && be && bld && nn * 8 >= 2048 && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+    /* 2048 bits or more (leading zero bytes do not count); an odd
+     * exponent above 1 (e = 1 would make every signature valid) */
+    if (bn && be && bld && BN_num_bits(bn) >= 2048 && BN_is_odd(be) && BN_num_bits(be) > 1 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
         pkey = pkey_from("RSA", bld);
     if (pkey != NULL && (k = push(ks)) != NULL) {
@@ -376,9 +381,11 @@ wire_keyset_add_jwks(wire_keyset_t *ks, const char *text, size_t len, const char
             break;
         }
     }
-    if (rc != 0) /* all or nothing */
+    if (rc != 0) { /* all or nothing */
         while (ks->n > before)
             key_clear(&ks->keys[--ks->n]);
+        ERR_clear_error();
+    }
     json_decref(root);
     return rc;
 }
@@ -562,7 +569,8 @@ int
 wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t now,
                      wire_claims_t *out, const char **why)
 {
-    unsigned char hbuf[1024], pbuf[WIRE_TOKEN_MAX], sig[512];
+    /* each part decodes to at most 3/4 of the token (WIRE_TOKEN_MAX) */
+    unsigned char hbuf[WIRE_TOKEN_MAX], pbuf[WIRE_TOKEN_MAX], sig[WIRE_TOKEN_MAX];
     const char *d1, *d2;
     long hn, pn, sn;
     json_t *header = NULL, *claims = NULL;
@@ -598,6 +606,11 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
     }
     if (json_object_get(header, "kid") && kid == NULL)
         goto done;
+    if (json_object_get(header, "crit") != NULL) {
+        /* RFC 7515 §4.1.11: extensions we would have to understand */
+        *why = "crit header: extensions not supported";
+        goto done;
+    }
     /* the alg decides the key type; kid, when given, the key */
     for (size_t i = 0; i < ks->n && !verified; i++) {
         jwk_t *k = &ks->keys[i];
@@ -622,6 +635,8 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
     }
     rc = claims_check(ks, claims, now, out, why);
 done:
+    if (rc != 0)
+        ERR_clear_error(); /* a failed verify or decode leaves OpenSSL errors queued */
     json_decref(header);
     json_decref(claims);
     return rc;

@@ -61,14 +61,16 @@ int wire_jwt_verify(const char *secret, const char *token, size_t len, time_t no
 
 /*
  * A key set (keys.c): HMAC secrets (HS256/384/512), RSA public keys of
- * 2048 bits or more (RS256/384/512), EC P-256/P-384 public keys
+ * 2048 bits or more with an odd exponent above 1 (RS256/384/512), EC
+ * P-256/P-384 public keys
  * (ES256/ES384), each with an optional `kid`; and the `iss`/`aud` every
  * token must carry, when set.
  */
 typedef struct wire_keyset wire_keyset_t;
 /* An empty set; `iss`, `aud` NULL or "" for no check. 0 or -ENOMEM. */
 int wire_keyset_new(const char *iss, const char *aud, wire_keyset_t **out);
-/* Adds an HMAC secret without kid (--jwt-secret). 0, -EINVAL (empty). */
+/* Adds an HMAC secret without kid (--jwt-secret), for HS256 only. 0,
+ * -EINVAL (empty), -ENOMEM. */
 int wire_keyset_add_secret(wire_keyset_t *ks, const char *secret);
 /* Adds every key of a JSON Web Key Set ({"keys":[...]}: kty oct, RSA, EC),
  * all or none: 0, or -EINVAL with `*why` (static) and the set unchanged. */

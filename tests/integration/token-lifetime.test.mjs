@@ -84,8 +84,12 @@ test('native: a refresh without the ops role leaves the bot and ops rooms, with 
     c.send({ op: 'join', room });
     await c.waitFor((m) => m.event === 'joined' && m.data.room === room, 5000, `joined ${room}`);
   }
-  c.send({ op: 'config.watch', keys: ['tokenLifetimeKey'] });
-  await c.waitFor(ev('watching'), 5000, 'watching');
+  // 288 more rooms (configuration watches, which need no role) in front
+  // of them: the refresh must judge every room, not the first few hundred
+  for (let w = 0; w < 9; w++) {
+    c.send({ op: 'config.watch', keys: Array.from({ length: 32 }, (_, i) => `tl${w}k${i}`) });
+    await c.waitFor(ev('watching'), 5000, 'watching');
+  }
   const mark = c.mark();
   c.send({ op: 'refresh', token: hub.token(U, [], 60) });
   await c.waitFor(ev('refreshed'), 5000, 'refreshed', mark);
@@ -139,3 +143,24 @@ for (const transports of [['websocket'], ['polling']]) {
     await c.waitDisconnect(5000);
   });
 }
+
+test('native: a refresh keeps the user room of a sub that is not a steamId (svc-reserve)', async () => {
+  const c = await connectWs(wsUrl(hub.token('svc-reserve', ['service'], 60)));
+  const mark = c.mark();
+  c.send({ op: 'refresh', token: hub.token('svc-reserve', [], 60) });
+  await c.waitFor(ev('refreshed'), 5000, 'refreshed', mark);
+  c.send({ op: 'leave', room: 'user:svc-reserve' });
+  const m = await c.waitFor((x) => x.event === 'left' || x.event === 'error', 5000, 'the answer to leave', mark);
+  assert.equal(m.event, 'left', `its own room was left by the refresh: ${JSON.stringify(m)}`);
+  assert.equal(c.count(ev('left'), mark), 1, 'the refresh left a room');
+});
+
+test('Socket.IO (polling, then the upgrade): expiring still comes after the session moved to the WebSocket', async () => {
+  const U = userId();
+  const c = new SioClient(io(hub.url, { forceNew: true, reconnection: false, timeout: 5000, auth: { token: hub.token(U, [], 4) } }));
+  await c.ready(5000);
+  const [warn] = await c.waitEvent('expiring', 6000);
+  assert.ok(Number.isInteger(warn.exp));
+  assert.equal(c.transport, 'websocket');
+  await c.waitDisconnect(8000);
+});
