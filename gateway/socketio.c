@@ -126,14 +126,14 @@ on_schedule(uv_timer_t *t)
         gw__sched_cancel(n);
         LOG_DEBUG("gw", "socket.io client %s never connected", c->ws.sio.sid);
         gw__sched_cancel(&c->ws.sio.beat);
-        gw__out_close(c, LWS_CLOSE_STATUS_NORMAL);
+        gw__out_close_why(c, LWS_CLOSE_STATUS_NORMAL, "no CONNECT in time");
     }
     while ((n = gw__sched_due(&gw->sio_pong, now)) != NULL) {
         /* no pong within pingTimeout: the peer is gone or not Engine.IO */
         gw_conn_t *c = CONN_OF(n, beat);
         gw__sched_cancel(n);
         LOG_DEBUG("gw", "socket.io client %s missed its pong", c->ws.sio.sid);
-        gw__out_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+        gw__out_close_why(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout");
     }
     while ((n = gw__sched_due(&gw->sio_ping, now)) != NULL) {
         gw_conn_t *c = CONN_OF(n, beat);

@@ -162,6 +162,7 @@ typedef struct gw_ws {
     int dirty; /* on the gateway's flush list */
     gw_conn_t *dnext, *dprev;
     int close_code; /* non-zero: close with it at the next writeable */
+    const char *close_why; /* its reason text (static), NULL: the code's usual one */
     int close_sent; /* our close frame is out: what the peer still sends is
                        read and discarded until its own close or a deadline */
 

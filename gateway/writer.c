@@ -104,6 +104,15 @@ gw__out_close(gw_conn_t *c, int code)
 }
 
 void
+gw__out_close_why(gw_conn_t *c, int code, const char *why)
+{
+    if (c->ws.close_code)
+        return;
+    c->ws.close_why = why;
+    gw__out_close(c, code);
+}
+
+void
 gw__out_retire(gw_conn_t *c)
 {
     c->ws.close_code = LWS_CLOSE_STATUS_NORMAL;
@@ -321,7 +330,7 @@ close_text(int code)
 static int
 write_close(gw_conn_t *c, struct lws *wsi)
 {
-    const char *text = close_text(c->ws.close_code);
+    const char *text = c->ws.close_why ? c->ws.close_why : close_text(c->ws.close_code);
     size_t tlen = strlen(text);
     unsigned char buf[LWS_PRE + 2 + 32];
 

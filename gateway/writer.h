@@ -34,6 +34,9 @@ void gw__out_drop(gw_conn_t *c);
 /* lws writes a close frame of ours (a peer's close frame refused from
  * PEER_INITIATED_CLOSE, ws.c): nothing more is written or queued. */
 void gw__out_refused(gw_conn_t *c, int code);
+/* The same with a reason text of the caller's (static, at most 32 bytes)
+ * in place of the code's usual one. */
+void gw__out_close_why(gw_conn_t *c, int code, const char *why);
 /* A polling session closed by its client (its close packet), or taken
  * over by a WebSocket (conn.c's move): closed without a close packet of
  * ours (a GET still waiting gets a noop). */

@@ -6,15 +6,20 @@
 // body shape, pipelined, split, kept alive, cut short), WebSocket
 // connections of both framings (native /ws and Socket.IO) sending valid and
 // broken frames byte by byte as it chooses (masked by hand over node:net),
-// and Redis PUBLISHes on every channel the hub listens to, with valid and
-// mutated payloads, plus direct Redis writes behind the hub's back, Redis
-// frozen (SIGSTOP) for a while or restarted empty. Many connections are
-// alive at once and the actions interleave, so that sequences of callbacks
-// get exercised, not only single parsers. About half of the requests and
-// WebSocket clients are well-formed (the right role, route and body), so
-// that the deferred answers, lock waits, rooms and deliveries are reached
-// and then disturbed. The hub runs with its web root, and half the time
-// with short liveness timers, so that its own timers fire during a run.
+// Engine.IO long-polling sessions (handshakes whose sid is remembered, GETs
+// left waiting, abandoned mid-wait or doubled, POSTs of valid and broken
+// packet payloads and bodies, WebSockets probing and taking over a session
+// in the right order or not), and Redis PUBLISHes on every channel the hub
+// listens to, with valid and mutated payloads (some for the polling
+// sessions' users, so that their output queues fill), plus direct Redis
+// writes behind the hub's back, Redis frozen (SIGSTOP) for a while or
+// restarted empty. Many connections are alive at once and the actions
+// interleave, so that sequences of callbacks get exercised, not only single
+// parsers. About half of the requests and WebSocket clients are well-formed
+// (the right role, route and body), so that the deferred answers, lock
+// waits, rooms and deliveries are reached and then disturbed. The hub runs
+// with its web root, and half the time with short liveness timers, so that
+// its own timers fire during a run.
 //
 // The oracle, and nothing else, decides: the hub must not die, must not
 // print a sanitizer report, must answer GET /healthz on a fresh connection
@@ -52,11 +57,13 @@
 // File format: {"netfuzz": 1, "note"?, "seed"?, "hub": {"env", "logLevel",
 // "webRoot"}, "actions": [...], "failure"?}. Actions:
 //   {a: "open", c, ack?}         TCP connect (ack: answer the hub's close frame)
-//   {a: "send", c, d, w?, cuts?, gap?, upto?}
+//   {a: "send", c, d, w?, cuts?, gap?, upto?, sid?}
 //                                write d (w: then wait up to w ms for the
 //                                answer's head; cuts: write in pieces cut at
 //                                these fractions, gap ms apart; upto: only
-//                                this fraction of the bytes)
+//                                this fraction of the bytes; sid: K, an
+//                                Engine.IO handshake: its answer's sid is
+//                                session K's, and w waits for it)
 //   {a: "end"|"close"|"rst"|"pause"|"resume", c}
 //                                FIN, destroy, RST, stop/restart reading
 //   {a: "pub", ch, d}            PUBLISH on Redis
@@ -71,8 +78,10 @@
 // of those, concatenated. Strings expand {{tok KIND SUB ROLES}} and
 // {{tokq ...}} (a token signed by this hub's secret, raw or URL-encoded;
 // KIND valid, brief (valid for 2 s), expired, badsig, algnone, nosub, nbf,
-// rolesstr, hs512, expstr; ROLES comma-separated or -), {{lock NAME}} (the last lock token
-// the hub handed out for NAME) and {{port}}. `k` fields are labels only.
+// rolesstr, hs512, expstr; ROLES comma-separated or -), {{lock NAME}} (the
+// last lock token the hub handed out for NAME), {{sid K}} (the Engine.IO sid
+// the hub gave session K, see send's sid; before that, a 20-character sid
+// no session has) and {{port}}. `k` fields are labels only.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -210,12 +219,19 @@ function bin(buf) {
 // Expands the placeholders of a string against the hub being driven.
 function expand(s, ctx) {
   if (!s.includes('{{')) return s;
-  return s.replace(/\{\{(tokq?|lock|port)(?: ([^}]*))?\}\}/g, (_, kind, arg = '') => {
+  return s.replace(/\{\{(tokq?|lock|port|sid)(?: ([^}]*))?\}\}/g, (_, kind, arg = '') => {
     if (kind === 'port') return String(ctx.port);
+    if (kind === 'sid') return ctx.sids?.get(String(arg)) ?? unknownSid(arg);
     if (kind === 'lock') return ctx.lockTokens.get(arg) ?? '00000000000000000000000000000000';
     const t = ctx.token(arg);
     return kind === 'tokq' ? encodeURIComponent(t) : t;
   });
+}
+
+// The stand-in for the sid of session K before (or without) its handshake's
+// answer: 20 characters of Engine.IO's alphabet that no session has.
+function unknownSid(k) {
+  return `nf${String(k).replace(/[^A-Za-z0-9_-]/g, '_')}`.padEnd(20, '0').slice(0, 20);
 }
 
 // Turns recorded data into bytes.
@@ -357,7 +373,9 @@ class Gen {
   constructor(seed) {
     this.r = new Rng(seed);
     this.nextId = 1;
-    this.conns = new Map(); // id -> {id, kind: 'http'|'native'|'sio', sub, roles, polite}: as intended, not as observed
+    this.conns = new Map(); // id -> {id, kind: 'http'|'native'|'sio'|'pget'|'ppost', sub, roles, polite}: as intended, not as observed
+    this.sessions = []; // Engine.IO polling sessions, as intended (pollHandshake)
+    this.nextSess = 1;
   }
 
   // ---------------------------------------------------------- small pieces
@@ -1210,6 +1228,628 @@ class Gen {
     return { a: 'redis', args, k: `redis ${args[0]}${args[0] === 'CLIENT' ? ` ${args[3]}` : ''}` };
   }
 
+  // ---------------------------------------------------------- Engine.IO polling
+
+  // The long-polling transport's sessions, as intended (the generator never
+  // learns what became of them): {k, sub, roles, dead, get}. `{{sid K}}` is
+  // the sid the hub gave the K-th handshake of the sequence, read from its
+  // answer by the runner; a K never learned reads as a sid no session has.
+  // `get` is the connection of a GET left waiting on it (as far as the
+  // generator knows: any output answers it).
+  liveSessions(pred = () => true) {
+    return this.sessions.filter((s) => !s.dead && pred(s));
+  }
+
+  waiting(s) {
+    return s.get !== null && this.conns.has(s.get);
+  }
+
+  // A session to name: mostly a recent live one (one without a GET waiting,
+  // for a GET), else a stale one, an unknown sid, or a sid the hub cannot
+  // take. {text, s (the session meant, or null), how}
+  pickSid({ forGet = false } = {}) {
+    const r = this.r;
+    let live = this.liveSessions();
+    if (forGet && r.chance(0.8)) {
+      const idle = live.filter((s) => !this.waiting(s));
+      if (idle.length) live = idle;
+    }
+    const dead = this.sessions.filter((s) => s.dead);
+    const how = r.weighted([
+      [live.length ? 74 : 0, 'live'],
+      [dead.length ? 12 : 0, 'stale'],
+      [6, 'unknown'],
+      [4, 'bad'],
+    ]);
+    if (how === 'live') {
+      const s = r.chance(0.7) ? live[live.length - 1 - r.int(Math.min(3, live.length))] : r.pick(live);
+      return { text: `{{sid ${s.k}}}`, s, how };
+    }
+    if (how === 'stale') {
+      const s = r.pick(dead);
+      return { text: `{{sid ${s.k}}}`, s, how };
+    }
+    if (how === 'unknown') return { text: r.chance(0.5) ? `{{sid ${this.nextSess + 1000}}}` : r.bytes(15).toString('base64url'), s: null, how };
+    const s = live.length ? r.pick(live) : null;
+    const text = r.pick([
+      '',
+      'x'.repeat(r.pick([19, 21, 300, 3000])),
+      '%00',
+      'a%20b',
+      '..%2F',
+      s ? `{{sid ${s.k}}}x` : 'y',
+      s ? `{{sid ${s.k}}}&sid=x` : 'z',
+      s ? `x&sid={{sid ${s.k}}}` : '%',
+      s ? `%20{{sid ${s.k}}}` : '%zz',
+    ]);
+    return { text, s: null, how };
+  }
+
+  // The query of a polling request, its parameters in a random order now
+  // and then (the t= cache buster as socket.io-client sends it).
+  pollUrl(sid, { eio = '4', transport = 'polling' } = {}) {
+    const r = this.r;
+    const parts = [`EIO=${eio}`, `transport=${transport}`, `t=${r.bytes(5).toString('base64url')}`];
+    if (sid !== undefined) parts.push(`sid=${sid}`);
+    if (r.chance(0.1)) {
+      for (let i = parts.length - 1; i > 0; i--) {
+        const j = r.int(i + 1);
+        [parts[i], parts[j]] = [parts[j], parts[i]];
+      }
+    }
+    return `/socket.io/?${parts.join('&')}`;
+  }
+
+  pollHead(method, url, extra = []) {
+    const r = this.r;
+    const h = [['Host', '127.0.0.1:{{port}}']];
+    if (r.chance(0.3)) h.push(['Accept', '*/*']);
+    if (r.chance(0.15)) h.push(['Origin', r.pick(['http://127.0.0.1', 'http://a.example', 'http://evil.example', 'null', `http://${'o'.repeat(300)}`])]);
+    if (r.chance(0.2)) h.push(['Connection', r.pick(['keep-alive', 'close'])]);
+    if (r.chance(0.05)) h.push(['Cookie', 'io=abc']);
+    h.push(...extra);
+    const version = r.chance(0.97) ? 'HTTP/1.1' : 'HTTP/1.0';
+    return `${method} ${url} ${version}\r\n${h.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  }
+
+  // One packet of a POST's payload: {p (data), kind}. Polite: what a
+  // client sends in the session's state as intended (a CONNECT first, then
+  // events and pongs), so that sessions live on; else anything.
+  pollPacket(s, polite = false) {
+    const r = this.r;
+    const sub = s ? s.sub : this.user();
+    if (polite) {
+      const kind = s && !s.connected ? 'connect' : r.weighted([
+        [24, 'event'],
+        [10, 'pong'],
+        [2, 'ping'],
+        [1, 'noop'],
+        [1, 'disconnect'],
+      ]);
+      if (kind === 'connect' || kind === 'event') return this.pollPacketOf(kind, sub, true);
+      return { p: kind === 'pong' ? '3' : kind === 'ping' ? '2' : kind === 'noop' ? '6' : '41', kind };
+    }
+    const kind = r.weighted([
+      [13, 'connect'],
+      [4, 'connect-bad'],
+      [3, 'connect-bare'],
+      [22, 'event'],
+      [4, 'ack'],
+      [9, 'pong'],
+      [2, 'ping'],
+      [2, 'noop'],
+      [3, 'close'],
+      [2, 'disconnect'],
+      [2, 'upgrade'],
+      [3, 'binary'],
+      [6, 'sio'],
+      [3, 'garbage'],
+    ]);
+    return this.pollPacketOf(kind, sub);
+  }
+
+  pollPacketOf(kind, sub, polite = false) {
+    const r = this.r;
+    switch (kind) {
+      case 'connect': // every role, the session's user mostly
+        return { p: `40{"token":"{{tok ${polite || r.chance(0.9) ? 'valid' : 'brief'} ${polite || r.chance(0.85) ? sub : this.user()} ${r.pick(ROLESETS)}}}"}`, kind };
+      case 'connect-bad':
+        return { p: `40${JSON.stringify({ token: this.token().text })}`, kind };
+      case 'connect-bare':
+        return { p: r.pick(['40', '40{}', '40/admin,', '40{"token":""}', '40[]', '40{"token":"{{tok valid u1 -}}"}x']), kind };
+      case 'event': {
+        const ack = r.chance(0.25) ? String(r.range(0, 9999)) : '';
+        const room = r.weighted([
+          [6, `user:${sub}`],
+          [6, r.pick(ROOMS_OK)],
+          [polite ? 0 : 2, r.pick(ROOMS_BAD)],
+        ]);
+        const ev = r.weighted([
+          [6, ['ping']],
+          [8, ['join', room]],
+          [3, ['leave', room]],
+          [3, ['config.watch', [r.pick(KEYS)]]],
+          [1, ['refresh', `{{tok ${polite ? 'valid' : r.pick(['valid', 'brief', 'expired'])} ${sub} ${this.roles()}}}`]],
+          [polite ? 0 : 1, ['ping', 'x'.repeat(r.pick([100, 5000]))]],
+        ]);
+        return { p: `42${ack}${JSON.stringify(ev)}`, kind };
+      }
+      case 'ack':
+        return { p: r.pick(['430[]', '431["x"]', '43', '4312345678901234567890[]', '43x']), kind };
+      case 'pong':
+        return { p: '3', kind };
+      case 'ping':
+        return { p: r.pick(['2', '2probe']), kind };
+      case 'noop':
+        return { p: '6', kind };
+      case 'close':
+        return { p: '1', kind };
+      case 'disconnect':
+        return { p: r.pick(['41', '41/admin,']), kind };
+      case 'upgrade':
+        return { p: r.pick(['5', '3probe']), kind };
+      case 'binary': // Engine.IO's base64 binary packet
+        return { p: `b${r.bytes(r.range(0, 30)).toString('base64')}`, kind };
+      case 'sio': // anything the WebSocket transport gets, odd or mutated
+        return { p: this.sioMessage({ sub, roles: '-' }).m, kind };
+      default:
+        return { p: r.pick(['', '\u0000', 'x', '4', '9', '42', ' 3', '3 ', '\u00e9', { b64: r.bytes(r.range(1, 12)).toString('base64') }]), kind };
+    }
+  }
+
+  // A POST of packets to a session: the right framing mostly, else an
+  // empty, missing, short, long, oversized or declared-huge body.
+  // `given`: these packets, well framed (a client's own sequence).
+  pollPost(out, target = this.pickSid(), given = null) {
+    const r = this.r;
+    const s = target.s;
+    // polite: packets for the session's state, well framed
+    const polite = !given && s !== null && r.chance(0.6);
+    const pk = given
+      ? given.map((p) => ({ p, kind: 'given' }))
+      : Array.from({ length: r.weighted([[10, 1], [4, 2], [2, r.range(3, 6)]]) }, () => {
+          const x = this.pollPacket(s, polite);
+          if (polite && x.kind === 'connect') s.connected = true;
+          if (polite && x.kind === 'disconnect') s.connected = false;
+          return x;
+        });
+    const body = [];
+    pk.forEach((x, i) => {
+      if (i) body.push('\u001e');
+      body.push(x.p);
+    });
+    if (!given && !polite && r.chance(0.04)) body.push(r.pick(['\u001e', '\u001e\u001e'])); // empty packets at the end
+    const method = given || polite ? 'POST' : r.weighted([
+      [93, 'POST'],
+      [2, 'PUT'],
+      [2, 'OPTIONS'],
+      [1, 'DELETE'],
+      [1, 'PATCH'],
+      [1, 'HEAD'],
+    ]);
+    const shape = given ? 'ok' : polite ? (r.chance(0.9) ? 'ok' : 'split') : r.weighted([
+      [72, 'ok'],
+      [4, 'split'],
+      [4, 'cl0'],
+      [3, 'nocl'],
+      [5, 'short'],
+      [3, 'long'],
+      [3, 'oversize'],
+      [2, 'declared'],
+      [2, 'chunked'],
+      [2, 'badcl'],
+      [2, 'flood'],
+    ]);
+    const hdr = [['Content-Type', r.chance(0.9) ? 'text/plain;charset=UTF-8' : r.pick(['application/octet-stream', 'application/json'])]];
+    if (!polite && r.chance(0.03)) hdr.push(['Expect', '100-continue']);
+    if (method === 'OPTIONS' && r.chance(0.7)) hdr.push(['Access-Control-Request-Method', 'POST'], ['Origin', 'http://127.0.0.1']);
+    let b = body;
+    let tail = null;
+    switch (shape) {
+      case 'ok':
+      case 'split':
+        hdr.push(['Content-Length', '{{bodylen}}']);
+        break;
+      case 'cl0':
+        hdr.push(['Content-Length', '0']);
+        b = null;
+        break;
+      case 'nocl':
+        tail = r.pick(['end', 'keep']);
+        break;
+      case 'short': // the body never ends: the client goes, or stays
+        hdr.push(['Content-Length', `{{bodylen+${r.pick([1, 2, 10, 1000])}}}`]);
+        tail = r.pick(['end', 'close', 'rst', 'keep', 'later']);
+        break;
+      case 'long':
+        hdr.push(['Content-Length', `{{bodylen-${r.range(1, 3)}}}`]);
+        break;
+      case 'oversize': {
+        const n = r.pick([65535, 65536, 65537, 70000, 300000]);
+        b = ['42["ping","', { rep: 'x', n: n - 13 }, '"]'];
+        hdr.push(['Content-Length', '{{bodylen}}']);
+        break;
+      }
+      case 'declared':
+        hdr.push(['Content-Length', String(r.pick([65537, 1048576, 1048577, 2 ** 40]))]);
+        if (r.chance(0.5)) b = null;
+        tail = r.pick(['close', 'rst', 'keep']);
+        break;
+      case 'chunked':
+        hdr.push(['Transfer-Encoding', 'chunked']);
+        b = 'a\r\n42["ping"]\r\n0\r\n\r\n';
+        break;
+      case 'flood': // packets enough for the rate limit, in one POST
+        b = [{ rep: r.pick(['42["ping"]\u001e', '3\u001e', '2\u001e']), n: r.pick([50, 300, 2000]) }, '3'];
+        hdr.push(['Content-Length', '{{bodylen}}']);
+        break;
+      default: // badcl
+        hdr.push(['Content-Length', r.pick(['-1', 'abc', '1e3', ' 5', '0x10', '18446744073709551616', ''])]);
+    }
+    // only a POST left open is kept in view (the hub closes the others)
+    const c = { id: this.nextId++, kind: 'ppost', sub: s ? s.sub : this.user() };
+    if (tail === 'keep') {
+      this.ensureRoom(out);
+      this.conns.set(c.id, c);
+    }
+    const head = this.pollHead(method, this.pollUrl(target.text), hdr);
+    const kinds = [...new Set(pk.map((x) => x.kind))].join('+');
+    const act = { a: 'send', c: c.id, d: b === null ? head : { req: { h: head, b } }, k: `poll post ${polite ? 'polite' : shape} ${target.how} ${kinds}` };
+    // most wait for the answer, as a client does before its next POST
+    if ((shape === 'ok' || shape === 'split' || shape === 'long') && r.chance(0.85)) act.w = 1500;
+    if (shape === 'split') Object.assign(act, this.cuts());
+    out.push({ a: 'open', c: c.id, k: 'poll open' });
+    out.push(act);
+    if (tail === 'later') {
+      out.push({ a: 'sleep', ms: r.range(0, 80), k: 'poll sleep' });
+      out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+    } else if (tail !== null && tail !== 'keep') out.push(this.closeConn(c, tail));
+    if (s && !polite) {
+      const ends = pk.some((x) => ['close', 'binary', 'garbage'].includes(x.kind)) || ['cl0', 'oversize', 'chunked', 'badcl'].includes(shape);
+      if (ends && r.chance(0.8)) s.dead = true;
+      // output for a GET waiting (an answer, an ack, an error): it was answered
+      if (pk.some((x) => ['connect', 'connect-bad', 'connect-bare', 'event', 'given'].includes(x.kind))) s.get = null;
+      if (pk.some((x) => x.kind === 'connect')) s.connected = !s.connected; // a second CONNECT closes it
+      if (pk.some((x) => x.kind === 'given')) s.connected = true;
+    } else if (s && pk.some((x) => ['connect', 'event'].includes(x.kind))) s.get = null;
+  }
+
+  // A GET on a session: left waiting, waited on for a while, abandoned
+  // (its connection gone mid-wait), doubled by a concurrent one, followed
+  // by another request in the same write, or not read.
+  pollGet(out, target = this.pickSid({ forGet: true }), mode = null) {
+    const r = this.r;
+    mode ??= r.weighted([
+      [38, 'leave'],
+      [20, 'wait'],
+      [18, 'abandon'],
+      [8, 'concurrent'],
+      [4, 'pipelined'],
+      [4, 'pause'],
+      [6, 'split'],
+      [3, 'body'],
+      [4, 'late'],
+    ]);
+    const s = target.s;
+    this.ensureRoom(out);
+    const c = this.newConn('pget', { sub: s ? s.sub : this.user(), sess: s ? s.k : 0 });
+    const head = this.pollHead(r.chance(0.97) ? 'GET' : r.pick(['HEAD', 'get']), this.pollUrl(target.text));
+    const act = { a: 'send', c: c.id, d: head, k: `poll get ${target.how} ${mode}` };
+    out.push({ a: 'open', c: c.id, k: 'poll open' });
+    if (s && mode !== 'concurrent') s.get = c.id;
+    switch (mode) {
+      case 'wait': // as a client does: up to this long for the answer
+        act.w = r.pick([50, 200, 600]);
+        out.push(act);
+        if (s) s.get = null;
+        break;
+      case 'split':
+        Object.assign(act, this.cuts());
+        out.push(act);
+        break;
+      case 'abandon':
+        out.push(act);
+        if (r.chance(0.7)) out.push({ a: 'sleep', ms: r.range(0, 60), k: 'poll sleep' });
+        out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+        if (s && r.chance(0.8)) s.dead = true;
+        break;
+      case 'concurrent': // the second GET closes the session
+        out.push(act);
+        this.pollGet(out, target, r.pick(['leave', 'leave', 'abandon', 'wait']));
+        if (s) s.dead = true;
+        break;
+      case 'pipelined': {
+        const t2 = r.chance(0.7) ? target : this.pickSid();
+        const next = r.pick([
+          () => this.pollHead('GET', this.pollUrl(t2.text)),
+          () => ({ req: { h: this.pollHead('POST', this.pollUrl(t2.text), [['Content-Length', '{{bodylen}}']]), b: '3' } }),
+          () => `GET /socket.io/?EIO=4&transport=websocket&sid=${t2.text} HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${r.bytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          () => 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\n\r\n',
+        ])();
+        act.d = [head, next];
+        out.push(act);
+        break;
+      }
+      case 'late': {
+        // another request on the connection while the GET waits (or after
+        // its answer): the hub takes one request per connection
+        out.push(act);
+        out.push({ a: 'sleep', ms: r.range(0, 50), k: 'poll sleep' });
+        const t2 = r.chance(0.7) ? target : this.pickSid();
+        out.push({
+          a: 'send',
+          c: c.id,
+          d: r.pick([
+            () => this.pollHead('GET', this.pollUrl(t2.text)),
+            () => ({ req: { h: this.pollHead('POST', this.pollUrl(t2.text), [['Content-Length', '{{bodylen}}']]), b: r.pick(['3', '42["ping"]', '1']) } }),
+            () => 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\n\r\n',
+            () => `GET /socket.io/?EIO=4&transport=websocket&sid=${t2.text} HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${r.bytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+            () => r.pick(['\r\n', 'x', 'GET', { b64: r.bytes(20).toString('base64') }]),
+          ])(),
+          k: `poll get late ${t2.how}`,
+        });
+        break;
+      }
+      case 'body': // a GET with a body, sent or not
+        act.d = { req: { h: head.replace(/\r\n\r\n$/, `\r\nContent-Length: ${r.chance(0.7) ? '{{bodylen}}' : '{{bodylen+5}}'}\r\n\r\n`), b: r.pick(['3', '42["ping"]', 'x'.repeat(100)]) } };
+        out.push(act);
+        break;
+      case 'pause': // the answer is not read
+        out.push(act);
+        out.push({ a: 'pause', c: c.id, k: 'poll pause' });
+        break;
+      default:
+        out.push(act);
+    }
+  }
+
+  // A WebSocket naming a polling session: 2probe then 5 (the move), in the
+  // right order or not, with polls, POSTs and closes in between.
+  pollUpgrade(out, target = this.pickSid(), order = null) {
+    const r = this.r;
+    const s = target.s;
+    const sub = s ? s.sub : this.user();
+    const roles = s ? s.roles : this.roles();
+    this.ensureRoom(out);
+    const c = this.newConn('sio', { sub, roles, polite: r.chance(0.6), probe: s ? s.k : 0 });
+    let p = `/socket.io/?EIO=4&transport=websocket&sid=${target.text}`;
+    if (r.chance(0.2)) p += `&token={{tokq valid ${sub} ${roles}}}`;
+    if (r.chance(0.04)) p = r.pick([`/socket.io/?EIO=3&transport=websocket&sid=${target.text}`, `/socket.io/?EIO=4&transport=polling&sid=${target.text}`, `/socket.io/?sid=${target.text}&transport=websocket&EIO=4`]);
+    const head = `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${r.bytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    order ??= r.weighted([
+      [14, 'right'],
+      [4, 'probe-only'],
+      [3, 'five-first'],
+      [2, 'double-probe'],
+      [3, 'odd-probe'],
+      [3, 'post-mid'],
+      [3, 'close-mid'],
+      [2, 'five-late'],
+      [2, 'dual'],
+      [2, 'fragmented'],
+      [2, 'none'],
+    ]);
+    out.push({ a: 'open', c: c.id, ...(r.chance(0.7) ? { ack: 1 } : {}), k: 'poll open' });
+    out.push({ a: 'send', c: c.id, d: head, w: 2000, k: `poll upgrade ${target.how} ${order}` });
+    const f = (m) => out.push({ a: 'send', c: c.id, d: this.text(m), k: `poll probe ${order}` });
+    const moved = () => {
+      if (s) s.dead = true; // its sid polls no more
+      if (r.chance(0.5)) out.push(...this.politeFrames(c));
+    };
+    switch (order) {
+      case 'right':
+        f('2probe');
+        // the GET that waits meanwhile is released with a noop
+        if (r.chance(0.5)) this.pollGet(out, target, r.pick(['leave', 'wait']));
+        if (r.chance(0.5)) out.push({ a: 'sleep', ms: r.range(0, 30), k: 'poll sleep' });
+        f('5');
+        moved();
+        break;
+      case 'probe-only':
+        f('2probe');
+        break;
+      case 'five-first':
+        f('5');
+        if (r.chance(0.5)) f('2probe');
+        break;
+      case 'double-probe':
+        f('2probe');
+        f('2probe');
+        if (r.chance(0.5)) f('5');
+        break;
+      case 'odd-probe':
+        f(r.pick(['3probe', '2', '2probex', '2prob', '3', '6', '1', '40', '42["ping"]', '', '5x', '2probe\u001e5']));
+        if (r.chance(0.5)) f('5');
+        break;
+      case 'post-mid':
+        f('2probe');
+        this.pollPost(out, target);
+        if (r.chance(0.8)) {
+          f('5');
+          moved();
+        }
+        break;
+      case 'close-mid':
+        f('2probe');
+        if (r.chance(0.5)) out.push({ a: 'sleep', ms: r.range(0, 30), k: 'poll sleep' });
+        out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+        break;
+      case 'five-late': // the ping timeout may close the session first
+        f('2probe');
+        out.push({ a: 'sleep', ms: r.range(200, 1500), k: 'poll sleep' });
+        f('5');
+        moved();
+        break;
+      case 'dual': {
+        // a second WebSocket for the same session
+        this.ensureRoom(out);
+        const c2 = this.newConn('sio', { sub, roles, polite: false, probe: s ? s.k : 0 });
+        out.push({ a: 'open', c: c2.id, k: 'poll open' });
+        out.push({ a: 'send', c: c2.id, d: head.replace(/Sec-WebSocket-Key: [^\r]*/, `Sec-WebSocket-Key: ${r.bytes(16).toString('base64')}`), w: 2000, k: 'poll upgrade dual' });
+        out.push({ a: 'send', c: c2.id, d: this.text('2probe'), k: 'poll probe dual' });
+        f('2probe');
+        f('5');
+        out.push({ a: 'send', c: c2.id, d: this.text('5'), k: 'poll probe dual' });
+        if (s) s.dead = true;
+        break;
+      }
+      case 'fragmented':
+        out.push({ a: 'send', c: c.id, d: [{ frame: { op: 1, fin: 0, key: this.key4(), p: '2pr' } }, { frame: { op: 9, key: this.key4(), p: 'x' } }, { frame: { op: 0, fin: 1, key: this.key4(), p: 'obe' } }], k: 'poll probe fragmented' });
+        out.push({ a: 'send', c: c.id, d: this.text('5'), k: 'poll probe fragmented', ...this.cuts() });
+        moved();
+        break;
+      default:
+        break;
+    }
+  }
+
+  // Events for the sessions' users, so that their output queues fill (and
+  // overflow: the slow-consumer close) while no GET reads them.
+  pollPublish(out) {
+    const r = this.r;
+    const live = this.liveSessions();
+    const s = live.length ? r.pick(live) : null;
+    const sub = s ? s.sub : this.user();
+    const what = r.weighted([
+      [10, 'small'],
+      [4, 'big'],
+      [3, 'burst'],
+      [3, 'bot'],
+      [2, 'config'],
+    ]);
+    const small = () => ({ a: 'pub', ch: 'tradestate', d: r.chance(0.9) ? JSON.stringify({ steamId: sub, token: 't', state: 'sent', msg: r.pick(['', 'hi', '\u2603', '\u001e', 'a\u001eb']) }) : `{"steamId":"${sub}","msg":"a\u001eb"}`, k: 'poll pub small' });
+    switch (what) {
+      case 'small':
+        out.push(small());
+        break;
+      case 'big':
+        for (let i = r.range(1, 5); i > 0; i--) out.push({ a: 'pub', ch: 'tradestate', d: ['{"steamId":"', sub, '","state":"big","msg":"', { rep: 'q', n: r.pick([100000, 300000, 500000]) }, '"}'], k: 'poll pub big' });
+        break;
+      case 'burst':
+        for (let i = r.range(5, 20); i > 0; i--) out.push(small());
+        break;
+      case 'bot': {
+        const bot = r.pick(BOTS);
+        out.push({ a: 'pub', ch: `bot ${bot}`, d: `withdraw ${bot} ${sub}_abc tradeData:{"items":[1]}`, k: 'poll pub bot' });
+        break;
+      }
+      default:
+        out.push({ a: 'pub', ch: 'configuration-invalidate', d: JSON.stringify({ key: r.pick(KEYS), version: r.range(1, 999) }), k: 'poll pub config' });
+    }
+    if (s) s.get = null;
+  }
+
+  // A session opened as socket.io-client opens one: the handshake (its sid
+  // learned by the runner), then mostly the CONNECT and the long poll.
+  pollHandshake(out) {
+    const r = this.r;
+    const s = { k: this.nextSess++, sub: this.user(), roles: this.roles(), dead: false, get: null, connected: false };
+    this.sessions.push(s);
+    if (this.sessions.length > 32) this.sessions.shift();
+    let url = this.pollUrl();
+    if (r.chance(0.25)) url += `&token={{tokq ${r.pick(['valid', 'valid', 'valid', 'brief', 'expired', 'badsig'])} ${s.sub} ${s.roles}}}`;
+    const id = this.nextId++;
+    out.push({ a: 'open', c: id, k: 'poll open' });
+    out.push({ a: 'send', c: id, d: this.pollHead('GET', url), w: 2000, sid: s.k, k: 'poll handshake' });
+    if (r.chance(0.05)) out.push({ a: r.pick(['close', 'rst']), c: id, k: 'poll handshake close' });
+    if (r.chance(0.75)) {
+      const t = { text: `{{sid ${s.k}}}`, s, how: 'live' };
+      this.pollPost(out, t, [`40{"token":"{{tok ${r.weighted([[80, 'valid'], [12, 'brief'], [4, 'expired'], [4, 'badsig']])} ${s.sub} ${s.roles}}}"}`]);
+      if (r.chance(0.85)) this.pollGet(out, t, r.chance(0.5) ? 'wait' : 'leave');
+      if (r.chance(0.4)) this.pollPost(out, t, [`42["join",${JSON.stringify(r.chance(0.5) ? `user:${s.sub}` : r.pick(ROOMS_OK))}]`]);
+      // socket.io-client's default: the upgrade at once
+      if (r.chance(0.3)) this.pollUpgrade(out, t, 'right');
+    }
+  }
+
+  // Engine.IO refusals without a session: versions, transports, methods,
+  // a CORS preflight.
+  pollOdd(out) {
+    const r = this.r;
+    const id = this.nextId++;
+    const [method, url, extra] = r.pick([
+      ['GET', this.pollUrl(undefined, { eio: '3' }), []],
+      ['GET', this.pollUrl(undefined, { eio: r.pick(['', '5', '4x', '04']) }), []],
+      ['GET', this.pollUrl(undefined, { transport: r.pick(['websocket', 'flashsocket', '', 'Polling']) }), []],
+      ['POST', this.pollUrl(), [['Content-Length', '1']]],
+      ['PUT', this.pollUrl(), []],
+      ['OPTIONS', this.pollUrl(), [['Origin', r.pick(['http://127.0.0.1', 'http://evil.example'])], ['Access-Control-Request-Method', 'POST']]],
+      ['HEAD', this.pollUrl(), []],
+      ['GET', '/socket.io/?EIO=4&transport=polling&sid=', []],
+      ['GET', '/socket.io/?EIO=4&transport=polling&j=0', []],
+    ]);
+    let d = this.pollHead(method, url, extra);
+    if (method === 'POST') d = { req: { h: d, b: '3' } };
+    out.push({ a: 'open', c: id, k: 'poll open' });
+    out.push({ a: 'send', c: id, d, w: r.chance(0.5) ? 500 : 0, k: `poll odd ${method}` });
+  }
+
+  // One polling step.
+  pollStep(out) {
+    const r = this.r;
+    const live = this.liveSessions().length;
+    const gets = this.liveConns('pget');
+    const what = r.weighted([
+      [live ? 14 : 40, 'handshake'],
+      [22, 'get'],
+      [28, 'post'],
+      [live ? 10 : 2, 'upgrade'],
+      [live ? 12 : 2, 'pub'],
+      [gets.length ? 6 : 0, 'abandon'],
+      [gets.length ? 2 : 0, 'pause'],
+      [4, 'odd'],
+      [1, 'flood'],
+    ]);
+    switch (what) {
+      case 'handshake':
+        this.pollHandshake(out);
+        break;
+      case 'get':
+        this.pollGet(out);
+        break;
+      case 'post':
+        this.pollPost(out);
+        break;
+      case 'upgrade':
+        this.pollUpgrade(out);
+        break;
+      case 'pub':
+        this.pollPublish(out);
+        break;
+      case 'abandon': {
+        // a GET waiting (or answered) goes away
+        const c = r.pick(gets);
+        out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+        break;
+      }
+      case 'pause': {
+        // a GET that stops reading while its session's output grows
+        const c = r.pick(gets);
+        out.push({ a: 'pause', c: c.id, k: 'poll pause' });
+        for (let i = r.range(1, 4); i > 0; i--) out.push({ a: 'pub', ch: 'tradestate', d: ['{"steamId":"', c.sub, '","state":"big","msg":"', { rep: 'z', n: 200000 }, '"}'], k: 'poll pub big' });
+        out.push({ a: 'sleep', ms: r.range(10, 100), k: 'poll sleep' });
+        if (r.chance(0.6)) out.push({ a: 'resume', c: c.id, k: 'poll resume' });
+        else out.push(this.closeConn(c, r.pick(['close', 'rst'])));
+        break;
+      }
+      case 'flood': {
+        // many sessions at once (the session table grows), most never
+        // polled again: the ping timeout or SIGTERM ends them
+        for (let i = r.range(8, 40); i > 0; i--) {
+          const sess = { k: this.nextSess++, sub: this.user(), roles: this.roles(), dead: false, get: null, connected: false };
+          this.sessions.push(sess);
+          if (this.sessions.length > 32) this.sessions.shift();
+          const id = this.nextId++;
+          out.push({ a: 'open', c: id, k: 'poll open' });
+          out.push({ a: 'send', c: id, d: this.pollHead('GET', this.pollUrl()), sid: sess.k, k: 'poll handshake flood' });
+        }
+        break;
+      }
+      default:
+        this.pollOdd(out);
+    }
+  }
+
   // ---------------------------------------------------------- steps
 
   liveConns(kind) {
@@ -1268,6 +1908,7 @@ class Gen {
       [this.conns.size ? 4 : 0, 'close'],
       [upgraded.length ? 1 : 0, 'pause'],
       [3, 'sleep'],
+      [11, 'poll'],
     ]);
     switch (what) {
       case 'http-new': {
@@ -1305,6 +1946,9 @@ class Gen {
       case 'pub':
         out.push(this.publish());
         break;
+      case 'poll':
+        this.pollStep(out);
+        break;
       case 'redis':
         out.push(this.redisWrite());
         break;
@@ -1336,16 +1980,17 @@ class Gen {
   }
 }
 
-const STATIC_CTX = { port: 0, lockTokens: new Map(), token: () => '' };
+const STATIC_CTX = { port: 0, lockTokens: new Map(), sids: new Map(), token: () => '' };
 function materializeStatic(d) {
   return materialize(d, STATIC_CTX);
 }
 
 // The hub settings of one sequence: timers short enough that idle pings,
-// Socket.IO heartbeats and drops happen during a run, half the time.
+// Socket.IO heartbeats and drops (and polling sessions' ping timeouts)
+// happen during a run, half the time; CORS origins now and then.
 function hubSettings(r) {
   const short = r.chance(0.5);
-  return {
+  const settings = {
     env: short
       ? {
           COORDHUB_SIO_PING_INTERVAL_MS: String(r.pick([500, 1000, 2000])),
@@ -1360,6 +2005,10 @@ function hubSettings(r) {
     ]),
     webRoot: true,
   };
+  // the polling transport's connect timeout, and its CORS answers
+  if (short && r.chance(0.5)) settings.env.COORDHUB_SIO_CONNECT_TIMEOUT_MS = String(r.pick([500, 2000]));
+  if (r.chance(0.3)) settings.env.COORDHUB_CORS_ORIGINS = r.pick(['*', 'http://127.0.0.1', 'http://a.example,http://127.0.0.1']);
+  return settings;
 }
 
 // ================================================================ the runner
@@ -1380,6 +2029,7 @@ class Conn {
     this.closeCode = null;
     this.scanned = 0; // bytes of buf already looked at
     this.frames = 0;
+    this.sidSlot = null; // K: learn the sid of the Engine.IO open packet answered here as session K
     this.waiters = new Set();
     sock.on('data', (d) => this.onData(d));
     sock.on('error', () => {});
@@ -1411,6 +2061,14 @@ class Conn {
         if (from + m.index + m[0].length <= old) continue;
         this.runner.ctx.lockTokens.set(m[1], m[2]);
         stats.lockTokens++;
+      }
+      if (this.sidSlot !== null) {
+        const m = /0\{"sid":"([A-Za-z0-9_-]{1,64})"/.exec(fresh);
+        if (m) {
+          this.runner.ctx.sids.set(this.sidSlot, m[1]);
+          this.sidSlot = null;
+          stats.sessions++;
+        }
       }
       for (const m of fresh.matchAll(/HTTP\/1\.[01] (\d{3}) /g)) {
         if (from + m.index + m[0].length <= old) continue;
@@ -1454,7 +2112,17 @@ class Conn {
 
   // Waits until the answer's head is in, or the connection is gone, or ms.
   waitHead(ms) {
-    if (this.head !== null || this.gone) return Promise.resolve();
+    return this.waitFor(() => this.head !== null, ms);
+  }
+
+  // Waits until the sid of an Engine.IO handshake is learned, or the answer
+  // is not a 200, or the connection is gone, or ms.
+  waitSid(ms) {
+    return this.waitFor(() => this.sidSlot === null || (this.head !== null && !/^HTTP\/1\.[01] 200 /.test(this.head)), ms);
+  }
+
+  waitFor(ok, ms) {
+    if (ok() || this.gone) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -1462,7 +2130,7 @@ class Conn {
         resolve();
       };
       const w = () => {
-        if (this.head !== null || this.gone) done();
+        if (ok() || this.gone) done();
       };
       const timer = setTimeout(done, ms);
       this.waiters.add(w);
@@ -1483,6 +2151,7 @@ class Runner {
     this.ctx = {
       port: hub.port,
       lockTokens: new Map(),
+      sids: new Map(), // session K (a string) -> the sid its handshake got
       // the same token for the same spec (tokens carry the time), except
       // brief ones, minted fresh each time
       token: (spec) => {
@@ -1528,6 +2197,7 @@ class Runner {
       case 'send': {
         const conn = this.conns.get(act.c);
         if (!conn || conn.gone || conn.sock.destroyed || !conn.sock.writable) return;
+        if (act.sid !== undefined) conn.sidSlot = String(act.sid);
         let buf = materialize(act.d, this.ctx);
         if (act.upto !== undefined) buf = buf.subarray(0, Math.floor(Number(act.upto) * buf.length));
         const pieces = [];
@@ -1560,7 +2230,7 @@ class Runner {
             });
           }
         }
-        if (act.w) await conn.waitHead(act.w);
+        if (act.w) await (act.sid !== undefined ? conn.waitSid(act.w) : conn.waitHead(act.w));
         return;
       }
       case 'end':
@@ -1775,7 +2445,16 @@ function signature(f) {
 
 // ================================================================ sequences
 
-const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, bytesIn: 0, msStart: 0, msActions: 0, msSleep: 0, msOracle: 0, msStop: 0, statuses: new Map(), closeCodes: new Map(), upgrades: 0, framesIn: 0, lockTokens: 0 };
+const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, bytesIn: 0, msStart: 0, msActions: 0, msSleep: 0, msOracle: 0, msStop: 0, statuses: new Map(), closeCodes: new Map(), upgrades: 0, framesIn: 0, lockTokens: 0, sessions: 0, metrics: new Map() };
+
+// What the hub counted of the paths the polling actions aim at, summed over
+// its runs (read from /metrics before each SIGTERM; not judged).
+const METRICS_RE = /^coordhub_(polling_\w+|slow_consumer_closes_total|frame_too_large_closes_total|binary_frame_closes_total|protocol_error_closes_total)(?:\{[^}]*\})? (\d+)$/gm;
+async function collectMetrics(port) {
+  const r = await rawHttp(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, undefined, { timeoutMs: 2000 });
+  if (r.status !== 200) return;
+  for (const m of r.body.matchAll(METRICS_RE)) stats.metrics.set(m[1], (stats.metrics.get(m[1]) || 0) + Number(m[2]));
+}
 
 function countAction(act) {
   stats.actions++;
@@ -1836,6 +2515,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
       failure = await oracle(hub);
     }
     closeCodes = runner.closeCodes();
+    if (!failure) await collectMetrics(hub.port).catch(() => {});
     lap('msOracle');
     // SIGTERM with the clients still connected, as in production
     if (!failure) failure = await shutdownCheck(hub);
@@ -1900,7 +2580,8 @@ function printSummary(t0, seed) {
   }
   log(`netfuzz: time: hub and redis starts ${(stats.msStart / 1000).toFixed(1)} s, actions ${(stats.msActions / 1000).toFixed(1)} s, sleeps ${(stats.msSleep / 1000).toFixed(1)} s, oracle ${(stats.msOracle / 1000).toFixed(1)} s, SIGTERM and exit ${(stats.msStop / 1000).toFixed(1)} s`);
   const hist = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ');
-  log(`netfuzz: the hub answered: HTTP ${hist(stats.statuses)}; ${stats.upgrades} upgrades, ${stats.framesIn} frames, close codes ${hist(stats.closeCodes)}; ${stats.lockTokens} locks granted`);
+  log(`netfuzz: the hub answered: HTTP ${hist(stats.statuses)}; ${stats.upgrades} upgrades, ${stats.framesIn} frames, close codes ${hist(stats.closeCodes)}; ${stats.lockTokens} locks granted; ${stats.sessions} polling sessions opened`);
+  if (stats.metrics.size) log(`netfuzz: the hub counted: ${[...stats.metrics.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   log(`netfuzz: by kind: ${[...groups.entries()].sort((a, b) => b[1] - a[1]).map(([g, n]) => `${g} ${n}`).join(', ')}`);
   const top = rows.slice(0, 32);
   for (let i = 0; i < top.length; i += 4) log(`netfuzz:   ${top.slice(i, i + 4).map(([k, n]) => `${k}: ${n}`).join('; ')}`);
@@ -1982,7 +2663,7 @@ if (argv[0] === '--generate') {
   const n = Number(argv[2] ?? 500);
   const gen = new Gen(seed);
   const actions = [];
-  const ctx = { port: 1, lockTokens: new Map(), token: (spec) => `<${spec}>` };
+  const ctx = { port: 1, lockTokens: new Map(), sids: new Map(), token: (spec) => `<${spec}>` };
   let bytes = 0;
   while (actions.length < n) {
     for (const a of gen.step()) {
