@@ -26,9 +26,11 @@
 #include "socketio.h"
 #include "writer.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 static const char ERR_TRANSPORT[] = "{\"code\":0,\"message\":\"Transport unknown\"}";
 static const char ERR_SID[] = "{\"code\":1,\"message\":\"Session ID unknown\"}";
@@ -124,7 +126,7 @@ gw__poll_request(gw_t *gw, gw_conn_t *h, struct lws *wsi, int method, size_t cl)
         return 0;
     }
     s = gw__conn_session_find(gw, sid, strlen(sid));
-    if (s == NULL) {
+    if (s == NULL || gw__sio_overdue(gw, s)) {
         refuse(h, ERR_SID);
         return 0;
     }
@@ -139,8 +141,13 @@ gw__poll_request(gw_t *gw, gw_conn_t *h, struct lws *wsi, int method, size_t cl)
         s->ws.sio.get = h;
         h->poll.session = s;
         h->poll.what = GW_POLL_GET;
-        /* no lws timeout while it waits: the ping schedule bounds it */
+        /* no lws timeout while it waits: the ping schedule bounds it. And
+         * no reading: lws 4.1 reads nothing more from a connection whose
+         * answer is owed, so a peer's FIN would leave the socket readable
+         * and the loop spinning on it (a closed tab: a core for up to the
+         * ping interval). gw__poll_check notices that FIN instead. */
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        lws_rx_flow_control(wsi, 0);
         gw__out_poll(gw, s);
         return 0;
     }
@@ -248,6 +255,25 @@ gw__poll_body_done(gw_t *gw, gw_conn_t *h)
     }
     gw__http_respond(h, 200, "text/html", "ok", 2);
     return 0;
+}
+
+void
+gw__poll_check(gw_t *gw, gw_conn_t *s)
+{
+    gw_conn_t *h = s->ws.sio.get;
+    char b;
+    ssize_t n;
+    int fd;
+
+    (void)gw;
+    if (h == NULL || h->wsi == NULL || (fd = lws_get_socket_fd(h->wsi)) < 0)
+        return;
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        /* the client went: lws closes the connection, whose CLOSED_HTTP
+         * closes the session (gw__poll_reset), as the reference server */
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
 }
 
 void

@@ -23,6 +23,10 @@ int gw__poll_body_done(gw_t *gw, gw_conn_t *h);
 /* The HTTP connection `h` ends or starts another request: it no longer
  * waits on or feeds a session. Idempotent. */
 void gw__poll_reset(gw_t *gw, gw_conn_t *h);
+/* The liveness sweep, for each polling session: a GET that waits and whose
+ * client has gone (a FIN, seen with MSG_PEEK: lws reads nothing while it
+ * owes the answer) is closed, and with it the session. */
+void gw__poll_check(gw_t *gw, gw_conn_t *s);
 /* At the gateway's end: closes and frees every session. */
 void gw__poll_free_all(gw_t *gw);
 

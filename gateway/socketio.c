@@ -35,7 +35,7 @@ upgrade_session(gw_t *gw, struct lws *wsi, gw_conn_t **out)
     if (sid == NULL)
         return 0;
     s = gw__conn_session_find(gw, sid, strlen(sid));
-    if (s == NULL || s->ws.sio.upgrade != NULL)
+    if (s == NULL || s->ws.sio.upgrade != NULL || gw__sio_overdue(gw, s))
         return UV_ENOENT;
     *out = s;
     return 0;
@@ -143,9 +143,30 @@ on_schedule(uv_timer_t *t)
         }
         gw__out_text(gw, c, "2", 1);
         c->ws.sio.pong_due = 1;
-        gw__sched_put(&gw->sio_pong, n, now + gw->sio_ping_timeout_ms);
+        /* from when the ping was due, not from when this timer ran: a busy
+         * loop does not stretch the schedule (the reference's clock) */
+        gw__sched_put(&gw->sio_pong, n, n->at + gw->sio_ping_timeout_ms);
     }
     arm(gw);
+}
+
+int
+gw__sio_overdue(gw_t *gw, gw_conn_t *c)
+{
+    uint64_t now = uv_now(gw->loop);
+
+    if (c->ws.sio.pong_due && c->ws.sio.beat.in == &gw->sio_pong && c->ws.sio.beat.at <= now) {
+        gw__sched_cancel(&c->ws.sio.beat);
+        gw__out_close_why(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "ping timeout");
+        return 1;
+    }
+    if (c->ws.sio.connect.in != NULL && c->ws.sio.connect.at <= now) {
+        gw__sched_cancel(&c->ws.sio.connect);
+        gw__sched_cancel(&c->ws.sio.beat);
+        gw__out_close_why(c, LWS_CLOSE_STATUS_NORMAL, "no CONNECT in time");
+        return 1;
+    }
+    return 0;
 }
 
 void

@@ -20,6 +20,10 @@ int gw__sio_upgrade_of(gw_t *gw, struct lws *wsi, gw_conn_t **s);
 void gw__sio_open(gw_t *gw, gw_conn_t *c);
 /* One complete inbound message: 0, or a WebSocket close code. */
 int gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len);
+/* A request for session `c` came: if one of its deadlines has passed
+ * whose timer has not run yet (a busy loop), it is closed now, as the
+ * timer would have. 1 when closed. */
+int gw__sio_overdue(gw_t *gw, gw_conn_t *c);
 /* Starts Engine.IO's schedule (its timer closes with the gateway): a ping
  * pingInterval after the open or the last pong, a close (1008) when one
  * goes unanswered for pingTimeout, a close (1000) when no CONNECT came

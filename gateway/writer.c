@@ -67,6 +67,8 @@ poll_answer(gw_conn_t *s, const char *body, size_t len)
 
     s->ws.sio.get = NULL;
     h->poll.session = NULL;
+    if (h->wsi != NULL)
+        lws_rx_flow_control(h->wsi, 1); /* as polling.c stopped it while the GET waited */
     gw__http_respond(h, 200, "text/plain; charset=UTF-8", body, len);
 }
 

@@ -5,6 +5,7 @@
 // consumer), CORS on the polling transport, a connect/disconnect soak, and
 // the polling metrics.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { after, before } from 'node:test';
 import { io, NodeWebSocket, NodeXHR } from 'socket.io-client';
@@ -809,4 +810,42 @@ test('metrics: polling sessions are counted apart from WebSocket ones; requests,
   d.close();
   await gaugeBecomes(h, WSIO, m0.socketio, 'after the WebSocket clients closed');
   assert.equal((await m()).polling, m0.polling);
+});
+
+// ---------------------------------------------------------------- 8. a client that goes with a GET waiting
+
+// The hub's CPU time (user + system), in seconds (clock ticks of 100/s).
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on
+  return (Number(f[11]) + Number(f[12])) / 100; // utime (14), stime (15)
+}
+
+test('clients that go away with a GET waiting: their sessions close, and the hub does not spin on their sockets', async (t) => {
+  const h = isoHub;
+  const polling0 = await h.metric('coordhub_connections', { protocol: 'socketio_polling' });
+  const socks = [];
+  for (let i = 0; i < 20; i++) {
+    const s = await RawSession.handshake(h);
+    await s.connect(h.token(`gone${i}`));
+    // a GET that waits (nothing queued), then the client closes its side
+    const sock = net.connect({ host: '127.0.0.1', port: h.port });
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET /socket.io/?EIO=4&transport=polling&sid=${s.sid} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    socks.push(sock);
+  }
+  // the requests have reached the hub: requests counted, none answered yet
+  await new Promise((r) => setTimeout(r, 200));
+  for (const s of socks) s.end(); // FIN, as a closed tab's socket
+  const cpu0 = cpuSeconds(h.pid);
+  const t0 = Date.now();
+  await gaugeBecomes(h, POLLING, polling0, 'the sessions closed after their clients went');
+  const closedMs = Date.now() - t0;
+  // a spinning loop would take a core: give it two seconds to show
+  await new Promise((r) => setTimeout(r, 2000));
+  const used = cpuSeconds(h.pid) - cpu0;
+  const wall = (Date.now() - t0) / 1000;
+  assert.ok(used < 0.5 * wall, `the hub used ${used.toFixed(2)} s of CPU in ${wall.toFixed(1)} s with no client left`);
+  t.diagnostic(`sessions closed ${closedMs} ms after the FINs; hub CPU ${used.toFixed(2)} s over ${wall.toFixed(1)} s`);
+  for (const s of socks) s.destroy();
 });
