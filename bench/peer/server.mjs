@@ -5,6 +5,11 @@
 // `tradestate` that does io.to(steamId).emit('tradestate', obj).
 //
 //   node server.mjs --listen 127.0.0.1:PORT --redis redis://127.0.0.1:R/0 --jwt-secret S
+//     [--transports websocket|polling,websocket]
+//
+// --transports: Engine.IO transports offered, comma-separated; default
+// `websocket` (as the fan-out suite, bench/run.sh, measures it). The polling
+// benchmark (bench/polling/run.sh) passes `polling,websocket`.
 //
 // GET /readyz answers 200 once the Redis subscription is active (the bench
 // waits for it), 503 before. SIGTERM/SIGINT exit 0.
@@ -23,6 +28,7 @@ function arg(name, env, def) {
 const listen = arg('--listen', 'COORDHUB_LISTEN', '127.0.0.1:8080');
 const redisUrl = arg('--redis', 'REDIS_URL', 'redis://127.0.0.1:6379/0');
 const secret = arg('--jwt-secret', 'COORDHUB_JWT_SECRET', undefined);
+const transports = arg('--transports', 'PEER_TRANSPORTS', 'websocket').split(',').filter(Boolean);
 if (!secret) {
   console.error('peer: --jwt-secret is required');
   process.exit(2);
@@ -66,7 +72,7 @@ const httpServer = http.createServer((req, res) => {
   res.end();
 });
 
-const io = new Server(httpServer, { transports: ['websocket'], serveClient: false });
+const io = new Server(httpServer, { transports, serveClient: false });
 
 io.use((socket, next) => {
   const sub = verifyToken(socket.handshake.auth?.token ?? socket.handshake.query?.token);
