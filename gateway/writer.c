@@ -180,6 +180,19 @@ gw__out_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_
     gw__frame_unref(f);
 }
 
+/* Counts an event frame `f` as delivered, with its latency from Redis;
+ * `*now_ns` is read from the clock once per flush (0: not yet). */
+static void
+delivered(gw_t *gw, const gw_frame_t *f, uint64_t *now_ns)
+{
+    if (f->born_ns == 0)
+        return; /* not an event: an open packet, a pong, a ping */
+    if (*now_ns == 0)
+        *now_ns = uv_hrtime();
+    gw->m.deliveries++;
+    gw__metrics_observe_latency(&gw->m, *now_ns - f->born_ns);
+}
+
 /* The output of polling session `c` to the GET waiting on it, if any: every
  * queued packet, separated by 0x1e, in one response. */
 static void
@@ -201,12 +214,7 @@ flush_poll(gw_t *gw, gw_conn_t *c)
             *p++ = '\x1e';
         memcpy(p, gw__frame_data(f), f->len);
         p += f->len;
-        if (f->born_ns) {
-            if (now_ns == 0)
-                now_ns = uv_hrtime();
-            gw->m.deliveries++;
-            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
-        }
+        delivered(gw, f, &now_ns);
         gw__outq_pop(q);
     }
     poll_answer(c, body, (size_t)(p - body));
@@ -268,13 +276,7 @@ flush_conn(gw_t *gw, gw_conn_t *c)
     if (lws_write(c->wsi, out, total, LWS_WRITE_RAW) < 0)
         return -1;
     while (k-- > 0) {
-        gw_frame_t *f = gw__outq_peek(q);
-        if (f->born_ns) {
-            if (now_ns == 0)
-                now_ns = uv_hrtime();
-            gw->m.deliveries++;
-            gw__metrics_observe_latency(&gw->m, now_ns - f->born_ns);
-        }
+        delivered(gw, gw__outq_peek(q), &now_ns);
         gw__outq_pop(q);
     }
     gw->m.sends++;

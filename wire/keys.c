@@ -220,6 +220,27 @@ pkey_from(const char *type, OSSL_PARAM_BLD *bld)
     return pkey;
 }
 
+/* Adds a public key to the set, which takes `pkey` in every case. */
+static int
+add_pkey(wire_keyset_t *ks, enum kty kty, int curve_bits, EVP_PKEY *pkey, const char *kid)
+{
+    jwk_t *k = push(ks);
+
+    if (k == NULL) {
+        EVP_PKEY_free(pkey);
+        return -ENOMEM;
+    }
+    k->kty = kty;
+    k->curve_bits = curve_bits;
+    k->pkey = pkey;
+    if (kid && (k->kid = strdup(kid)) == NULL) {
+        key_clear(k);
+        ks->n--;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int
 add_rsa(wire_keyset_t *ks, json_t *jwk, const char *kid)
 {
@@ -228,7 +249,6 @@ add_rsa(wire_keyset_t *ks, json_t *jwk, const char *kid)
     BIGNUM *bn = n ? BN_bin2bn(n, (int)nn, NULL) : NULL, *be = e ? BN_bin2bn(e, (int)en, NULL) : NULL;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     EVP_PKEY *pkey = NULL;
-    jwk_t *k;
     int rc = -EINVAL;
 
     /* 2048 bits or more (leading zero bytes do not count); an odd
@@ -237,18 +257,8 @@ add_rsa(wire_keyset_t *ks, json_t *jwk, const char *kid)
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
         pkey = pkey_from("RSA", bld);
-    if (pkey != NULL && (k = push(ks)) != NULL) {
-        k->kty = KTY_RSA;
-        k->pkey = pkey;
-        pkey = NULL;
-        rc = 0;
-        if (kid && (k->kid = strdup(kid)) == NULL) {
-            key_clear(k);
-            ks->n--;
-            rc = -ENOMEM;
-        }
-    }
-    EVP_PKEY_free(pkey);
+    if (pkey != NULL)
+        rc = add_pkey(ks, KTY_RSA, 0, pkey, kid);
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn);
     BN_free(be);
@@ -265,7 +275,6 @@ add_ec(wire_keyset_t *ks, json_t *jwk, const char *kid)
     unsigned char *x = b64_member(jwk, "x", &xn), *y = b64_member(jwk, "y", &yn), pt[1 + 2 * 48];
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     EVP_PKEY *pkey = NULL;
-    jwk_t *k;
     int bits = 0, rc = -EINVAL;
 
     if (crv && strcmp(crv, "P-256") == 0)
@@ -282,19 +291,8 @@ add_ec(wire_keyset_t *ks, json_t *jwk, const char *kid)
             OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * clen))
             pkey = pkey_from("EC", bld);
     }
-    if (pkey != NULL && (k = push(ks)) != NULL) {
-        k->kty = KTY_EC;
-        k->curve_bits = bits;
-        k->pkey = pkey;
-        pkey = NULL;
-        rc = 0;
-        if (kid && (k->kid = strdup(kid)) == NULL) {
-            key_clear(k);
-            ks->n--;
-            rc = -ENOMEM;
-        }
-    }
-    EVP_PKEY_free(pkey);
+    if (pkey != NULL)
+        rc = add_pkey(ks, KTY_EC, bits, pkey, kid);
     OSSL_PARAM_BLD_free(bld);
     free(x);
     free(y);
