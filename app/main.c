@@ -41,6 +41,8 @@ typedef struct config {
     const char *web_root;
     const char *apps; /* comma-separated app ids to watch */
     const char *cors_origins; /* comma-separated origins allowed cross-origin, or "*" */
+    unsigned recovery_window_ms; /* SPEC §9; 0: recovery off */
+    unsigned recovery_max_per_room;
     int log_level;
 } config_t;
 
@@ -83,6 +85,11 @@ usage(FILE *f)
           "                                           separated, or *) whose pages may use\n"
           "                                           Socket.IO polling cross-origin (default:\n"
           "                                           none, same origin only)\n"
+          "  --recovery-window-ms N  COORDHUB_RECOVERY_WINDOW_MS  how long missed events can be\n"
+          "                                           recovered after a disconnect (default\n"
+          "                                           120000; 0: recovery off)\n"
+          "  --recovery-max-per-room N  COORDHUB_RECOVERY_MAX_PER_ROOM  events kept per room\n"
+          "                                           for recovery (default 100, 1-10000)\n"
           "  --help, --version\n",
           f);
 }
@@ -170,11 +177,30 @@ enum {
     OPT_JWT_KEYS,
     OPT_JWT_ISS,
     OPT_JWT_AUD,
+    OPT_REC_WINDOW,
+    OPT_REC_MAX,
     OPT_APP,
     OPT_OWNER,
     OPT_IDS_KEY,
     OPT_INFO_KEY
 };
+
+/* A decimal integer in [lo, hi]: 0, or -1. */
+static int
+parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
 
 /* Calls fn for each id of "730,440,570"; -1 if one is not a valid app id. */
 static int
@@ -217,8 +243,12 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"jwt-keys", required_argument, NULL, OPT_JWT_KEYS},
         {"jwt-issuer", required_argument, NULL, OPT_JWT_ISS},
         {"jwt-audience", required_argument, NULL, OPT_JWT_AUD},
+        {"recovery-window-ms", required_argument, NULL, OPT_REC_WINDOW},
+        {"recovery-max-per-room", required_argument, NULL, OPT_REC_MAX},
         {NULL, 0, NULL, 0},
     };
+    const char *rec_window = env_or("COORDHUB_RECOVERY_WINDOW_MS", "120000");
+    const char *rec_max = env_or("COORDHUB_RECOVERY_MAX_PER_ROOM", "100");
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
     const char *level = env_or("COORDHUB_LOG_LEVEL", "info");
     struct stat st;
@@ -246,6 +276,8 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_JWT_KEYS: cfg->jwt_keys = optarg; break;
         case OPT_JWT_ISS: cfg->jwt_issuer = optarg; break;
         case OPT_JWT_AUD: cfg->jwt_audience = optarg; break;
+        case OPT_REC_WINDOW: rec_window = optarg; break;
+        case OPT_REC_MAX: rec_max = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -259,6 +291,10 @@ parse_config(int argc, char **argv, config_t *cfg)
         return fail_usage("bad listen address '%s': want HOST:PORT", listen);
     if (util_log_parse_level(level, &cfg->log_level) != 0)
         return fail_usage("bad log level '%s': want error, warn, info or debug", level);
+    if (parse_uint(rec_window, 0, 24u * 3600 * 1000, &cfg->recovery_window_ms) != 0)
+        return fail_usage("bad --recovery-window-ms '%s': want 0 (off) to 86400000", rec_window);
+    if (parse_uint(rec_max, 1, 10000, &cfg->recovery_max_per_room) != 0)
+        return fail_usage("bad --recovery-max-per-room '%s': want 1 to 10000", rec_max);
     if (cfg->apps && for_each_app(cfg->apps, NULL, NULL) != 0)
         return fail_usage("bad --apps '%s': want app ids (A-Za-z0-9_-) separated by commas",
                           cfg->apps);
@@ -695,6 +731,10 @@ run(hub_t *hub)
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
     go.sio_connect_timeout_ms = env_ms("COORDHUB_SIO_CONNECT_TIMEOUT_MS");
     go.cors_origins = hub->cfg.cors_origins;
+    go.recovery_window_ms = hub->cfg.recovery_window_ms;
+    go.recovery_max_per_room = hub->cfg.recovery_max_per_room;
+    /* an undocumented knob for tests: the anchors' period (docs/recovery.md) */
+    go.recovery_anchor_ms = env_ms("COORDHUB_RECOVERY_ANCHOR_MS");
     go.ws_idle_ping_ms = env_ms("COORDHUB_WS_IDLE_PING_MS");
     go.ws_idle_drop_ms = env_ms("COORDHUB_WS_IDLE_DROP_MS");
     rc = gw_new(&hub->loop, &go, &hub->gw, &err);

@@ -6,6 +6,7 @@
  */
 #include "conn.h"
 
+#include "recovery.h"
 #include "writer.h"
 
 #include <stdio.h>
@@ -109,6 +110,7 @@ gw__conn_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
     fs->upgrade = ts->upgrade = NULL;
     gw__rooms_move(&from->ws.member, &to->ws.member);
     from->ws.ready = 0;
+    gw__rec_moved(from, to);
     gw__out_move(gw, from, to);
     gw->m.upgrades++;
 }
@@ -118,6 +120,7 @@ gw__conn_closed(gw_t *gw, gw_conn_t *c)
 {
     if (c->kind != GW_CONN_WS)
         return;
+    gw__rec_conn_closed(gw, c); /* before its rooms are left: a session saves them */
     unlink_upgrade(c);
     gw__sched_cancel(&c->ws.sio.beat);
     gw__sched_cancel(&c->ws.sio.connect);

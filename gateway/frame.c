@@ -72,52 +72,74 @@ gw__frame_unref(gw_frame_t *f)
 }
 
 /*
- * Builds one event frame: native {"event":"NAME","data":DATA} or Socket.IO
- * 42["NAME",DATA]. `event` is trusted ASCII from our own code (no quotes or
- * backslashes); `data` is JSON text copied verbatim, or NULL (or empty) for
- * an event without data. Returns a frame with one reference.
+ * Builds one event frame: native {"event":"NAME","data":DATA,"offset":"O"}
+ * or Socket.IO 42["NAME",DATA,"O"]. `event` is trusted ASCII from our own
+ * code (no quotes or backslashes); `data` is JSON text copied verbatim, or
+ * NULL (or empty) for an event without data; `offset` likewise trusted
+ * (digits and '-', docs/recovery.md), NULL for none. Returns a frame with
+ * one reference.
  */
 gw_frame_t *
-gw__frame_event(enum gw_framing framing, const char *event, const char *data, size_t dlen)
+gw__frame_event(enum gw_framing framing, const char *event, const char *data, size_t dlen,
+                const char *offset)
 {
-    static const char nat_open[] = "{\"event\":\"",
-                      nat_data[] = "\",\"data\":", nat_close_data[] = "}", nat_close[] = "\"}";
-    static const char sio_open[] = "42[\"", sio_data[] = "\",", sio_close_data[] = "]",
-                      sio_close[] = "\"]";
-    const char *open, *mid, *close;
-    size_t elen = strlen(event), olen, mlen, clen, len;
+    const int sio = framing == GW_FRAMING_SIO;
+    const char *parts[7];
+    size_t lens[7], np = 0, len = 0;
     gw_frame_t *f;
     unsigned char *p;
 
     assert(strpbrk(event, "\"\\") == NULL);
+    assert(offset == NULL || strpbrk(offset, "\"\\") == NULL);
     if (data == NULL)
         dlen = 0;
-    if (framing == GW_FRAMING_SIO) {
-        open = sio_open;
-        mid = dlen ? sio_data : "";
-        close = dlen ? sio_close_data : sio_close;
+#define PART(s, n) (parts[np] = (s), lens[np++] = (n))
+#define LIT(s) PART(s, sizeof s - 1)
+    if (sio)
+        LIT("42[\"");
+    else
+        LIT("{\"event\":\"");
+    PART(event, strlen(event));
+    if (dlen) {
+        if (sio)
+            LIT("\",");
+        else
+            LIT("\",\"data\":");
+        PART(data, dlen);
     } else {
-        open = nat_open;
-        mid = dlen ? nat_data : "";
-        close = dlen ? nat_close_data : nat_close;
+        LIT("\""); /* the event's closing quote */
     }
-    olen = strlen(open);
-    mlen = strlen(mid);
-    clen = strlen(close);
-    len = olen + elen + mlen + dlen + clen;
+    if (offset) {
+        if (sio)
+            LIT(",\"");
+        else
+            LIT(",\"offset\":\"");
+        PART(offset, strlen(offset));
+        LIT("\"");
+    }
+    if (sio)
+        LIT("]");
+    else
+        LIT("}");
+#undef LIT
+#undef PART
+    for (size_t i = 0; i < np; i++)
+        len += lens[i];
     f = gw__frame_new(len);
     p = gw__frame_data(f);
-    memcpy(p, open, olen);
-    p += olen;
-    memcpy(p, event, elen);
-    p += elen;
-    memcpy(p, mid, mlen);
-    p += mlen;
-    if (dlen) {
-        memcpy(p, data, dlen);
-        p += dlen;
+    for (size_t i = 0; i < np; i++) {
+        memcpy(p, parts[i], lens[i]);
+        p += lens[i];
     }
-    memcpy(p, close, clen);
+    return f;
+}
+
+/* A frame of `n` bytes of text (a packet of ours), one reference. */
+gw_frame_t *
+gw__frame_text(const char *text, size_t n)
+{
+    gw_frame_t *f = gw__frame_new(n);
+    memcpy(gw__frame_data(f), text, n);
     return f;
 }
 
@@ -147,6 +169,18 @@ gw__outq_push(gw_outq_t *q, gw_frame_t *f)
         outq_grow(q);
     gw__frame_ref(f);
     q->ring[(q->head + q->count) & (q->cap - 1)] = f;
+    q->count++;
+    q->bytes += f->len;
+}
+
+void
+gw__outq_push_front(gw_outq_t *q, gw_frame_t *f)
+{
+    if (q->count == q->cap)
+        outq_grow(q);
+    gw__frame_ref(f);
+    q->head = (q->head + q->cap - 1) & (q->cap - 1);
+    q->ring[q->head] = f;
     q->count++;
     q->bytes += f->len;
 }

@@ -50,11 +50,14 @@ gw__frame_ref(gw_frame_t *f)
 }
 void gw__frame_unref(gw_frame_t *f);
 
-/* Framings of one event. Native: {"event":NAME,"data":DATA}; Socket.IO:
- * 42["NAME",DATA]. `data` is JSON text or NULL for no data. */
+/* Framings of one event. Native: {"event":NAME,"data":DATA,"offset":O};
+ * Socket.IO: 42["NAME",DATA,"O"]. `data` is JSON text or NULL for no data;
+ * `offset` (SPEC §9) NULL for none. */
 enum gw_framing { GW_FRAMING_NATIVE = 0, GW_FRAMING_SIO = 1, GW_FRAMING_COUNT };
 gw_frame_t *gw__frame_event(enum gw_framing framing, const char *event, const char *data,
-                            size_t dlen);
+                            size_t dlen, const char *offset);
+/* A frame holding `n` bytes of `text` as they are (one reference). */
+gw_frame_t *gw__frame_text(const char *text, size_t n);
 
 /* A per-connection send queue of frame references: a ring that grows by
  * doubling and never shrinks while the connection lives, so the fan-out
@@ -66,6 +69,9 @@ typedef struct gw_outq {
 } gw_outq_t;
 
 void gw__outq_push(gw_outq_t *q, gw_frame_t *f); /* takes a new reference */
+/* Puts `f` before everything queued (a held connection's recovery, which
+ * goes in front of the live events queued meanwhile); a new reference. */
+void gw__outq_push_front(gw_outq_t *q, gw_frame_t *f);
 gw_frame_t *gw__outq_peek(const gw_outq_t *q);
 void gw__outq_pop(gw_outq_t *q); /* drops the queue's reference */
 void gw__outq_clear(gw_outq_t *q);

@@ -12,6 +12,7 @@
 #include "liveness.h"
 #include "polling.h"
 #include "protocol.h"
+#include "recovery.h"
 #include "socketio.h"
 #include "router.h"
 #include "writer.h"
@@ -54,8 +55,7 @@ gw_port(const gw_t *gw)
 void
 gw_on_redis_state(gw_t *gw, int ready)
 {
-    (void)gw;
-    (void)ready;
+    gw__rec_redis_state(gw, ready);
 }
 
 static unsigned
@@ -200,6 +200,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw__liveness_init(gw);
     gw__sio_init(gw);
     gw__poll_init(gw);
+    gw__rec_init(gw, opt);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -248,6 +249,7 @@ fail:
     uv_close((uv_handle_t *)&gw->sweep, NULL);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     uv_close((uv_handle_t *)&gw->sio_timer, NULL);
+    gw__rec_close(gw);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
     free_origins(gw->cors_origins);
@@ -273,6 +275,8 @@ finish_shutdown(gw_t *gw)
     gw__poll_free_all(gw);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     uv_close((uv_handle_t *)&gw->sio_timer, NULL);
+    gw__rec_flush(gw);
+    gw__rec_close(gw);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */
@@ -285,11 +289,15 @@ on_shutdown_poll(uv_timer_t *t)
 {
     gw_t *gw = t->data;
 
-    if ((gw->conns == NULL && gw->http_inflight == 0) ||
+    /* the Socket.IO sessions saved at the sockets' close are written
+     * before the bus closes (recovery across a SIGTERM, SPEC §9) */
+    if ((gw->conns == NULL && gw->http_inflight == 0 && gw->rec.saves == 0) ||
         uv_now(gw->loop) >= gw->shutdown_deadline) {
-        if (gw->conns != NULL || gw->http_inflight != 0)
-            LOG_WARN("gw", "shutdown deadline passed with %zu sockets and %zu requests open",
-                     gw->nconns[0] + gw->nconns[1], gw->http_inflight);
+        if (gw->conns != NULL || gw->http_inflight != 0 || gw->rec.saves != 0)
+            LOG_WARN("gw",
+                     "shutdown deadline passed with %zu sockets, %zu requests and %zu session "
+                     "saves open",
+                     gw->nconns[0] + gw->nconns[1], gw->http_inflight, gw->rec.saves);
         finish_shutdown(gw);
     }
 }
@@ -316,6 +324,7 @@ gw_free(gw_t *gw)
         lws_context_destroy(gw->ctx); /* second half: frees */
     gw->ctx = NULL;
     gw__rooms_free(gw->rooms);
+    gw__rec_free(gw);
     free_origins(gw->cors_origins);
     free(gw->scratch);
     free(gw->host);

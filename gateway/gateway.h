@@ -36,6 +36,9 @@ typedef struct gw_options {
     const char *cors_origins;      /* "https://a.example,https://b.example" or "*"; NULL: none */
     unsigned ws_idle_ping_ms;      /* 0: 30000, silence before a WebSocket PING */
     unsigned ws_idle_drop_ms;      /* 0: 10000, no answer to it: dropped */
+    unsigned recovery_window_ms;   /* 0: recovery off (SPEC §9, docs/recovery.md) */
+    unsigned recovery_max_per_room; /* 0: 100 */
+    unsigned recovery_anchor_ms;   /* 0: 1000, the anchors' period */
 } gw_options_t;
 
 /*

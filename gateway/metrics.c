@@ -139,6 +139,52 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         gw->bus ? bus_ready(gw->bus) : 0);
     counter(&b, "coordhub_redis_reconnects_total", "Redis connections re-established after loss.",
             gw->bus ? bus_reconnects(gw->bus) : 0);
+    {
+        static const char *const outcome[GW_REC_OUTCOMES] = {
+            "recovered", "offset", "epoch", "window", "bound",
+            "gap", "unsynced", "session", "rooms", "unavailable"};
+        static const char *const framing[GW_FRAMING_COUNT] = {"native", "socketio"};
+        put(&b, "# HELP coordhub_recovery_total Reconnects that asked for missed events, by "
+                "framing and outcome (recovered, or why not).\n"
+                "# TYPE coordhub_recovery_total counter\n");
+        for (int f = 0; f < GW_FRAMING_COUNT; f++)
+            for (int o = 0; o < GW_REC_OUTCOMES; o++)
+                put(&b, "coordhub_recovery_total{framing=\"%s\",outcome=\"%s\"} %llu\n",
+                    framing[f], outcome[o], (unsigned long long)m->rec_outcomes[f][o]);
+    }
+    counter(&b, "coordhub_recovery_replayed_events_total", "Missed events sent by recoveries.",
+            m->rec_replayed);
+    counter(&b, "coordhub_recovery_history_entries_total",
+            "History entries this hub sent to Redis.", m->rec_entries);
+    counter(&b, "coordhub_recovery_history_refused_total",
+            "History entries Redis already had from another hub.", m->rec_refused);
+    counter(&b, "coordhub_recovery_history_batches_total",
+            "Batches of history entries (one EVAL each).", m->rec_batches);
+    counter(&b, "coordhub_recovery_history_errors_total", "Batches that failed.",
+            m->rec_write_errors);
+    counter(&b, "coordhub_recovery_anchors_total", "Anchors received.", m->rec_anchors);
+    counter(&b, "coordhub_recovery_unsynced_events_total",
+            "Messages that arrived while this hub had no position (their offset is \"\").",
+            m->rec_unsynced);
+    put(&b,
+        "# HELP coordhub_recovery_window_seconds How long missed events can be recovered (0: "
+        "off).\n# TYPE coordhub_recovery_window_seconds gauge\n"
+        "coordhub_recovery_window_seconds %g\n"
+        "# HELP coordhub_recovery_room_bound Events kept per room for recovery.\n"
+        "# TYPE coordhub_recovery_room_bound gauge\ncoordhub_recovery_room_bound %u\n"
+        "# HELP coordhub_recovery_synced 1 while this hub has a position it can vouch for.\n"
+        "# TYPE coordhub_recovery_synced gauge\ncoordhub_recovery_synced %d\n"
+        "# HELP coordhub_recovery_history_bytes Redis memory used by the history streams "
+        "(MEMORY USAGE summed over the last full SCAN pass).\n"
+        "# TYPE coordhub_recovery_history_bytes gauge\ncoordhub_recovery_history_bytes %llu\n"
+        "# HELP coordhub_recovery_history_keys History streams in Redis (last full pass).\n"
+        "# TYPE coordhub_recovery_history_keys gauge\ncoordhub_recovery_history_keys %llu\n"
+        "# HELP coordhub_recovery_pending_bytes History bytes this hub holds before its next "
+        "write.\n# TYPE coordhub_recovery_pending_bytes gauge\n"
+        "coordhub_recovery_pending_bytes %zu\n",
+        gw->rec.window_ms / 1000.0, gw->rec.bound, gw->rec.synced,
+        (unsigned long long)gw->rec.redis_bytes, (unsigned long long)gw->rec.redis_keys,
+        gw->rec.len);
     put(&b, "# HELP coordhub_delivery_latency_seconds From the Redis message reaching the hub to "
             "its frame being written to a socket.\n"
             "# TYPE coordhub_delivery_latency_seconds histogram\n");

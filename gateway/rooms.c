@@ -196,6 +196,13 @@ gw__rooms_leave_if(gw_rooms_t *r, gw_member_t *m, int (*keep)(void *ctx, const c
 }
 
 void
+gw__rooms_each(const gw_member_t *m, void (*fn)(void *ctx, const char *room), void *ctx)
+{
+    for (const struct gw_membership *ms = m->rooms; ms; ms = ms->mnext)
+        fn(ctx, ms->room->name);
+}
+
+void
 gw__rooms_move(gw_member_t *from, gw_member_t *to)
 {
     for (struct gw_membership *ms = from->rooms; ms; ms = ms->mnext)

@@ -28,6 +28,8 @@ void gw__rooms_leave_all(gw_rooms_t *r, gw_member_t *m);
  * the name of each (valid during the call) once it is left. */
 void gw__rooms_leave_if(gw_rooms_t *r, gw_member_t *m, int (*keep)(void *ctx, const char *room),
                         void (*left)(void *ctx, const char *room), void *ctx);
+/* Calls `fn` with the name of each room of `m`; `fn` must not join or leave. */
+void gw__rooms_each(const gw_member_t *m, void (*fn)(void *ctx, const char *room), void *ctx);
 /* `to` (in no room) takes every membership of `from`, in place: the rooms
  * see no leave and no join, and their order of members is kept. */
 void gw__rooms_move(gw_member_t *from, gw_member_t *to);

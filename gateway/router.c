@@ -7,6 +7,7 @@
  */
 #include "router.h"
 
+#include "recovery.h"
 #include "writer.h"
 
 #include <jansson.h>
@@ -18,6 +19,7 @@ typedef struct fanout {
     const char *event;
     const char *data; /* JSON text, or NULL */
     size_t dlen;
+    const char *offset; /* SPEC §9, or NULL */
     uint64_t born_ns;
     gw_frame_t *frames[GW_FRAMING_COUNT];
     size_t recipients;
@@ -33,7 +35,7 @@ deliver(void *ctx, void *owner)
     if (c->ws.close_code || !c->ws.ready)
         return;
     if (f == NULL) {
-        f = gw__frame_event(c->ws.framing, fo->event, fo->data, fo->dlen);
+        f = gw__frame_event(c->ws.framing, fo->event, fo->data, fo->dlen, fo->offset);
         f->born_ns = fo->born_ns;
         fo->frames[c->ws.framing] = f;
         fo->gw->m.frames_built++;
@@ -52,19 +54,33 @@ fanout_done(fanout_t *fo)
         fo->gw->m.events_routed++;
 }
 
+/* An event to a room's members; with an offset it also goes into the
+ * room's history (recovery.c). */
 static void
 to_room(gw_t *gw, const char *room, size_t rlen, const char *event, const char *data, size_t dlen,
-        uint64_t born_ns)
+        const char *offset, uint64_t born_ns)
 {
-    fanout_t fo = {gw, event, data, dlen, born_ns, {NULL}, 0};
+    fanout_t fo = {gw, event, data, dlen, offset, born_ns, {NULL}, 0};
     gw__rooms_visit(gw->rooms, room, rlen, deliver, &fo);
     fanout_done(&fo);
+    if (offset != NULL)
+        gw__rec_record(gw, room, rlen, event, data, dlen);
+}
+
+/* Is an event for `room` wanted: a member here, or history to write? */
+static int
+wanted(gw_t *gw, const char *room, size_t rlen)
+{
+    return gw->rec.synced || gw__rooms_size(gw->rooms, room, rlen) > 0;
 }
 
 static void
 to_everyone(gw_t *gw, const char *event, uint64_t born_ns)
 {
-    fanout_t fo = {gw, event, NULL, 0, born_ns, {NULL}, 0};
+    /* coalesced: its offset is the position of the last message routed,
+     * whose events (and every earlier one) have all been queued by now */
+    const char *offset = gw__rec_on(gw) ? gw->rec.offset : NULL;
+    fanout_t fo = {gw, event, NULL, 0, offset, born_ns, {NULL}, 0};
     for (gw_conn_t *c = gw->conns; c; c = c->ws.next)
         deliver(&fo, c);
     fanout_done(&fo);
@@ -115,7 +131,8 @@ gw_config_changed(gw_t *gw, const char *key, const char *value, long long versio
                   (json_int_t)version);
     data = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    to_room(gw, room, (size_t)n, "config", data, strlen(data), uv_hrtime());
+    /* not history: a watch reads the current values again (docs/recovery.md) */
+    to_room(gw, room, (size_t)n, "config", data, strlen(data), NULL, uv_hrtime());
     free(data);
 }
 
@@ -143,7 +160,7 @@ gw__router_init(gw_t *gw, unsigned coalesce_ms)
 
 static void
 route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size_t len,
-          uint64_t born)
+          const char *offset, uint64_t born)
 {
     const char *bot_id;
     size_t bot_len;
@@ -163,7 +180,7 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
     }
     /* `bot` to the bot's room (ops only): everything, raw included */
     n = snprintf(room, sizeof room, "bot:%.*s", (int)bot_len, bot_id);
-    if (gw__rooms_size(gw->rooms, room, (size_t)n) > 0) {
+    if (wanted(gw, room, (size_t)n)) {
         o = json_object();
         json_object_set_new(o, "botId", json_stringn(bot_id, bot_len));
         json_object_set_new(o, "command", json_stringn(cmd.command, cmd.command_len));
@@ -186,14 +203,14 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
         data = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (data) {
-            to_room(gw, room, (size_t)n, "bot", data, strlen(data), born);
+            to_room(gw, room, (size_t)n, "bot", data, strlen(data), offset, born);
             free(data);
         }
     }
     /* `bot-command` to the user named in it: never tradeData, never raw */
     if (cmd.steamid) {
         n = snprintf(room, sizeof room, "user:%.*s", (int)cmd.steamid_len, cmd.steamid);
-        if (gw__rooms_size(gw->rooms, room, (size_t)n) == 0)
+        if (!wanted(gw, room, (size_t)n))
             return;
         o = json_object();
         json_object_set_new(o, "botId", json_stringn(bot_id, bot_len));
@@ -203,7 +220,7 @@ route_bot(gw_t *gw, const char *channel, size_t chlen, const char *payload, size
         data = json_dumps(o, JSON_COMPACT);
         json_decref(o);
         if (data) {
-            to_room(gw, room, (size_t)n, "bot-command", data, strlen(data), born);
+            to_room(gw, room, (size_t)n, "bot-command", data, strlen(data), offset, born);
             free(data);
         }
     }
@@ -226,22 +243,32 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
     uint64_t born = uv_hrtime();
     char id[WIRE_ID_MAX + 1], room[WIRE_ROOM_MAX + 1];
     enum util_channel_id ch = util_channel_of(pattern, channel, chlen);
+    const char *offset;
     uint64_t delay;
     char *data;
     size_t dlen;
 
+    if (ch == UTIL_CH_REC_ANCHOR) {
+        gw__rec_anchor(gw, payload, len);
+        return;
+    }
     if (util_channels[ch].label == NULL)
         ch = UTIL_CH_OTHER; /* not the gateway's (util.h, the channel table) */
     gw->m.messages_in[ch]++;
+    if (ch == UTIL_CH_OTHER)
+        return;
+    /* every message of the gateway's channels has a position, routed or
+     * not, so that every hub counts the same (docs/recovery.md) */
+    offset = gw__rec_position(gw);
     switch (ch) {
-    case UTIL_CH_BOT: route_bot(gw, channel, chlen, payload, len, born); return;
+    case UTIL_CH_BOT: route_bot(gw, channel, chlen, payload, len, offset, born); return;
     case UTIL_CH_TRADESTATE:
         if (wire_route_tradestate(payload, len, id) != 0) {
             malformed(gw, ch, channel, chlen, "not a JSON object with a valid steamId");
             return;
         }
         /* data is the object exactly as published: validated, not rebuilt */
-        to_room(gw, room, user_room(room, id), "tradestate", payload, len, born);
+        to_room(gw, room, user_room(room, id), "tradestate", payload, len, offset, born);
         return;
     case UTIL_CH_CANCELED:
         if (wire_route_canceled(payload, len, id) != 0) {
@@ -252,10 +279,12 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
         data = json_string_text(id, strlen(id), &dlen);
         if (data == NULL)
             return;
-        to_room(gw, room, user_room(room, id), "canceledtrades", data, dlen, born);
+        to_room(gw, room, user_room(room, id), "canceledtrades", data, dlen, offset, born);
         free(data);
         return;
     case UTIL_CH_ITEM_RESERVED:
+        if (offset != NULL)
+            gw__rec_record(gw, "*", 1, "reserve-items", NULL, 0);
         switch (gw__throttle_hit(&gw->reserve_throttle, uv_now(gw->loop), &delay)) {
         case GW_THROTTLE_FIRE: fire_reserve_items(gw); break;
         case GW_THROTTLE_ARM: uv_timer_start(&gw->reserve_timer, on_reserve_timer, delay, 0); break;
@@ -270,7 +299,7 @@ gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t chlen, 
             return;
         }
         to_room(gw, "ops", 3, ch == UTIL_CH_FINISHED ? "finishedtrades" : "steamDown", data, dlen,
-                born);
+                offset, born);
         free(data);
         return;
     default: return;

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "recovery.h"
 #include "writer.h"
 
 #include <jansson.h>
@@ -239,16 +240,23 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     } else {
         gw->m.auth_failures++;
     }
-    json_decref(auth);
     if (!ok) {
         static const char refused[] =
             "44{\"message\":\"unauthorized\",\"data\":{\"code\":\"unauthorized\"}}";
+        json_decref(auth);
         gw__out_text(gw, c, refused, sizeof refused - 1);
         return 0;
     }
     gw__conn_enter(gw, c, &claims);
     c->ws.sio.connected = 1;
     gw__sched_cancel(&c->ws.sio.connect);
+    if (gw__rec_on(gw)) {
+        /* answered with a pid, after recovering when asked (SPEC §9) */
+        gw__rec_sio_connect(gw, c, auth);
+        json_decref(auth);
+        return 0;
+    }
+    json_decref(auth);
     n = snprintf(reply, sizeof reply, "40{\"sid\":\"%s\"}", c->ws.sio.sio_sid);
     gw__out_text(gw, c, reply, (size_t)n);
     return 0;

@@ -37,6 +37,21 @@ enum gw_method {
     GW_M_HEAD = 7
 };
 
+/* How a recovery ended (SPEC §9, docs/recovery.md): recovered, or why not. */
+enum gw_rec_outcome {
+    GW_REC_RECOVERED = 0,
+    GW_REC_OFFSET,   /* garbled, forged, from the future, or "" */
+    GW_REC_EPOCH,    /* Redis lost its data (FLUSHALL, a restart without it) */
+    GW_REC_WINDOW,   /* older than --recovery-window-ms */
+    GW_REC_BOUND,    /* more events than the per-room bound in one room */
+    GW_REC_GAP,      /* a segment no hub saw whole */
+    GW_REC_UNSYNCED, /* this hub has no position it can vouch for */
+    GW_REC_SESSION,  /* Socket.IO: no saved session for this pid and sub */
+    GW_REC_ROOMS,    /* a room asked for that the token no longer allows */
+    GW_REC_UNAVAILABLE, /* Redis not ready, or an error */
+    GW_REC_OUTCOMES
+};
+
 struct gw_metrics {
     uint64_t messages_in[UTIL_CH_COUNT]; /* by channel id (util.h); labelled ones shown */
     uint64_t malformed[UTIL_CH_COUNT];
@@ -61,6 +76,14 @@ struct gw_metrics {
     uint64_t polls;            /* Engine.IO polling requests (GET and POST) */
     uint64_t poll_sessions;    /* polling sessions opened */
     uint64_t upgrades;         /* polling sessions upgraded to WebSocket */
+    uint64_t rec_outcomes[GW_FRAMING_COUNT][GW_REC_OUTCOMES];
+    uint64_t rec_replayed;     /* events sent by recoveries */
+    uint64_t rec_entries;      /* history entries sent to Redis */
+    uint64_t rec_batches;      /* EVALs that carried them */
+    uint64_t rec_refused;      /* entries Redis already had (another hub's) */
+    uint64_t rec_write_errors; /* batches that failed */
+    uint64_t rec_anchors;      /* anchors seen */
+    uint64_t rec_unsynced;     /* events built with no offset to give */
     uint64_t lat_bucket[GW_LAT_BUCKETS + 1]; /* last = +Inf */
     uint64_t lat_count;
     double lat_sum;
@@ -125,6 +148,7 @@ typedef struct gw_sio {
     int connected;     /* CONNECT on "/" answered; DISCONNECT clears it */
     char sid[24];      /* Engine.IO's session id */
     char sio_sid[24];  /* Socket.IO's socket id (the CONNECT answer) */
+    char pid[24];      /* its private id for recovery (SPEC §9), "" when off */
     /* The upgrade of a polling session to WebSocket: on the polling
      * session, the WebSocket probing it; on that WebSocket, the session.
      * Both NULL otherwise; cleared on both sides when either goes. */
@@ -166,6 +190,11 @@ typedef struct gw_ws {
     int close_sent; /* our close frame is out: what the peer still sends is
                        read and discarded until its own close or a deadline */
 
+    /* recovery (recovery.c): while `held`, events are queued, not sent,
+     * until the recovery in `rec` puts the missed ones in front */
+    int held;
+    struct gw_recop *rec;
+
     /* liveness (liveness.c) */
     uint64_t ping_sent; /* a WebSocket PING is out since then, 0 none */
     int idle_dropped;   /* the sweep has dropped it: lws closes it */
@@ -197,6 +226,34 @@ struct gw_conn {
         gw_ws_t ws;
     };
 };
+
+/* Recovery (recovery.c, docs/recovery.md): this hub's position in Redis's
+ * order of messages, and the history entries not yet written. */
+typedef struct gw_rec_entry {
+    size_t key, klen, id, idlen, ev, evlen, data, dlen; /* offsets into the batch's bytes */
+} gw_rec_entry_t;
+
+typedef struct gw_rec {
+    unsigned window_ms; /* 0: off */
+    unsigned bound;     /* entries kept per room */
+    unsigned anchor_ms; /* the anchors' period */
+    int synced;         /* positions are valid: an anchor seen, subscribed since */
+    uint64_t anchor;    /* the current segment */
+    uint64_t count;     /* messages since its anchor */
+    char epoch[40];
+    char offset[48];    /* "<anchor>-<count>" of the message being routed, or "" */
+    /* the batch (one EVAL per loop iteration) */
+    char *bytes;
+    size_t len, cap;
+    gw_rec_entry_t *ents;
+    size_t n, ecap;
+    uv_timer_t timer; /* anchors, and the memory pass */
+    size_t saves;     /* Socket.IO sessions being written */
+    /* the memory of history in Redis: the last full SCAN pass */
+    char cursor[24];
+    int scanning;
+    uint64_t pass_bytes, pass_keys, redis_bytes, redis_keys;
+} gw_rec_t;
 
 struct gw {
     uv_loop_t *loop;
@@ -250,6 +307,8 @@ struct gw {
     void (*shutdown_done)(void *);
     void *shutdown_privdata;
     int timers_closed;
+
+    gw_rec_t rec;
 
     struct gw_metrics m;
 };

@@ -17,6 +17,8 @@
  */
 #include "writer.h"
 
+#include "recovery.h"
+
 #include "http.h"
 #include "metrics.h"
 
@@ -132,6 +134,26 @@ gw__out_move(gw_t *gw, gw_conn_t *from, gw_conn_t *to)
     }
 }
 
+/* Sent at the end of this loop iteration, with whatever else is queued
+ * for this socket by then: one send() for them all. Queued from a timer,
+ * the poll phase would otherwise block first. */
+static void
+mark_dirty(gw_t *gw, gw_conn_t *c)
+{
+    gw_ws_t *w = &c->ws;
+
+    if (w->dirty)
+        return;
+    if (gw->dirty == NULL)
+        uv_idle_start(&gw->wake, on_wake);
+    w->dirty = 1;
+    w->dprev = NULL;
+    w->dnext = gw->dirty;
+    if (gw->dirty)
+        gw->dirty->ws.dprev = c;
+    gw->dirty = c;
+}
+
 void
 gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
 {
@@ -148,26 +170,20 @@ gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f)
         return;
     }
     gw__outq_push(&w->q, f);
-    if (!w->dirty) {
-        /* sent at the end of this loop iteration, with whatever else is
-         * queued for this socket by then: one send() for them all. Queued
-         * from a timer, the poll phase would otherwise block first. */
-        if (gw->dirty == NULL)
-            uv_idle_start(&gw->wake, on_wake);
-        w->dirty = 1;
-        w->dprev = NULL;
-        w->dnext = gw->dirty;
-        if (gw->dirty)
-            gw->dirty->ws.dprev = c;
-        gw->dirty = c;
-    }
+    mark_dirty(gw, c);
+}
+
+void
+gw__out_release(gw_t *gw, gw_conn_t *c)
+{
+    if (c->ws.q.count > 0)
+        mark_dirty(gw, c);
 }
 
 void
 gw__out_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n)
 {
-    gw_frame_t *f = gw__frame_new(n);
-    memcpy(gw__frame_data(f), text, n);
+    gw_frame_t *f = gw__frame_text(text, n);
     gw__out_frame(gw, c, f);
     gw__frame_unref(f);
 }
@@ -175,7 +191,7 @@ gw__out_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n)
 void
 gw__out_event(gw_t *gw, gw_conn_t *c, const char *event, const char *data, size_t dlen)
 {
-    gw_frame_t *f = gw__frame_event(c->ws.framing, event, data, dlen);
+    gw_frame_t *f = gw__frame_event(c->ws.framing, event, data, dlen, NULL);
     gw__out_frame(gw, c, f);
     gw__frame_unref(f);
 }
@@ -203,7 +219,7 @@ flush_poll(gw_t *gw, gw_conn_t *c)
     size_t total = 0;
     char *body, *p;
 
-    if (q->count == 0 || c->ws.sio.get == NULL)
+    if (q->count == 0 || c->ws.sio.get == NULL || c->ws.held)
         return;
     for (uint32_t k = 0; k < q->count; k++)
         total += q->ring[(q->head + k) % q->cap]->len + 1;
@@ -246,8 +262,8 @@ flush_conn(gw_t *gw, gw_conn_t *c)
         lws_callback_on_writable(c->wsi);
         return 0;
     }
-    if (q->count == 0)
-        return 0;
+    if (q->count == 0 || c->ws.held)
+        return 0; /* held: a recovery puts the missed events first (recovery.c) */
     if (lws_partial_buffered(c->wsi)) {
         lws_callback_on_writable(c->wsi);
         return 0;
@@ -293,6 +309,7 @@ on_flush(uv_check_t *h)
 
     gw->iterations++;
     uv_idle_stop(&gw->wake);
+    gw__rec_flush(gw); /* this iteration's history entries: one EVAL */
     while ((c = gw->dirty) != NULL) {
         undirty(gw, c);
         if (flush_conn(gw, c) != 0) {

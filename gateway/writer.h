@@ -15,6 +15,8 @@ void gw__out_init(gw_t *gw);
 /* Queues a frame for `c` (takes a reference). Past the slow-consumer bound
  * the queue is dropped and the connection closed with 4008 instead. */
 void gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f);
+/* A held connection's queue (recovery.c) may be written again. */
+void gw__out_release(gw_t *gw, gw_conn_t *c);
 /* Queues `n` bytes of text as one frame of its own (not the fan-out path). */
 void gw__out_text(gw_t *gw, gw_conn_t *c, const char *text, size_t n);
 /* Queues one event in the connection's framing (not the fan-out path);

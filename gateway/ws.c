@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "http.h"
 #include "native.h"
+#include "recovery.h"
 #include "socketio.h"
 #include "writer.h"
 
@@ -99,6 +100,7 @@ gw__ws_established(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     } else {
         gw__conn_open(gw, c, wsi, framing);
         gw__conn_enter(gw, c, &claims);
+        gw__rec_native(gw, c, wsi); /* ?offset=: SPEC §9 */
     }
     if (gw->shutting_down)
         gw__out_close(c, LWS_CLOSE_STATUS_GOINGAWAY);

@@ -183,6 +183,7 @@ void util_random_id(char *out, size_t nchars, enum util_id_alphabet alphabet);
 #define UTIL_CHANNEL_LOCK_RELEASED "coordhub:lock-released"
 #define UTIL_CHANNEL_CONFIG_INVALIDATE "configuration-invalidate"
 #define UTIL_CHANNEL_TRACKING "__redis__:invalidate" /* RESP2 client tracking */
+#define UTIL_CHANNEL_REC_ANCHOR "coordhub:rec:anchors" /* docs/recovery.md */
 
 enum util_channel_id {
     UTIL_CH_TRADESTATE,
@@ -195,6 +196,7 @@ enum util_channel_id {
     UTIL_CH_LOCK_RELEASED,
     UTIL_CH_CONFIG_INVALIDATE,
     UTIL_CH_TRACKING,
+    UTIL_CH_REC_ANCHOR,
     UTIL_CH_COUNT
 };
 

@@ -15,6 +15,7 @@
 #define COORDHUB_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -193,6 +194,15 @@ int wire_client_op_parse(const char *buf, size_t len, wire_client_op_t *out, con
  * one's own), bot:<id> and ops (role ops). Returns 0 with `*code` NULL, or
  * -EINVAL with `*code` "forbidden" or "bad_room". */
 int wire_room_check(const wire_claims_t *claims, const char *room, const char **code);
+
+/* ---- recovery offsets (offset.c) ---- */
+
+#define WIRE_OFFSET_MAX 40 /* "<anchor>-<count>": two numbers of at most 16 digits */
+
+/* Parses an offset "<anchor>-<count>" (docs/recovery.md): decimal, no sign,
+ * no leading zeros, anchor >= 1, both below 2^53, nothing around them.
+ * Returns 0 with both set, or -EINVAL. */
+int wire_offset_parse(const char *s, size_t n, uint64_t *anchor, uint64_t *count);
 
 /* ---- Engine.IO v4 / Socket.IO v5 packets over WebSocket (sio.c) ---- */
 

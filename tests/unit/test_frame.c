@@ -73,6 +73,7 @@ typedef struct ev_case {
     const char *data;
     size_t dlen;
     const char *want;
+    const char *offset;
 } ev_case_t;
 
 static void
@@ -81,24 +82,33 @@ test_frame_event(void **state)
     static const char longdata[] = "{\"a\":1}TRAILING-JUNK";
     static const ev_case_t cases[] = {
         {GW_FRAMING_NATIVE, "tradestate", "{\"steamId\":\"1\",\"state\":3}", 25,
-         "{\"event\":\"tradestate\",\"data\":{\"steamId\":\"1\",\"state\":3}}"},
-        {GW_FRAMING_NATIVE, "pong", NULL, 0, "{\"event\":\"pong\"}"},
-        {GW_FRAMING_NATIVE, "reserve-items", NULL, 99, "{\"event\":\"reserve-items\"}"},
+         "{\"event\":\"tradestate\",\"data\":{\"steamId\":\"1\",\"state\":3}}", NULL},
+        {GW_FRAMING_NATIVE, "pong", NULL, 0, "{\"event\":\"pong\"}", NULL},
+        {GW_FRAMING_NATIVE, "reserve-items", NULL, 99, "{\"event\":\"reserve-items\"}", NULL},
         {GW_FRAMING_NATIVE, "canceledtrades", "\"765\"", 5,
-         "{\"event\":\"canceledtrades\",\"data\":\"765\"}"},
-        {GW_FRAMING_NATIVE, "e", longdata, 7, "{\"event\":\"e\",\"data\":{\"a\":1}}"},
+         "{\"event\":\"canceledtrades\",\"data\":\"765\"}", NULL},
+        {GW_FRAMING_NATIVE, "e", longdata, 7, "{\"event\":\"e\",\"data\":{\"a\":1}}", NULL},
         {GW_FRAMING_SIO, "tradestate", "{\"steamId\":\"1\",\"state\":3}", 25,
-         "42[\"tradestate\",{\"steamId\":\"1\",\"state\":3}]"},
-        {GW_FRAMING_SIO, "canceledtrades", "\"765\"", 5, "42[\"canceledtrades\",\"765\"]"},
-        {GW_FRAMING_SIO, "reserve-items", NULL, 0, "42[\"reserve-items\"]"},
-        {GW_FRAMING_SIO, "e", longdata, 7, "42[\"e\",{\"a\":1}]"},
-        {GW_FRAMING_SIO, "n", "12", 2, "42[\"n\",12]"},
+         "42[\"tradestate\",{\"steamId\":\"1\",\"state\":3}]", NULL},
+        {GW_FRAMING_SIO, "canceledtrades", "\"765\"", 5, "42[\"canceledtrades\",\"765\"]", NULL},
+        {GW_FRAMING_SIO, "reserve-items", NULL, 0, "42[\"reserve-items\"]", NULL},
+        {GW_FRAMING_SIO, "e", longdata, 7, "42[\"e\",{\"a\":1}]", NULL},
+        {GW_FRAMING_SIO, "n", "12", 2, "42[\"n\",12]", NULL},
+        /* with an offset (SPEC §9): the last member, the last element */
+        {GW_FRAMING_NATIVE, "tradestate", "{\"a\":1}", 7,
+         "{\"event\":\"tradestate\",\"data\":{\"a\":1},\"offset\":\"17-3\"}", "17-3"},
+        {GW_FRAMING_NATIVE, "reserve-items", NULL, 0,
+         "{\"event\":\"reserve-items\",\"offset\":\"17-4\"}", "17-4"},
+        {GW_FRAMING_NATIVE, "e", "1", 1, "{\"event\":\"e\",\"data\":1,\"offset\":\"\"}", ""},
+        {GW_FRAMING_SIO, "tradestate", "{\"a\":1}", 7, "42[\"tradestate\",{\"a\":1},\"17-3\"]",
+         "17-3"},
+        {GW_FRAMING_SIO, "reserve-items", NULL, 0, "42[\"reserve-items\",\"9-0\"]", "9-0"},
     };
     (void)state;
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const ev_case_t *c = &cases[i];
-        gw_frame_t *f = gw__frame_event(c->framing, c->event, c->data, c->dlen);
+        gw_frame_t *f = gw__frame_event(c->framing, c->event, c->data, c->dlen, c->offset);
         const char *text = (const char *)gw__frame_data(f);
         size_t off = c->framing == GW_FRAMING_SIO ? 2 : 0;
         json_t *j;
@@ -113,11 +123,12 @@ test_frame_event(void **state)
         if (c->framing == GW_FRAMING_SIO) {
             assert_true(json_is_array(j));
             assert_string_equal(json_string_value(json_array_get(j, 0)), c->event);
-            assert_int_equal(json_array_size(j), c->data ? 2 : 1);
+            assert_int_equal(json_array_size(j), (c->data ? 2 : 1) + (c->offset ? 1 : 0));
         } else {
             assert_true(json_is_object(j));
             assert_string_equal(json_string_value(json_object_get(j, "event")), c->event);
             assert_int_equal(json_object_get(j, "data") != NULL, c->data != NULL);
+            assert_int_equal(json_object_get(j, "offset") != NULL, c->offset != NULL);
         }
         json_decref(j);
         gw__frame_unref(f);
@@ -146,7 +157,7 @@ static void
 test_outq_shared(void **state)
 {
     gw_outq_t q[3] = {{0}};
-    gw_frame_t *f = gw__frame_event(GW_FRAMING_NATIVE, "tradestate", "{}", 2);
+    gw_frame_t *f = gw__frame_event(GW_FRAMING_NATIVE, "tradestate", "{}", 2, NULL);
     (void)state;
 
     for (int i = 0; i < 3; i++) {
