@@ -33,13 +33,15 @@ jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # What each parser needs to see: frames up to the 64 KiB limit and a bit
 # over; tokens just past WIRE_TOKEN_MAX; bodies and payloads of a few KiB (a
-# 1,001-asset reserve body is ~7 KiB); URLs past their 1 KiB limit.
+# 1,001-asset reserve body is ~7 KiB); URLs past their 1 KiB limit; offsets
+# past their 40 bytes.
 max_len_of() {
     case "$1" in
         clientmsg | sio) echo 70000 ;;
         jwt) echo 4200 ;;
         jwt_claims) echo 3200 ;;
         url) echo 1100 ;;
+        offset) echo 64 ;;
         reserve | config) echo 16384 ;;
         *) echo 8192 ;;
     esac

@@ -471,6 +471,13 @@ sio_answer(gw_conn_t *c)
     return gw__frame_text(text, (size_t)n);
 }
 
+/* "user:<sub>" into `room`; its length. */
+static size_t
+own_room(const gw_conn_t *c, char room[WIRE_ROOM_MAX + 1])
+{
+    return (size_t)snprintf(room, WIRE_ROOM_MAX + 1, "user:%s", c->ws.claims.sub);
+}
+
 static int
 keep_own_room(void *ctx, const char *room)
 {
@@ -494,8 +501,9 @@ fail(gw_t *gw, gw_conn_t *c, enum gw_rec_outcome why)
     gw->m.rec_outcomes[c->ws.framing][why]++;
     if (c->ws.framing == GW_FRAMING_SIO) {
         char own[WIRE_ROOM_MAX + 1];
-        snprintf(own, sizeof own, "user:%s", c->ws.claims.sub);
+        size_t n = own_room(c, own);
         gw__rooms_leave_if(gw->rooms, &c->ws.member, keep_own_room, left_quietly, own);
+        gw__rooms_join(gw->rooms, own, n, &c->ws.member); /* left while recovering */
         util_random_id(c->ws.sio.pid, 20, UTIL_ID_B64URL);
         c->ws.sio.pid[20] = '\0';
         f = sio_answer(c);
@@ -669,6 +677,12 @@ start_history(gw_t *gw, gw_conn_t *c)
         op_free(c);
         fail(gw, c, GW_REC_UNSYNCED);
         return;
+    }
+    if (c->ws.framing == GW_FRAMING_SIO) {
+        /* its own room, left while its session was fetched: from now on
+         * its events are live, those before are in history */
+        char own[WIRE_ROOM_MAX + 1];
+        gw__rooms_join(gw->rooms, own, own_room(c, own), &c->ws.member);
     }
     gw__rec_flush(gw);
     k.n = 0;
@@ -867,6 +881,12 @@ gw__rec_sio_connect(gw_t *gw, gw_conn_t *c, json_t *auth)
     op->pa = pa;
     op->pk = pk;
     memcpy(op->pid, ps, pl);
+    {
+        /* out of its own room until the history is read (start_history):
+         * an event queued meanwhile would be replayed too */
+        char own[WIRE_ROOM_MAX + 1];
+        gw__rooms_leave(gw->rooms, own, own_room(c, own), &c->ws.member);
+    }
     snprintf(key, sizeof key, KEY_SIO "%s", op->pid);
     if (bus_request(gw->bus, NULL, &op->req, on_session, op, "GETDEL %s", key) != 0) {
         op_free(c);
@@ -919,7 +939,7 @@ save_session(gw_t *gw, gw_conn_t *c)
     const char *argv[5];
     size_t lens[5];
 
-    snprintf(own, sizeof own, "user:%s", c->ws.claims.sub);
+    own_room(c, own);
     s.len = (size_t)snprintf(text, sizeof text, "%s\n%s", c->ws.claims.sub, c->ws.sio.sio_sid);
     gw__rooms_each(&c->ws.member, add_session_room, &s);
     if (s.overflow)

@@ -761,6 +761,21 @@ export function runHub(args, { env = {}, timeoutMs = 15000 } = {}) {
 // A connected WebSocket client whose text frames are parsed as JSON and
 // queued. waitFor() consumes the first unconsumed match; expectNone()
 // asserts that no message matching arrives (history included).
+// Event frames carry a recovery offset (SPEC §9, docs/recovery.md): its
+// shape is checked here, for every test, and the property is kept but made
+// non-enumerable, so that tests comparing frames with deepStrictEqual
+// compare what they are about. `frame.offset` still reads it.
+export const OFFSET_RE = /^(\d+-\d+)?$/;
+export function hideOffset(msg) {
+  if (msg !== null && typeof msg === 'object' && !Array.isArray(msg) && 'offset' in msg) {
+    const o = msg.offset;
+    if (typeof o !== 'string' || !OFFSET_RE.test(o)) throw new Error(`bad offset in frame: ${JSON.stringify(msg)}`);
+    delete msg.offset;
+    Object.defineProperty(msg, 'offset', { value: o, enumerable: false });
+  }
+  return msg;
+}
+
 export class WsClient {
   constructor(ws) {
     this.ws = ws;
@@ -792,7 +807,7 @@ export class WsClient {
       } catch {
         msg = { __raw: text };
       }
-      this.messages.push(msg);
+      this.messages.push(hideOffset(msg));
       for (const w of this.waiters) w.check();
     });
     ws.on('error', (e) => this.errors.push(e));
@@ -1195,11 +1210,13 @@ export class RawWs {
       this.frames.push(f);
       if (f.opcode === 0x1) {
         const text = f.payload.toString('utf8');
+        let msg;
         try {
-          this.texts.push(JSON.parse(text));
+          msg = JSON.parse(text);
         } catch {
-          this.texts.push({ __raw: text });
+          msg = { __raw: text };
         }
+        this.texts.push(hideOffset(msg));
       } else if (f.opcode === 0x8 && this.closeCode === null) {
         this.closeAt = Date.now();
         this.closeCode = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;

@@ -195,7 +195,7 @@ async function pollConnected(hub, sub) {
   assertOk(await post(hub, s.sid, `40${JSON.stringify({ token: hub.token(sub) })}`), 'CONNECT POST');
   const g = await get(hub, s.sid);
   assert.equal(g.status, 200, `GET after CONNECT: ${show(g)}`);
-  assert.match(g.body, /^40\{"sid":"[^"]+"\}$/, 'CONNECT answer');
+  assert.match(g.body, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/, 'CONNECT answer');
   return { sid: s.sid, sioSid: JSON.parse(g.body.slice(2)).sid };
 }
 
@@ -361,7 +361,7 @@ async function wsConnected(hub, sub) {
   const { c, open } = await wsOpen(hub);
   c.send(`40${JSON.stringify({ token: hub.token(sub) })}`);
   const ack = await c.nextPacket(3000, 'the CONNECT answer');
-  assert.match(ack, /^40\{"sid":"[^"]+"\}$/, 'CONNECT answer');
+  assert.match(ack, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/, 'CONNECT answer');
   return { c, open, sioSid: JSON.parse(ack.slice(2)).sid };
 }
 
@@ -582,7 +582,7 @@ async function upgrade(hub) {
 // connection's packets in order: the "5" before it).
 async function connectOver(ws, hub) {
   ws.send(`40${JSON.stringify({ token: hub.token(userId()) })}`);
-  assert.match(await ws.nextPacket(2000, 'the CONNECT answer over the WebSocket'), /^40\{"sid":"[^"]+"\}$/);
+  assert.match(await ws.nextPacket(2000, 'the CONNECT answer over the WebSocket'), /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
 }
 
 test('E23 upgrade: 2probe -> 3probe, the held GET answered "6", then 5; Socket.IO and the heartbeat go on over the WebSocket', async () => {
@@ -738,7 +738,7 @@ test('polling CONNECT: token in the CONNECT payload, or ?token= in the handshake
   assertOk(await post(calm, b.sid, '40'), 'bare CONNECT');
   const g = await get(calm, b.sid);
   assert.equal(g.status, 200, show(g));
-  assert.match(g.body, /^40\{"sid":"[^"]+"\}$/);
+  assert.match(g.body, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
   assert.notEqual(JSON.parse(g.body.slice(2)).sid, b.sid);
 
   assertOk(await post(calm, b.sid, '42["ping"]'), 'event');
@@ -755,7 +755,7 @@ test('CONNECT_ERROR for a bad token: 44{"message":...}; the session stays open a
   assert.ok(err.startsWith('44{'), `answer ${err}`);
   assert.equal(typeof JSON.parse(err.slice(2)).message, 'string');
   c.send(`40${JSON.stringify({ token: calm.token(U) })}`);
-  assert.match(await c.nextPacket(2000, 'the second CONNECT answer'), /^40\{"sid":"[^"]+"\}$/);
+  assert.match(await c.nextPacket(2000, 'the second CONNECT answer'), /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
 
   const s = await pollOpen(calm);
   assertOk(await post(calm, s.sid, '40{"token":"not.a.jwt"}'), 'bad CONNECT');
@@ -763,7 +763,7 @@ test('CONNECT_ERROR for a bad token: 44{"message":...}; the session stays open a
   assert.equal(g.status, 200, show(g));
   assert.ok(g.body.startsWith('44{'), `answer ${g.body}`);
   assertOk(await post(calm, s.sid, `40${JSON.stringify({ token: calm.token(U) })}`), 'good CONNECT');
-  assert.match((await get(calm, s.sid)).body, /^40\{"sid":"[^"]+"\}$/);
+  assert.match((await get(calm, s.sid)).body, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
 });
 
 test('S5 unknown namespace: 40/random -> exactly 44/random,{"message":"Invalid namespace"}; the session stays open (WebSocket, polling)', async () => {
@@ -774,13 +774,13 @@ test('S5 unknown namespace: 40/random -> exactly 44/random,{"message":"Invalid n
   c.send('40/random,{"token":"x"}');
   assert.equal(await c.nextPacket(2000, 'the second CONNECT_ERROR'), '44/random,{"message":"Invalid namespace"}');
   c.send(`40${JSON.stringify({ token: fast.token(U) })}`);
-  assert.match(await c.nextPacket(2000, 'CONNECT to /'), /^40\{"sid":"[^"]+"\}$/);
+  assert.match(await c.nextPacket(2000, 'CONNECT to /'), /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
 
   const s = await pollOpen(calm);
   assertOk(await post(calm, s.sid, '40/random'), 'CONNECT /random');
   assertPoll(await get(calm, s.sid), '44/random,{"message":"Invalid namespace"}', 'its answer');
   assertOk(await post(calm, s.sid, `40${JSON.stringify({ token: calm.token(U) })}`), 'CONNECT /');
-  assert.match((await get(calm, s.sid)).body, /^40\{"sid":"[^"]+"\}$/);
+  assert.match((await get(calm, s.sid)).body, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
 });
 
 test('S7 connect timeout: no CONNECT within 1000 ms closes the session although pings are answered; a connected one lives on (WebSocket)', async () => {
@@ -827,7 +827,7 @@ test('S8 41 on the main namespace: nothing sent back, the Engine.IO session stay
   c.send('3');
   c.send(`40${JSON.stringify({ token: fast.token(U) })}`);
   const again = await c.nextPacket(2000, 'the second CONNECT answer');
-  assert.match(again, /^40\{"sid":"[^"]+"\}$/);
+  assert.match(again, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/);
   const sid2 = JSON.parse(again.slice(2)).sid;
   assert.notEqual(sid2, open.sid);
   c.send('42["ping"]');
@@ -841,7 +841,7 @@ test('41 over polling: nothing sent back; a later 40 connects again', async () =
   assertOk(await post(calm, s.sid, `40${JSON.stringify({ token: calm.token(U) })}`), 'CONNECT again');
   const g = await get(calm, s.sid);
   assert.equal(g.status, 200, show(g));
-  assert.match(g.body, /^40\{"sid":"[^"]+"\}$/, 'nothing but the CONNECT answer');
+  assert.match(g.body, /^40\{"sid":"[^"]+","pid":"[^"]+"\}$/, 'nothing but the CONNECT answer');
   assertOk(await post(calm, s.sid, '42["ping"]'), 'event');
   assertPoll(await get(calm, s.sid), '42["pong"]', 'pong');
 });

@@ -13,7 +13,10 @@
 // listens to, with valid and mutated payloads (some for the polling
 // sessions' users, so that their output queues fill), plus direct Redis
 // writes behind the hub's back, Redis frozen (SIGSTOP) for a while or
-// restarted empty. Many connections are alive at once and the actions
+// restarted empty; and reconnects that ask for what they missed (SPEC §9:
+// native ?offset=&rooms=, Socket.IO CONNECTs carrying pid and offset), with
+// offsets and pids the hub gave earlier connections or garbage. Many
+// connections are alive at once and the actions
 // interleave, so that sequences of callbacks get exercised, not only single
 // parsers. About half of the requests and WebSocket clients are well-formed
 // (the right role, route and body), so that the deferred answers, lock
@@ -81,7 +84,13 @@
 // rolesstr, hs512, expstr; ROLES comma-separated or -), {{lock NAME}} (the
 // last lock token the hub handed out for NAME), {{sid K}} (the Engine.IO sid
 // the hub gave session K, see send's sid; before that, a 20-character sid
-// no session has) and {{port}}. `k` fields are labels only.
+// no session has), {{offset C [D]}} (the last offset a frame to connection
+// C carried, else the last one any frame carried, else "1-0"; C `*N`: the
+// N-th last distinct one seen on any connection; D `+N`/`-N` shifts the
+// count, `a+N`/`a-N` the anchor), {{pid C}} (the pid of the last Socket.IO
+// CONNECT answer on connection C, or `*N` as above; before that, a
+// 20-character pid the hub never gave) and {{port}}. `k` fields are labels
+// only.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -219,8 +228,10 @@ function bin(buf) {
 // Expands the placeholders of a string against the hub being driven.
 function expand(s, ctx) {
   if (!s.includes('{{')) return s;
-  return s.replace(/\{\{(tokq?|lock|port|sid)(?: ([^}]*))?\}\}/g, (_, kind, arg = '') => {
+  return s.replace(/\{\{(tokq?|lock|port|sid|offset|pid)(?: ([^}]*))?\}\}/g, (_, kind, arg = '') => {
     if (kind === 'port') return String(ctx.port);
+    if (kind === 'offset') return learnedOffset(ctx, arg);
+    if (kind === 'pid') return learnedPid(ctx, arg);
     if (kind === 'sid') return ctx.sids?.get(String(arg)) ?? unknownSid(arg);
     if (kind === 'lock') return ctx.lockTokens.get(arg) ?? '00000000000000000000000000000000';
     const t = ctx.token(arg);
@@ -232,6 +243,32 @@ function expand(s, ctx) {
 // answer: 20 characters of Engine.IO's alphabet that no session has.
 function unknownSid(k) {
   return `nf${String(k).replace(/[^A-Za-z0-9_-]/g, '_')}`.padEnd(20, '0').slice(0, 20);
+}
+
+// What {{offset C [D]}} and {{pid C}} read: learned from the frames the
+// hub sent (Conn.learn), by connection and in order of arrival.
+function learned(ctx, what, who) {
+  const ring = ctx[`${what}Ring`] ?? [];
+  if (who.startsWith('*')) return ring[Math.max(0, ring.length - 1 - (Number(who.slice(1)) || 0))];
+  return ctx[`${what}s`]?.get(who) ?? (what === 'offset' ? ring[ring.length - 1] : undefined);
+}
+
+function learnedOffset(ctx, arg) {
+  const [who = '*', shift = ''] = arg.split(' ');
+  const o = learned(ctx, 'offset', who) ?? '1-0';
+  const m = /^(\d+)-(\d+)$/.exec(o);
+  const d = /^(a?)([+-]\d+)$/.exec(shift);
+  if (!m || !d) return o;
+  let a = BigInt(m[1]);
+  let k = BigInt(m[2]);
+  if (d[1]) a += BigInt(d[2]);
+  else k += BigInt(d[2]);
+  return `${a < 0n ? 0n : a}-${k < 0n ? 0n : k}`;
+}
+
+function learnedPid(ctx, arg) {
+  const who = arg.trim() || '*';
+  return learned(ctx, 'pid', who) ?? `nfpid${who.replace(/[^A-Za-z0-9_-]/g, '_')}`.padEnd(20, '0').slice(0, 20);
 }
 
 // Turns recorded data into bytes.
@@ -376,6 +413,7 @@ class Gen {
     this.conns = new Map(); // id -> {id, kind: 'http'|'native'|'sio'|'pget'|'ppost', sub, roles, polite}: as intended, not as observed
     this.sessions = []; // Engine.IO polling sessions, as intended (pollHandshake)
     this.nextSess = 1;
+    this.past = []; // native and Socket.IO connections opened, closed or not: what a recovery names
   }
 
   // ---------------------------------------------------------- small pieces
@@ -889,7 +927,7 @@ class Gen {
           [10, `40${JSON.stringify({ token: this.token().text })}`],
           [3, '40'],
           [2, '40{}'],
-          [1, r.pick(['40[]', '40"x"', '40null', '40{"token":5}', '40{"token":""}', '40{"pid":"x","offset":"y"}', '40{"token":"{{tok valid u1 -}}","pid":"abc","offset":"1-2"}'])],
+          [1, r.pick(['40[]', '40"x"', '40null', '40{"token":5}', '40{"token":""}', '40{"pid":"x","offset":"y"}', '40{"token":"{{tok valid u1 -}}","pid":"abc","offset":"1-2"}', `40{"token":"{{tok valid ${c.sub} ${c.roles}}}","pid":"{{pid *}}","offset":"{{offset *}}"}`, `40{"token":"{{tok valid ${c.sub} ${c.roles}}}","pid":"{{pid ${c.id}}}","offset":"{{offset ${c.id}}}"}`])],
         ]);
         break;
       case 'event': m = `42${r.chance(0.2) ? r.range(0, 99999) : ''}${ev()}`; break;
@@ -969,6 +1007,8 @@ class Gen {
       [1, 'refresh'],
     ]);
     const fresh = `{{tok ${r.pick(['valid', 'brief'])} ${c.sub} ${r.chance(0.8) ? c.roles : this.roles()}}}`;
+    if (c.rooms && op === 'join') c.rooms.add(room);
+    if (c.rooms && op === 'leave') c.rooms.delete(room);
     let m;
     if (c.kind === 'native') {
       m = op === 'ping' ? '{"op":"ping"}' : op === 'watch' ? JSON.stringify({ op: 'config.watch', keys: [r.pick(KEYS), r.pick(KEYS)] }) : op === 'refresh' ? JSON.stringify({ op, token: fresh }) : JSON.stringify({ op, room });
@@ -1909,6 +1949,7 @@ class Gen {
       [upgraded.length ? 1 : 0, 'pause'],
       [3, 'sleep'],
       [11, 'poll'],
+      [12, 'recover'],
     ]);
     switch (what) {
       case 'http-new': {
@@ -1927,6 +1968,7 @@ class Gen {
         const polite = r.chance(0.6);
         const u = this.upgradeRequest(proto, polite);
         const c = this.newConn(u.ok ? proto : 'http', { sub: u.sub, roles: u.roles, polite });
+        if (u.ok) this.remember(c);
         // most clients answer the hub's close frame, as browsers do
         out.push({ a: 'open', c: c.id, ...(r.chance(0.7) ? { ack: 1 } : {}), k: u.label });
         out.push({ a: 'send', c: c.id, d: u.head, w: u.ok ? 2000 : 0, k: u.label });
@@ -1948,6 +1990,9 @@ class Gen {
         break;
       case 'poll':
         this.pollStep(out);
+        break;
+      case 'recover':
+        this.recoverStep(out);
         break;
       case 'redis':
         out.push(this.redisWrite());
