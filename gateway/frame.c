@@ -84,8 +84,8 @@ gw__frame_event(enum gw_framing framing, const char *event, const char *data, si
                 const char *offset)
 {
     const int sio = framing == GW_FRAMING_SIO;
-    const char *parts[7];
-    size_t lens[7], np = 0, len = 0;
+    const char *parts[8]; /* open, event, quote or mid, data, offset's three, close */
+    size_t lens[8], np = 0, len = 0;
     gw_frame_t *f;
     unsigned char *p;
 
@@ -123,6 +123,7 @@ gw__frame_event(enum gw_framing framing, const char *event, const char *data, si
         LIT("}");
 #undef LIT
 #undef PART
+    assert(np <= sizeof parts / sizeof parts[0]);
     for (size_t i = 0; i < np; i++)
         len += lens[i];
     f = gw__frame_new(len);

@@ -1890,6 +1890,277 @@ class Gen {
     }
   }
 
+  // ---------------------------------------------------------- recovery (SPEC §9)
+
+  // A native or Socket.IO connection as intended, kept for the recoveries
+  // that name it after it is gone: {id, kind, sub, roles, rooms}.
+  remember(c) {
+    c.rooms ??= new Set();
+    this.past.push(c);
+    if (this.past.length > 32) this.past.shift();
+  }
+
+  // One of the past connections of this framing: a recent one mostly.
+  pastConn(kind) {
+    const r = this.r;
+    const cs = this.past.filter((p) => p.kind === kind);
+    if (!cs.length) return null;
+    return r.chance(0.7) ? cs[cs.length - 1 - r.int(Math.min(3, cs.length))] : r.pick(cs);
+  }
+
+  // An offset: {v (raw text, may hold templates), how, type ('string' or a
+  // JSON value of another type, for Socket.IO)}. The offsets the hub gave
+  // are read by the runner ({{offset C}}); the rest is what a buggy or
+  // hostile page sends.
+  recoveryOffset(prev, { json = false } = {}) {
+    const r = this.r;
+    const how = r.weighted([
+      [prev ? 40 : 0, 'conn'],
+      [16, 'any'],
+      [8, 'shifted'],
+      [22, 'garbage'],
+      [4, 'huge'],
+      [json ? 10 : 0, 'type'],
+    ]);
+    switch (how) {
+      case 'conn':
+        return { v: `{{offset ${prev.id}}}`, how };
+      case 'any':
+        return { v: r.chance(0.6) ? '{{offset *}}' : `{{offset *${r.int(8)}}}`, how };
+      case 'shifted': // from the future, an anchor no hub saw, one too old
+        return { v: `{{offset ${prev && r.chance(0.6) ? prev.id : '*'} ${r.pick(['+1', '+2', '-1', '+1000000', 'a+1', 'a-1', 'a+100000', 'a-120000', 'a-99999999999'])}}}`, how };
+      case 'garbage':
+        return {
+          v: r.pick(['', '0', '0-0', '1-0', '1-1', '-', '1-', '-1', '01-2', '1-02', '1--2', '1-2-3', '+1-2', ' 1-2', '1-2 ', '1-2\u0000', '\u0000', '1.5-2', '1e3-2', 'abc', '\uff11-2', '1-2\n', '"1-2"', '1-2,3', '1-2&offset=3-4', '9007199254740991-9007199254740991', '9007199254740992-0', '1-9007199254740992', '18446744073709551617-1', '99999999999999999999-1', '10000000000000000-1', `${'1'.repeat(17)}-1`, 'x'.repeat(41), '1-' + '0'.repeat(39)]),
+          how,
+        };
+      case 'huge':
+        return { v: `1-${'9'.repeat(r.pick([40, 300, 4080, 4200, 9000]))}`, how };
+      default:
+        return { v: null, json: JSON.stringify(r.pick([0, 1, -1, 1.5, 1e300, 2 ** 53, 1764693423518, null, true, {}, [], ['1-0'], { anchor: 1, count: 0 }])), how };
+    }
+  }
+
+  // A `rooms=` list: the rooms the page had joined, rooms its token allows
+  // or not, invalid names, empty entries, lists longer than a recovery reads.
+  recoveryRooms(prev, sub) {
+    const r = this.r;
+    const one = () =>
+      r.weighted([
+        [prev && prev.rooms && prev.rooms.size ? 14 : 0, () => r.pick([...prev.rooms])],
+        [10, () => r.pick(ROOMS_OK)], // allowed with ops, forbidden otherwise
+        [4, () => `user:${sub}`], // the own room, named again
+        [4, () => `user:${this.user()}`], // another user's: forbidden
+        [4, () => r.pick(ROOMS_BAD)],
+        [2, () => `config:${r.pick(KEYS)}`],
+      ])();
+    const n = r.weighted([
+      [12, r.range(1, 3)],
+      [2, 0],
+      [3, r.range(13, 16)], // around the 14 rooms a native recovery reads
+      [1, r.pick([40, 300])],
+    ]);
+    const enc = (room) => (r.chance(0.7) ? encodeURIComponent(room).replace(/%3A/g, ':') : encodeURIComponent(room));
+    let list = Array.from({ length: n }, () => enc(one())).join(r.chance(0.9) ? ',' : r.pick(['%2C', ',,', ';']));
+    if (r.chance(0.08)) list = r.pick([`${list},`, `,${list}`, `${list}&rooms=ops`, `${'bot:7,'.repeat(800)}ops`, `${'x'.repeat(5000)}`]);
+    return list;
+  }
+
+  // What a page missed while it was away: events of its rooms.
+  missedPub(prev) {
+    const r = this.r;
+    const rooms = prev.rooms ? [...prev.rooms].filter((x) => x.startsWith('bot:')) : [];
+    const what = r.weighted([
+      [7, 'user'],
+      [rooms.length ? 2 : 0, 'bot'],
+      [1, 'everyone'],
+    ]);
+    if (what === 'bot') {
+      const bot = r.pick(rooms).slice(4);
+      return { a: 'pub', ch: `bot ${bot}`, d: `withdraw ${bot} ${prev.sub}_abc tradeData:{"items":[1]}`, k: 'recover pub bot' };
+    }
+    if (what === 'everyone') return { a: 'pub', ch: 'itemReserved', d: r.pick(APPS), k: 'recover pub itemReserved' };
+    return { a: 'pub', ch: 'tradestate', d: JSON.stringify({ steamId: prev.sub, token: 't', state: 'sent', msg: `missed ${r.int(1000)}` }), k: 'recover pub user' };
+  }
+
+  // A reconnect that asks for what it missed: mostly after its connection
+  // went away (the events published meanwhile are what it should get),
+  // else for a connection still open, or none at all.
+  recoverStep(out) {
+    const r = this.r;
+    const sio = r.chance(0.45);
+    const prev = this.pastConn(sio ? 'sio' : 'native');
+    if (prev && this.conns.has(prev.id) && r.chance(0.6)) {
+      // a transport close (not a DISCONNECT): the hub saves a Socket.IO session
+      out.push(this.closeConn(this.conns.get(prev.id), r.pick(['close', 'rst', 'end'])));
+      for (let i = r.weighted([[3, 0], [6, 1], [4, r.range(2, 4)], [1, r.range(6, 12)]]); i > 0; i--) out.push(this.missedPub(prev));
+      // anchors come once a second: now and then the gap spans one
+      if (r.chance(0.1)) out.push({ a: 'sleep', ms: r.range(200, 1200), k: 'recover sleep' });
+    }
+    if (!sio && r.chance(0.08)) {
+      // a polling session's CONNECT asking for a recovery
+      const t = this.pickSid();
+      this.pollPost(out, t, [`40${this.recoveryAuth(this.pastConn('sio'), t.s ? t.s.sub : this.user(), t.s ? t.s.roles : this.roles())}`]);
+      return;
+    }
+    this.ensureRoom(out);
+    if (sio) this.recoverSio(out, prev);
+    else this.recoverNative(out, prev);
+  }
+
+  // What happens right after the reconnect, while the hub reads history and
+  // holds the connection's output: events published, frames sent, the
+  // connection gone again, Redis stopped.
+  duringRecovery(out, c, sub) {
+    const r = this.r;
+    const what = r.weighted([
+      [50, 'nothing'],
+      [16, 'pub'],
+      [12, 'frames'],
+      [10, 'close'],
+      [3, 'freeze'],
+      [9, 'sleep'],
+    ]);
+    switch (what) {
+      case 'pub':
+        for (let i = r.range(1, 4); i > 0; i--) out.push(this.missedPub({ sub, rooms: c.rooms }));
+        break;
+      case 'frames':
+        if (c.kind === 'native' || c.kind === 'sio') out.push(...this.politeFrames(c));
+        break;
+      case 'close':
+        out.push(this.closeConn(c, r.pick(['close', 'rst', 'end'])));
+        break;
+      case 'freeze':
+        out.push({ a: 'redis-freeze', ms: r.range(100, 1500), k: 'recover redis-freeze' });
+        break;
+      case 'sleep':
+        out.push({ a: 'sleep', ms: r.range(5, 100), k: 'recover sleep' });
+        break;
+      default:
+    }
+    return what;
+  }
+
+  // GET /ws?token=...&offset=X[&rooms=...]
+  recoverNative(out, prev) {
+    const r = this.r;
+    const polite = r.chance(0.75);
+    let tok;
+    if (prev && polite && r.chance(0.85)) tok = { text: `{{tokq valid ${prev.sub} ${prev.roles}}}`, valid: true, sub: prev.sub, roles: prev.roles };
+    else tok = polite ? this.validToken({ q: true }) : this.token({ q: true });
+    const off = this.recoveryOffset(prev);
+    const header = r.chance(0.25);
+    const params = [];
+    if (!header) params.push(`token=${tok.text}`);
+    if (r.chance(0.95)) params.push(`offset=${/\{\{offset/.test(off.v) ? off.v : encodeURIComponent(off.v)}`);
+    const rooms = r.chance(0.6) ? this.recoveryRooms(prev, tok.sub) : null;
+    if (rooms !== null) params.push(`rooms=${rooms}`);
+    if (r.chance(0.06)) params.push(r.pick(['offset=', 'offset=1-0', 'offset={{offset *}}', 'rooms=', 'rooms=ops', 'x=1', 'offset']));
+    if (r.chance(0.2)) {
+      for (let i = params.length - 1; i > 0; i--) {
+        const j = r.int(i + 1);
+        [params[i], params[j]] = [params[j], params[i]];
+      }
+    }
+    const headers = [['Host', '127.0.0.1:{{port}}']];
+    if (header) headers.push(['Authorization', `Bearer ${tok.text.replace(/^\{\{tokq/, '{{tok')}`]);
+    headers.push(['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Key', r.bytes(16).toString('base64')], ['Sec-WebSocket-Version', '13']);
+    const head = `GET ${r.chance(0.95) ? '/ws' : '/ws/'}?${params.join('&')} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const c = this.newConn(tok.valid ? 'native' : 'http', { sub: tok.sub, roles: tok.roles, polite });
+    if (tok.valid) this.remember(c);
+    const label = `recover native ${off.how}${rooms === null ? '' : ' rooms'}`;
+    out.push({ a: 'open', c: c.id, ...(r.chance(0.7) ? { ack: 1 } : {}), k: label });
+    out.push({ a: 'send', c: c.id, d: head, w: r.chance(0.9) ? 2000 : 0, k: label });
+    if (tok.valid) this.duringRecovery(out, c, tok.sub);
+  }
+
+  // The auth payload of a CONNECT that asks for a recovery: {token, pid,
+  // offset}, each valid, garbage, of another type or missing.
+  recoveryAuth(prev, sub, roles) {
+    const r = this.r;
+    const fields = [];
+    const tok = r.weighted([
+      [85, `"{{tok valid ${prev && r.chance(0.85) ? `${prev.sub} ${prev.roles}` : `${sub} ${roles}`}}}"`],
+      [10, JSON.stringify(this.token().text)],
+      [5, null],
+    ]);
+    if (tok !== null) fields.push(`"token":${tok}`);
+    const others = this.liveConns('sio').filter((x) => !prev || x.id !== prev.id);
+    const pid = r.weighted([
+      [prev ? 42 : 0, () => `"{{pid ${prev.id}}}"`],
+      [12, () => `"{{pid *${r.chance(0.5) ? '' : r.int(6)}}}"`],
+      [others.length ? 8 : 0, () => `"{{pid ${r.pick(others).id}}}"`], // a session still open: never saved
+      [16, () => JSON.stringify(r.pick(['', 'x', 'a'.repeat(20), 'a'.repeat(21), 'a'.repeat(24), 'a'.repeat(25), 'p'.repeat(300), 'é', 'a b', '../x', 'a\u0000b', '{{pid *}}x', 'a%00', 'a\nb']))],
+      [12, () => JSON.stringify(r.pick([0, 5, -1, 1.5, null, true, false, {}, [], { pid: 'x' }, ['{{pid *}}']]))],
+      [6, () => null],
+    ])();
+    if (pid !== null) fields.push(`"pid":${pid}`);
+    const off = this.recoveryOffset(prev, { json: true });
+    if (r.chance(0.94)) fields.push(`"offset":${off.v === null ? off.json : /\{\{offset/.test(off.v) ? `"${off.v}"` : JSON.stringify(off.v)}`);
+    if (r.chance(0.05)) fields.push(r.pick(['"pid":"x"', '"offset":"1-0"', '"token":""', '"x":{"pid":"y"}']));
+    if (r.chance(0.15)) {
+      for (let i = fields.length - 1; i > 0; i--) {
+        const j = r.int(i + 1);
+        [fields[i], fields[j]] = [fields[j], fields[i]];
+      }
+    }
+    return `{${fields.join(',')}}`;
+  }
+
+  // A Socket.IO client coming back: a WebSocket, then a CONNECT whose auth
+  // carries the pid and offset it had (once, twice, around a DISCONNECT).
+  recoverSio(out, prev) {
+    const r = this.r;
+    const polite = r.chance(0.75);
+    const sub = prev && r.chance(0.9) ? prev.sub : this.user();
+    const roles = prev && r.chance(0.9) ? prev.roles : this.roles();
+    const c = this.newConn('sio', { sub, roles, polite });
+    this.remember(c);
+    let p = '/socket.io/?EIO=4&transport=websocket';
+    if (r.chance(0.2)) p += `&token={{tokq valid ${sub} ${roles}}}`;
+    const head = `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1:{{port}}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${r.bytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    const auth = this.recoveryAuth(prev, sub, roles);
+    const order = r.weighted([
+      [70, 'once'],
+      [7, 'twice'],
+      [6, 'disconnect'],
+      [5, 'nsp'],
+      [6, 'fragmented'],
+      [6, 'split'],
+    ]);
+    const label = `recover sio ${order}`;
+    const f = (m) => out.push({ a: 'send', c: c.id, d: this.text(m), k: label });
+    out.push({ a: 'open', c: c.id, ...(r.chance(0.7) ? { ack: 1 } : {}), k: label });
+    out.push({ a: 'send', c: c.id, d: head, w: 2000, k: label });
+    switch (order) {
+      case 'twice': // a second CONNECT while the first recovers
+        f(`40${auth}`);
+        f(`40${r.chance(0.5) ? auth : this.recoveryAuth(prev, sub, roles)}`);
+        break;
+      case 'disconnect': // the first recovery abandoned, another asked for
+        f(`40${auth}`);
+        if (r.chance(0.3)) out.push({ a: 'sleep', ms: r.range(0, 30), k: 'recover sleep' });
+        f('41');
+        f(`40${r.chance(0.5) ? auth : this.recoveryAuth(prev, sub, roles)}`);
+        break;
+      case 'nsp':
+        f(`40${r.pick(['/admin,', '/,', '/x,'])}${auth}`);
+        break;
+      case 'fragmented': {
+        const pieces = this.pieces(`40${auth}`, r.range(2, 3));
+        out.push({ a: 'send', c: c.id, d: pieces.map((pc, i) => ({ frame: { op: i === 0 ? 1 : 0, fin: i === pieces.length - 1 ? 1 : 0, key: this.key4(), p: pc } })), k: label });
+        break;
+      }
+      case 'split':
+        out.push({ a: 'send', c: c.id, d: this.text(`40${auth}`), k: label, ...this.cuts() });
+        break;
+      default:
+        f(`40${auth}`);
+    }
+    this.duringRecovery(out, c, sub);
+  }
+
   // ---------------------------------------------------------- steps
 
   liveConns(kind) {
@@ -2025,7 +2296,7 @@ class Gen {
   }
 }
 
-const STATIC_CTX = { port: 0, lockTokens: new Map(), sids: new Map(), token: () => '' };
+const STATIC_CTX = { port: 0, lockTokens: new Map(), sids: new Map(), offsets: new Map(), pids: new Map(), token: () => '' };
 function materializeStatic(d) {
   return materialize(d, STATIC_CTX);
 }
@@ -2115,6 +2386,13 @@ class Conn {
           stats.sessions++;
         }
       }
+      // a polling session's packets: events carry offsets, CONNECT answers pids
+      for (const m of fresh.matchAll(/,"(\d{1,20}-\d{1,20})"\](?=\x1e|$|HTTP)/g)) {
+        if (from + m.index + m[0].length > old) this.runner.learn('offset', this.id, m[1]);
+      }
+      for (const m of fresh.matchAll(/40\{"sid":"[A-Za-z0-9_-]*","pid":"([A-Za-z0-9_-]{1,64})"\}/g)) {
+        if (from + m.index + m[0].length > old) this.runner.learn('pid', this.id, m[1]);
+      }
       for (const m of fresh.matchAll(/HTTP\/1\.[01] (\d{3}) /g)) {
         if (from + m.index + m[0].length <= old) continue;
         stats.statuses.set(m[1], (stats.statuses.get(m[1]) || 0) + 1);
@@ -2141,6 +2419,7 @@ class Conn {
       this.buf = this.buf.subarray(f.size);
       this.frames++;
       stats.framesIn++;
+      if (f.op === 1) this.learn(f.payload);
       if (f.op === 8 && this.closeCode === null) {
         this.closeCode = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
         stats.closeCodes.set(this.closeCode, (stats.closeCodes.get(this.closeCode) || 0) + 1);
@@ -2153,6 +2432,22 @@ class Conn {
     }
     if (this.buf.length > (1 << 20)) this.buf = Buffer.alloc(0); // lost sync on a giant frame: stop parsing
     this.wake();
+  }
+
+  // What a text frame tells the recoveries: the offset an event carries
+  // (native {"event",...,"offset":"A-K"}, Socket.IO 42[...,"A-K"]), the pid
+  // of a Socket.IO CONNECT answer, and (counted) a native recovery's answer.
+  learn(p) {
+    const tail = p.subarray(Math.max(0, p.length - 64)).toString('latin1');
+    const sio = p.length > 2 && p[0] === 0x34 && p[1] === 0x32 && p[2] === 0x5b; // 42[
+    const m = sio ? /,"(\d{1,20}-\d{1,20})"\]$/.exec(tail) : /"offset":"(\d{1,20}-\d{1,20})"\}$/.exec(tail);
+    if (m) this.runner.learn('offset', this.id, m[1]);
+    if (p.length > 200) return;
+    const text = p.toString('latin1');
+    const pid = /^40\{"sid":"[A-Za-z0-9_-]*","pid":"([A-Za-z0-9_-]{1,64})"\}$/.exec(text);
+    if (pid) this.runner.learn('pid', this.id, pid[1]);
+    const rec = /^\{"event":"recovered","data":\{"recovered":(true|false)/.exec(text);
+    if (rec) stats.recovered.set(rec[1], (stats.recovered.get(rec[1]) || 0) + 1);
   }
 
   // Waits until the answer's head is in, or the connection is gone, or ms.
@@ -2197,6 +2492,10 @@ class Runner {
       port: hub.port,
       lockTokens: new Map(),
       sids: new Map(), // session K (a string) -> the sid its handshake got
+      offsets: new Map(), // connection (a string) -> the last offset a frame to it carried
+      offsetRing: [], // the last distinct offsets seen, oldest first
+      pids: new Map(), // connection -> the pid of its last Socket.IO CONNECT answer
+      pidRing: [],
       // the same token for the same spec (tokens carry the time), except
       // brief ones, minted fresh each time
       token: (spec) => {
@@ -2208,6 +2507,17 @@ class Runner {
         return t;
       },
     };
+  }
+
+  // An offset or a pid the hub gave connection `id`, for {{offset}} and {{pid}}.
+  learn(what, id, v) {
+    this.ctx[`${what}s`].set(String(id), v);
+    const ring = this.ctx[`${what}Ring`];
+    if (ring[ring.length - 1] !== v) {
+      ring.push(v);
+      if (ring.length > 16) ring.shift();
+      stats[`${what}s`]++;
+    }
   }
 
   async redisClient() {
@@ -2490,15 +2800,18 @@ function signature(f) {
 
 // ================================================================ sequences
 
-const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, bytesIn: 0, msStart: 0, msActions: 0, msSleep: 0, msOracle: 0, msStop: 0, statuses: new Map(), closeCodes: new Map(), upgrades: 0, framesIn: 0, lockTokens: 0, sessions: 0, metrics: new Map() };
+const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, bytesIn: 0, msStart: 0, msActions: 0, msSleep: 0, msOracle: 0, msStop: 0, statuses: new Map(), closeCodes: new Map(), upgrades: 0, framesIn: 0, lockTokens: 0, sessions: 0, metrics: new Map(), offsets: 0, pids: 0, recovered: new Map(), recoveries: new Map() };
 
 // What the hub counted of the paths the polling actions aim at, summed over
 // its runs (read from /metrics before each SIGTERM; not judged).
 const METRICS_RE = /^coordhub_(polling_\w+|slow_consumer_closes_total|frame_too_large_closes_total|binary_frame_closes_total|protocol_error_closes_total)(?:\{[^}]*\})? (\d+)$/gm;
+// ...and the recoveries' outcomes, by framing (SPEC §9).
+const RECOVERY_RE = /^coordhub_recovery_total\{framing="(\w+)",outcome="(\w+)"\} (\d+)$/gm;
 async function collectMetrics(port) {
   const r = await rawHttp(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, undefined, { timeoutMs: 2000 });
   if (r.status !== 200) return;
   for (const m of r.body.matchAll(METRICS_RE)) stats.metrics.set(m[1], (stats.metrics.get(m[1]) || 0) + Number(m[2]));
+  for (const m of r.body.matchAll(RECOVERY_RE)) if (m[3] !== '0') stats.recoveries.set(`${m[1]}/${m[2]}`, (stats.recoveries.get(`${m[1]}/${m[2]}`) || 0) + Number(m[3]));
 }
 
 function countAction(act) {
@@ -2627,6 +2940,7 @@ function printSummary(t0, seed) {
   const hist = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ');
   log(`netfuzz: the hub answered: HTTP ${hist(stats.statuses)}; ${stats.upgrades} upgrades, ${stats.framesIn} frames, close codes ${hist(stats.closeCodes)}; ${stats.lockTokens} locks granted; ${stats.sessions} polling sessions opened`);
   if (stats.metrics.size) log(`netfuzz: the hub counted: ${[...stats.metrics.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  log(`netfuzz: recovery: ${stats.offsets} offsets and ${stats.pids} pids learned from frames; native answers recovered ${hist(stats.recovered)}; the hub counted ${hist(stats.recoveries) || 'none'}`);
   log(`netfuzz: by kind: ${[...groups.entries()].sort((a, b) => b[1] - a[1]).map(([g, n]) => `${g} ${n}`).join(', ')}`);
   const top = rows.slice(0, 32);
   for (let i = 0; i < top.length; i += 4) log(`netfuzz:   ${top.slice(i, i + 4).map(([k, n]) => `${k}: ${n}`).join('; ')}`);
@@ -2708,7 +3022,7 @@ if (argv[0] === '--generate') {
   const n = Number(argv[2] ?? 500);
   const gen = new Gen(seed);
   const actions = [];
-  const ctx = { port: 1, lockTokens: new Map(), sids: new Map(), token: (spec) => `<${spec}>` };
+  const ctx = { port: 1, lockTokens: new Map(), sids: new Map(), offsets: new Map(), pids: new Map(), token: (spec) => `<${spec}>` };
   let bytes = 0;
   while (actions.length < n) {
     for (const a of gen.step()) {
