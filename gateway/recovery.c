@@ -145,6 +145,12 @@ typedef struct gw_recop {
 
 static void on_timer(uv_timer_t *t);
 
+static void
+on_check(uv_check_t *h)
+{
+    gw__rec_flush(h->data); /* this iteration's history entries: one EVAL */
+}
+
 void
 gw__rec_init(gw_t *gw, const gw_options_t *opt)
 {
@@ -156,14 +162,19 @@ gw__rec_init(gw_t *gw, const gw_options_t *opt)
     strcpy(r->cursor, "0");
     uv_timer_init(gw->loop, &r->timer);
     r->timer.data = gw;
-    if (gw__rec_on(gw))
+    uv_check_init(gw->loop, &r->flush);
+    r->flush.data = gw;
+    if (gw__rec_on(gw)) {
         uv_timer_start(&r->timer, on_timer, r->anchor_ms, r->anchor_ms);
+        uv_check_start(&r->flush, on_check);
+    }
 }
 
 void
 gw__rec_close(gw_t *gw)
 {
     uv_close((uv_handle_t *)&gw->rec.timer, NULL);
+    uv_close((uv_handle_t *)&gw->rec.flush, NULL);
 }
 
 void

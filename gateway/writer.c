@@ -17,8 +17,6 @@
  */
 #include "writer.h"
 
-#include "recovery.h"
-
 #include "http.h"
 #include "metrics.h"
 
@@ -309,7 +307,6 @@ on_flush(uv_check_t *h)
 
     gw->iterations++;
     uv_idle_stop(&gw->wake);
-    gw__rec_flush(gw); /* this iteration's history entries: one EVAL */
     while ((c = gw->dirty) != NULL) {
         undirty(gw, c);
         if (flush_conn(gw, c) != 0) {

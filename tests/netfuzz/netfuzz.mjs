@@ -2220,7 +2220,7 @@ class Gen {
       [upgraded.length ? 1 : 0, 'pause'],
       [3, 'sleep'],
       [11, 'poll'],
-      [12, 'recover'],
+      [7, 'recover'],
     ]);
     switch (what) {
       case 'http-new': {
