@@ -6,7 +6,7 @@
  *   the last anchor (a message on UTIL_CHANNEL_REC_ANCHOR), so every hub
  *   gives a message the same offset "<anchor>-<count>";
  * - history: each synced hub writes each event into its room's stream with
- *   the position as entry ID, batched (one EVAL per loop iteration); the
+ *   the position as entry ID, batched (one EVAL per 10 ms at most); the
  *   first write of an entry wins, the others are refused by Redis;
  * - recovery: the client's rooms are joined and its output held, the batch
  *   is flushed, one script checks the chain of segments, the epoch, the
@@ -28,6 +28,10 @@
 #define KEY_SEGS "coordhub:rec:segs"
 #define KEY_SIO "coordhub:rec:sio:"
 #define ROOM_EVERYONE "*" /* itemReserved's history: reserve-items goes to everyone */
+/* A batch waits this long (or for BATCH_*) before its EVAL: one write to
+ * Redis per period rather than per loop iteration. Nothing depends on it
+ * but the hub's own recoveries and segment records, which flush first. */
+#define FLUSH_MS 10
 #define BATCH_ENTRIES 1024
 #define BATCH_BYTES (512 * 1024)
 #define ROOMS_MAX 16      /* rooms one recovery reads (the own room, ?rooms=, "*") */
@@ -146,9 +150,9 @@ typedef struct gw_recop {
 static void on_timer(uv_timer_t *t);
 
 static void
-on_check(uv_check_t *h)
+on_flush_timer(uv_timer_t *t)
 {
-    gw__rec_flush(h->data); /* this iteration's history entries: one EVAL */
+    gw__rec_flush(t->data);
 }
 
 void
@@ -162,12 +166,10 @@ gw__rec_init(gw_t *gw, const gw_options_t *opt)
     strcpy(r->cursor, "0");
     uv_timer_init(gw->loop, &r->timer);
     r->timer.data = gw;
-    uv_check_init(gw->loop, &r->flush);
+    uv_timer_init(gw->loop, &r->flush);
     r->flush.data = gw;
-    if (gw__rec_on(gw)) {
+    if (gw__rec_on(gw))
         uv_timer_start(&r->timer, on_timer, r->anchor_ms, r->anchor_ms);
-        uv_check_start(&r->flush, on_check);
-    }
 }
 
 void
@@ -254,6 +256,7 @@ gw__rec_redis_state(gw_t *gw, int ready)
     if (!ready) {
         gw->rec.synced = 0; /* messages may have been missed: no position until an anchor */
         gw->rec.n = gw->rec.len = 0;
+        uv_timer_stop(&gw->rec.flush);
         return;
     }
     request_anchor(gw, 1);
@@ -378,6 +381,8 @@ gw__rec_record(gw_t *gw, const char *room, size_t rlen, const char *event, const
         r->ecap = r->ecap ? r->ecap * 2 : 64;
         r->ents = util_realloc(r->ents, r->ecap * sizeof *r->ents);
     }
+    if (r->n == 0)
+        uv_timer_start(&r->flush, on_flush_timer, FLUSH_MS, 0);
     e = &r->ents[r->n++];
     e->key = batch_put(r, KEY_HISTORY, sizeof KEY_HISTORY - 1);
     batch_put(r, room, rlen);
@@ -398,7 +403,11 @@ on_written(void *privdata, redisReply *reply)
     gw_t *gw = privdata;
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        /* entries this hub vouched for are not in history: no position
+         * until the next anchor, so that no segment is recorded whole on
+         * this hub's word (a Redis out of memory refuses that ZADD too) */
         gw->m.rec_write_errors++;
+        gw->rec.synced = 0;
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
             LOG_WARN("gw", "recovery history write failed: %s", reply->str);
         return;
@@ -417,6 +426,7 @@ gw__rec_flush(gw_t *gw)
 
     if (r->n == 0)
         return;
+    uv_timer_stop(&r->flush);
     argc = 3 + r->n + 2 + 3 * r->n;
     argv = util_malloc(argc * sizeof *argv);
     lens = util_malloc(argc * sizeof *lens);

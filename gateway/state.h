@@ -248,7 +248,7 @@ typedef struct gw_rec {
     gw_rec_entry_t *ents;
     size_t n, ecap;
     uv_timer_t timer; /* anchors, and the memory pass */
-    uv_check_t flush; /* after each loop iteration's I/O: write the batch */
+    uv_timer_t flush; /* armed by the first entry of a batch: GW_REC_FLUSH_MS later */
     size_t saves;     /* Socket.IO sessions being written */
     /* the memory of history in Redis: the last full SCAN pass */
     char cursor[24];

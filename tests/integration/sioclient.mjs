@@ -3,8 +3,49 @@
 // awaited with a deadline, like the harness's WsClient; and the set of live
 // ones, closed after each test (sioTest) so that a reconnecting client never
 // outlives its test or keeps node running.
+import assert from 'node:assert/strict';
 import { after } from 'node:test';
-import { test as harnessTest } from './harness.mjs';
+import { OFFSET_RE, test as harnessTest } from './harness.mjs';
+
+// ---------------------------------------------------------------- offsets
+
+// Every event the hub routes (tradestate, canceledtrades, reserve-items,
+// bot, bot-command, finishedtrades, steamDown) carries its recovery offset
+// (SPEC §9, docs/recovery.md) as the LAST element of the Socket.IO event
+// array, so socket.io-client hands it to handlers as an extra last
+// argument: 42["tradestate",{...},"<a>-<k>"], 42["reserve-items","<a>-<k>"]
+// ("" while the hub is not synced). Answers and control events (pong,
+// joined, left, error, config, ...) carry none. SioClient records args as
+// received, offset included; these take it off, checking that it is there
+// and well-formed (harness.mjs's OFFSET_RE, as for native frames).
+
+// {args, offset}: `args` (an event's arguments, as socket.io-client passes
+// them) without the trailing offset, which must be there.
+export function splitOffset(args, what = 'event') {
+  assert.ok(Array.isArray(args) && args.length >= 1, `${what}: no trailing offset in ${JSON.stringify(args)}`);
+  const offset = args[args.length - 1];
+  assert.ok(
+    typeof offset === 'string' && OFFSET_RE.test(offset),
+    `${what}: the last argument is not an offset ("<digits>-<digits>" or ""): ${JSON.stringify(args).slice(0, 400)}`,
+  );
+  return { args: args.slice(0, -1), offset };
+}
+
+// An event's arguments without their trailing offset (checked as above):
+// assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st]).
+export const withoutOffset = (args, what) => splitOffset(args, what).args;
+
+// A raw EVENT packet `42[name, ...args, offset]` (WebSocket frame or one
+// packet of a poll answer): {event: [name, ...args], offset}, the offset
+// checked as above.
+export function splitPacketOffset(packet, what = 'packet') {
+  assert.equal(typeof packet, 'string', `${what}: not a text packet`);
+  assert.ok(packet.startsWith('42['), `${what}: not an EVENT packet: ${JSON.stringify(packet).slice(0, 400)}`);
+  const [name, ...rest] = JSON.parse(packet.slice(2));
+  assert.equal(typeof name, 'string', `${what}: no event name in ${packet.slice(0, 400)}`);
+  const { args, offset } = splitOffset(rest, `${what} (${name})`);
+  return { event: [name, ...args], offset };
+}
 
 export const liveSio = new Set(); // SioClient
 
