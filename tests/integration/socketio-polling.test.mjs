@@ -21,7 +21,7 @@ import {
   waitUntil,
   withTimeout,
 } from './harness.mjs';
-import { SioClient, liveSio, sioTest as test } from './sioclient.mjs';
+import { SioClient, liveSio, sioTest as test, splitOffset, withoutOffset } from './sioclient.mjs';
 
 // ---------------------------------------------------------------- Socket.IO clients (sioclient.mjs)
 
@@ -214,10 +214,10 @@ test('transports: ["polling"]: own tradestate only, join/leave with acks, ping, 
   const stU = tradestate(U, 'for-u', { unicode: 'Trade ✓ 日本語 "q" \\ \n', emoji: '🎉', nested: [1, { x: null }] });
   await redis.publish('tradestate', JSON.stringify(stV));
   await redis.publish('tradestate', JSON.stringify(stU));
-  assert.deepEqual(await user.waitEvent('tradestate', 5000, (d) => d.state === 'for-u'), [stU]);
+  assert.deepEqual(withoutOffset(await user.waitEvent('tradestate', 5000, (d) => d.state === 'for-u')), [stU]);
   assert.equal(user.count('tradestate'), 1, `U received V's tradestate: ${user.summary()}`);
   await redis.publish('canceledtrades', U);
-  assert.deepEqual(await user.waitEvent('canceledtrades'), [U]);
+  assert.deepEqual(withoutOffset(await user.waitEvent('canceledtrades')), [U]);
 
   // join/leave with acks: bot rooms need ops.
   assert.deepEqual(await ops.ack('join', 'bot:1'), { ok: true, room: 'bot:1' });
@@ -225,9 +225,10 @@ test('transports: ["polling"]: own tradestate only, join/leave with acks, ping, 
   assert.equal(forb.ok, false, `a user joined bot:1: ${JSON.stringify(forb)}`);
   assert.equal(forb.error?.code, 'forbidden');
   await redis.publish('bot 1', `withdraw 1 ${U}_h1`);
-  const [b1] = await ops.waitEvent('bot', 5000, (d) => d.tradeHash === 'h1');
-  assert.deepEqual(b1, { botId: '1', command: 'withdraw', steamId: U, tradeHash: 'h1', raw: `withdraw 1 ${U}_h1` });
-  assert.deepEqual(await user.waitEvent('bot-command', 5000, (d) => d.tradeHash === 'h1'), [{ botId: '1', command: 'withdraw', tradeHash: 'h1' }]);
+  assert.deepEqual(withoutOffset(await ops.waitEvent('bot', 5000, (d) => d.tradeHash === 'h1')), [
+    { botId: '1', command: 'withdraw', steamId: U, tradeHash: 'h1', raw: `withdraw 1 ${U}_h1` },
+  ]);
+  assert.deepEqual(withoutOffset(await user.waitEvent('bot-command', 5000, (d) => d.tradeHash === 'h1')), [{ botId: '1', command: 'withdraw', tradeHash: 'h1' }]);
   assert.equal(user.count('bot'), 0, 'a user received the raw bot event');
 
   assert.deepEqual(await ops.ack('leave', 'bot:1'), { ok: true, room: 'bot:1' });
@@ -253,8 +254,8 @@ test('transports: ["polling"]: own tradestate only, join/leave with acks, ping, 
     body: { value: { on: true, n: 7 }, category: 'pollcat' },
   });
   assert.equal(put.status, 200, `PUT /v1/config/${K}: ${put.status} ${put.body}`);
-  const [cfg] = await user.waitEvent('config', 5000, (d) => d.key === K);
-  assert.deepEqual(cfg, { key: K, value: { on: true, n: 7 }, version: put.json.version });
+  // (an answer to config.watch: no offset)
+  assert.deepEqual(await user.waitEvent('config', 5000, (d) => d.key === K), [{ key: K, value: { on: true, n: 7 }, version: put.json.version }]);
 
   // ops got none of U's events; nothing upgraded; both still polling
   assert.equal(ops.count('tradestate'), 1, 'ops received another user\'s tradestate');
@@ -305,6 +306,8 @@ function numberedFlow(sub, n, { batch = 4, gapMs = 4 } = {}) {
 }
 
 const seqs = (c) => c.events.filter((e) => e.name === 'tradestate' && e.args[0]?.state === 'seq').map((e) => Number(e.args[0].msg));
+// Each of them came with its offset, over polling and over the WebSocket.
+const checkOffsets = (c) => c.events.filter((e) => e.name === 'tradestate').forEach((e) => splitOffset(e.args, `tradestate ${e.args[0]?.msg}`));
 
 test('default options (polling, then the upgrade): 200 events published across the upgrade arrive once each, in order', async (t) => {
   const N = 200;
@@ -337,6 +340,7 @@ test('default options (polling, then the upgrade): 200 events published across t
     await withTimeout(flow.done, 5000, 'the publisher');
     const got = seqs(c);
     const first = got[0];
+    checkOffsets(c);
     assert.deepEqual(got, Array.from({ length: N - first }, (_, i) => first + i), `received sequence not complete/in order from ${first}: ${JSON.stringify(got)}`);
     assert.ok(at.connect >= 0, 'connected before the Engine.IO open');
     assert.ok(first <= at.connect, `events published after 'connect' (from seq ${at.connect}) are missing: first received ${first}`);
@@ -437,6 +441,7 @@ test('default options (polling, then the upgrade): 200 events published across t
     pubConn.close();
     assert.ok(replies.length === N && replies.every((r) => r >= 1), 'a PUBLISH reached no hub');
     const got = seqs(c);
+    checkOffsets(c);
     assert.deepEqual(got, Array.from({ length: N }, (_, i) => i), `received sequence not 0..${N - 1} exactly once in order: ${JSON.stringify(got)}`);
     assert.equal(at.upgradeTo, 'websocket');
     assert.equal(c.engine.transport.name, 'websocket');
@@ -453,7 +458,7 @@ test('default options (polling, then the upgrade): 200 events published across t
     t.diagnostic(`held client: ${JSON.stringify(at)}; ${viaPolling} events over polling, ${N - viaPolling} over the WebSocket`);
     const st = tradestate(U, 'after-upgrade');
     await redis.publish('tradestate', JSON.stringify(st));
-    assert.deepEqual(await c.waitEvent('tradestate', 5000, (d) => d.state === 'after-upgrade'), [st]);
+    assert.deepEqual(withoutOffset(await c.waitEvent('tradestate', 5000, (d) => d.state === 'after-upgrade')), [st]);
     c.close();
   }
   assert.equal(await hub.metric('coordhub_polling_upgrades_total'), upgradesBefore + 2, 'coordhub_polling_upgrades_total');
@@ -521,7 +526,7 @@ test('ping schedule on polling (300/400 ms): a polling client stays; raw session
   assert.equal(c.engine.transport.name, 'polling');
   const st = tradestate(U, 'after-pings');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await c.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st]);
   t.diagnostic(`silent session closed after ${elapsedA} ms; unanswered ping: ${elapsedB} ms (${elapsedC} ms with a GET waiting); client saw ${pings} pings`);
 });
 
@@ -674,7 +679,7 @@ test('slow consumer on polling: a session that stops polling while ~2 MiB are pu
   const fresh = await sioConnect(hub, U);
   const st = tradestate(U, 'after-slow-close');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await fresh.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await fresh.waitEvent('tradestate')), [st]);
 });
 
 // ---------------------------------------------------------------- 6. soak
@@ -753,7 +758,7 @@ test('soak: polling connect/disconnect cycles leave no sessions, fds or memory b
   const c = await sioConnect(h, 'soakend');
   const st = tradestate('soakend', 'after-soak');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await c.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st]);
   c.close();
   await gaugeBecomes(h, POLLING, polling0, 'back to its baseline after the last client');
 });

@@ -32,6 +32,7 @@ import {
   waitUntil,
   withTimeout,
 } from './harness.mjs';
+import { splitPacketOffset } from './sioclient.mjs';
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
@@ -647,13 +648,17 @@ test('upgrade with Socket.IO traffic: CONNECT over polling, an event queued duri
     what: 'the hub to route the tradestate',
   });
   ws.send('5');
-  assert.deepEqual(JSON.parse((await ws.nextPacket(2000, 'the queued tradestate')).replace(/^42/, '')), ['tradestate', tradestate(U, 1)]);
+  assert.deepEqual(splitPacketOffset(await ws.nextPacket(2000, 'the queued tradestate')).event, ['tradestate', tradestate(U, 1)]);
   ws.send('42["ping"]');
   assert.equal(await ws.nextPacket(2000, 'pong'), '42["pong"]');
   ws.send('427["ping"]');
   assert.equal(await ws.nextPacket(2000, 'the ack'), '437[{"ok":true}]');
   await redis.publish('tradestate', JSON.stringify(tradestate(U, 2)));
-  assert.equal(await ws.nextPacket(2000, 'a tradestate after the upgrade'), `42${JSON.stringify(['tradestate', tradestate(U, 2)])}`);
+  // the wire text exactly: the event array, its offset last
+  const after2 = await ws.nextPacket(2000, 'a tradestate after the upgrade');
+  const { event: ev2, offset: off2 } = splitPacketOffset(after2);
+  assert.deepEqual(ev2, ['tradestate', tradestate(U, 2)]);
+  assert.equal(after2, `42${JSON.stringify(['tradestate', tradestate(U, 2), off2])}`);
   // the polling side is gone
   assertEioError(await get(calm, s.sid), 1, 'GET after the upgrade');
 });
@@ -711,22 +716,28 @@ test('E16 WebSocket: a packet that is not Engine.IO ("abc") closes the connectio
 
 // ================================================================ Socket.IO: connect
 
-test('S1/S2 WebSocket CONNECT with a token: 40{"sid"} (only key), a Socket.IO sid other than the Engine.IO sid; events answered', async () => {
+test('S1/S2 WebSocket CONNECT with a token: 40{"sid","pid"} (only keys), a Socket.IO sid other than the Engine.IO sid; events answered', async () => {
   const U = userId();
   const { c, open } = await wsOpen(fast);
   c.send(`40${JSON.stringify({ token: fast.token(U) })}`);
   const ack = await c.nextPacket(2000, 'the CONNECT answer');
   assert.ok(ack.startsWith('40'), ack);
   const body = JSON.parse(ack.slice(2));
-  assert.deepEqual(Object.keys(body), ['sid']);
+  assert.deepEqual(Object.keys(body), ['sid', 'pid']);
   assert.equal(typeof body.sid, 'string');
+  assert.equal(typeof body.pid, 'string');
+  assert.ok(body.pid.length > 0, 'an empty pid');
   assert.notEqual(body.sid, open.sid, 'the Socket.IO sid is the Engine.IO sid');
   c.send('42["ping"]');
   assert.equal(await c.nextPacket(2000, 'pong'), '42["pong"]');
   c.send('4212["ping"]');
   assert.equal(await c.nextPacket(2000, 'the ack'), '4312[{"ok":true}]');
   await redis.publish('tradestate', JSON.stringify(tradestate(U, 1)));
-  assert.equal(await c.nextPacket(2000, 'the tradestate'), `42${JSON.stringify(['tradestate', tradestate(U, 1)])}`);
+  // the wire text exactly: the event array, its offset last
+  const pkt = await c.nextPacket(2000, 'the tradestate');
+  const { event, offset } = splitPacketOffset(pkt);
+  assert.deepEqual(event, ['tradestate', tradestate(U, 1)]);
+  assert.equal(pkt, `42${JSON.stringify(['tradestate', tradestate(U, 1), offset])}`);
 });
 
 test('polling CONNECT: token in the CONNECT payload, or ?token= in the handshake and a bare 40; distinct sids; events answered', async () => {
@@ -1003,8 +1014,7 @@ test('three events published before a poll arrive in ONE GET response, joined by
   const parts = g.body.split('\x1e');
   assert.equal(parts.length, 3, `one response, three packets: ${JSON.stringify(g.body)}`);
   for (let i = 0; i < 3; i++) {
-    assert.ok(parts[i].startsWith('42['), parts[i]);
-    assert.deepEqual(JSON.parse(parts[i].slice(2)), ['tradestate', tradestate(U, i + 1)]);
+    assert.deepEqual(splitPacketOffset(parts[i], `packet ${i}`).event, ['tradestate', tradestate(U, i + 1)]);
   }
   // nothing else was queued: after a ping event, the pong alone
   assertOk(await post(calm, s.sid, '42["ping"]'), 'ping');

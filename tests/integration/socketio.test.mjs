@@ -17,7 +17,7 @@ import {
   waitUntil,
   withTimeout,
 } from './harness.mjs';
-import { SioClient, liveSio, sioTest as test } from './sioclient.mjs';
+import { SioClient, liveSio, splitPacketOffset, sioTest as test, withoutOffset } from './sioclient.mjs';
 
 // ---------------------------------------------------------------- helpers
 
@@ -95,8 +95,7 @@ async function bystanderStillServed(tag) {
   assert.equal(bystander.socket.connected, true, `bystander disconnected (${bystander.disconnects}) after ${tag}`);
   const st = tradestate(bystanderId, tag);
   await redis.publish('tradestate', JSON.stringify(st));
-  const [data] = await bystander.waitEvent('tradestate', 5000, (d) => d.state === tag);
-  assert.deepEqual(data, st);
+  assert.deepEqual(withoutOffset(await bystander.waitEvent('tradestate', 5000, (d) => d.state === tag)), [st]);
 }
 after(() => bystander?.close());
 
@@ -124,11 +123,13 @@ test('COORDHUB_SIO_PING_INTERVAL_MS / _TIMEOUT_MS set the advertised ping interv
   client.terminate();
 });
 
-test('raw CONNECT: a good token gets 40{"sid"}; a bad one 44 unauthorized and then nothing', async () => {
+test('raw CONNECT: a good token gets 40{"sid","pid"}; a bad one 44 unauthorized and then nothing', async () => {
   const U = userId();
   const good = await rawConnected(hub, U);
   const reply = JSON.parse(text(good.messages.find((x) => /^40\{/.test(text(x)))).slice(2));
+  assert.deepEqual(Object.keys(reply), ['sid', 'pid']);
   assert.equal(typeof reply.sid, 'string');
+  assert.equal(typeof reply.pid, 'string');
 
   const { client: bad } = await rawOpen(hub);
   bad.send(`40${JSON.stringify({ token: makeToken({ sub: U, secret: 'not-the-secret' }) })}`);
@@ -144,7 +145,8 @@ test('raw CONNECT: a good token gets 40{"sid"}; a bad one 44 unauthorized and th
   }
   const mark = bad.mark();
   await redis.publish('tradestate', JSON.stringify(tradestate(U, 'refused')));
-  await good.waitFor((x) => text(x).startsWith('42["tradestate"'), 5000, 'tradestate on the good socket');
+  const gm = await good.waitFor((x) => text(x).startsWith('42["tradestate"'), 5000, 'tradestate on the good socket');
+  assert.deepEqual(splitPacketOffset(text(gm)).event, ['tradestate', tradestate(U, 'refused')]);
   await bad.expectNone((x) => /^4[23]/.test(text(x)), 700, { since: mark, what: 'a refused socket received a packet' });
   await good.close();
   await bad.close();
@@ -160,8 +162,8 @@ test('socket.io-client connects with the token in auth, and with ?token=', async
   // Both are in user:U.
   const st = tradestate(U, 'both');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await a.waitEvent('tradestate'), [st]);
-  assert.deepEqual(await q.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await a.waitEvent('tradestate')), [st]);
+  assert.deepEqual(withoutOffset(await q.waitEvent('tradestate')), [st]);
 });
 
 test('bad or missing tokens get connect_error "unauthorized" (auth and query)', async () => {
@@ -217,11 +219,11 @@ test('tradestate and canceledtrades reach user A only (Socket.IO and native alik
   const st = tradestate(A, 'sent');
   st.extra = { unicode: 'Trade ✓ 日本語 "q" \\ \n', emoji: '🎉', nested: [1, { x: null }] };
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await a.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await a.waitEvent('tradestate')), [st]);
   assert.deepEqual((await aNative.waitEvent('tradestate')).data, st);
 
   await redis.publish('canceledtrades', A);
-  assert.deepEqual(await a.waitEvent('canceledtrades'), [A]);
+  assert.deepEqual(withoutOffset(await a.waitEvent('canceledtrades')), [A]);
   assert.deepEqual((await aNative.waitEvent('canceledtrades')).data, A);
 
   await b.expectNone((n) => n === 'tradestate' || n === 'canceledtrades', 700, { what: "B received A's event" });
@@ -231,12 +233,12 @@ test('tradestate and canceledtrades reach user A only (Socket.IO and native alik
   // B's own.
   const stB = tradestate(B, 'accepted');
   await redis.publish('tradestate', JSON.stringify(stB));
-  assert.deepEqual(await b.waitEvent('tradestate'), [stB]);
+  assert.deepEqual(withoutOffset(await b.waitEvent('tradestate')), [stB]);
   await a.expectNone((n, d) => n === 'tradestate' && d.steamId === B, 300, { what: "A received B's tradestate" });
 
   // reserve-items: everyone, no arguments.
   await redis.publish('itemReserved', '');
-  for (const c of [a, b]) assert.deepEqual(await c.waitEvent('reserve-items', 5000), []);
+  for (const c of [a, b]) assert.deepEqual(withoutOffset(await c.waitEvent('reserve-items', 5000)), []);
   await aNative.waitEvent('reserve-items');
   await aNative.close();
 });
@@ -251,10 +253,10 @@ test('bot and bot-command routing; join/leave with acks and without; ping; unkno
 
   const payload = `withdraw 7 ${U}_abc tradeData:{"items":[{"assetid":"1","secret":"tradeData"}],"note":"x y"}`;
   await redis.publish('bot 7', payload);
-  assert.deepEqual(await ops.waitEvent('bot'), [
+  assert.deepEqual(withoutOffset(await ops.waitEvent('bot')), [
     { botId: '7', command: 'withdraw', steamId: U, tradeHash: 'abc', raw: payload },
   ]);
-  assert.deepEqual(await user.waitEvent('bot-command'), [{ botId: '7', command: 'withdraw', tradeHash: 'abc' }]);
+  assert.deepEqual(withoutOffset(await user.waitEvent('bot-command')), [{ botId: '7', command: 'withdraw', tradeHash: 'abc' }]);
   await user.expectNone((n) => n === 'bot', 300, { what: 'a user received the raw bot event' });
   assert.ok(!JSON.stringify(user.events).includes('tradeData'), 'the user received tradeData');
   await other.expectNone((n) => n === 'bot' || n === 'bot-command', 300, { what: 'an unrelated user got a bot event' });
@@ -283,12 +285,12 @@ test('bot and bot-command routing; join/leave with acks and without; ping; unkno
 
   await redis.publish('finishedtrades', 'trade 123 finished');
   await redis.publish('steamDown', 'steam is down');
-  assert.deepEqual(await ops.waitEvent('finishedtrades'), ['trade 123 finished']);
-  assert.deepEqual(await ops.waitEvent('steamDown'), ['steam is down']);
+  assert.deepEqual(withoutOffset(await ops.waitEvent('finishedtrades')), ['trade 123 finished']);
+  assert.deepEqual(withoutOffset(await ops.waitEvent('steamDown')), ['steam is down']);
   await user.expectNone((n) => n === 'finishedtrades' || n === 'steamDown', 300, { what: 'ops event to a user' });
 
   await redis.publish('bot 8', 'checkSteamGuard 8');
-  const [b8] = await ops.waitEvent('bot', 5000, (d) => d.botId === '8');
+  const [b8] = withoutOffset(await ops.waitEvent('bot', 5000, (d) => d.botId === '8'));
   assert.equal(b8.command, 'checkSteamGuard');
   assert.equal(b8.raw, 'checkSteamGuard 8');
   assert.equal(b8.steamId, undefined);
@@ -314,7 +316,7 @@ test('bot and bot-command routing; join/leave with acks and without; ping; unkno
   assert.equal(user.socket.connected, true);
   const st = tradestate(U, 'after-errors');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await user.waitEvent('tradestate', 5000, (d) => d.state === 'after-errors'), [st]);
+  assert.deepEqual(withoutOffset(await user.waitEvent('tradestate', 5000, (d) => d.state === 'after-errors')), [st]);
 });
 
 // ---------------------------------------------------------------- ping/pong
@@ -331,7 +333,7 @@ test('a socket.io-client connection survives several short ping intervals and ke
   assert.ok(pings >= 3, `only ${pings} pings in 2 s at a 300 ms interval`);
   const st = tradestate(U, 'after-pings');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await c.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st]);
   await sleep(1000);
   assert.deepEqual(c.disconnects, [], 'disconnected later');
 });
@@ -402,7 +404,7 @@ test('socket.io-client with its default options connects over polling, upgrades 
   assert.equal(await hub.metric('coordhub_polling_upgrades_total'), upgrades + 1);
   const st = tradestate(U, 'after-upgrade');
   await redis.publish('tradestate', JSON.stringify(st));
-  assert.deepEqual(await c.waitEvent('tradestate'), [st]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st]);
   assert.equal(c.socket.io.engine.transport.name, 'websocket');
 });
 
@@ -491,7 +493,7 @@ test('SIGTERM closes Socket.IO sockets with 1001; socket.io-client reconnects to
   const raw = await rawConnected(own, userId());
   const st1 = tradestate(U, 'before-restart');
   await redis.publish('tradestate', JSON.stringify(st1));
-  assert.deepEqual(await c.waitEvent('tradestate'), [st1]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate')), [st1]);
 
   const code = await own.stop(15000);
   assert.equal(code, 0, 'hub exit code after SIGTERM');
@@ -505,7 +507,7 @@ test('SIGTERM closes Socket.IO sockets with 1001; socket.io-client reconnects to
   const st2 = tradestate(U, 'after-restart');
   // The reconnected socket is in user:U again.
   await redis.publish('tradestate', JSON.stringify(st2));
-  assert.deepEqual(await c.waitEvent('tradestate', 5000, (d) => d.state === 'after-restart'), [st2]);
+  assert.deepEqual(withoutOffset(await c.waitEvent('tradestate', 5000, (d) => d.state === 'after-restart')), [st2]);
   c.close();
   await again.stop(15000);
 });
