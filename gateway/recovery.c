@@ -39,7 +39,8 @@
 
 /* KEYS: the streams. ARGV: window, bound, then (id, event, data) per entry.
  * An entry another hub wrote first is refused (its ID is not above the
- * stream's last); those are counted in the answer. */
+ * stream's last; that hub set the expiry); those are counted in the
+ * answer. */
 static const char WRITE_LUA[] =
     "local w, b, refused = ARGV[1], ARGV[2], 0\n"
     "for i = 1, #KEYS do\n"
@@ -50,8 +51,8 @@ static const char WRITE_LUA[] =
     "  else\n"
     "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', b, ARGV[j], 'e', ARGV[j + 1], 'd', ARGV[j + 2])\n"
     "  end\n"
-    "  if type(r) == 'table' and r.err then refused = refused + 1 end\n"
-    "  redis.pcall('PEXPIRE', KEYS[i], w)\n"
+    "  if type(r) == 'table' and r.err then refused = refused + 1\n"
+    "  else redis.call('PEXPIRE', KEYS[i], w) end\n"
     "end\n"
     "return refused\n";
 

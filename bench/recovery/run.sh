@@ -2,7 +2,7 @@
 # bench/recovery/run.sh: what recovery of missed events (docs/recovery.md)
 # costs the fan-out, recovery on against recovery off, in one run.
 #
-#   bench/recovery/run.sh            # 4 rounds, about 7-8 minutes on 2 vCPUs
+#   bench/recovery/run.sh            # 4 rounds, about 6-7 minutes on 2 vCPUs
 #   QUICK=1 bench/recovery/run.sh    # a smoke run of under a minute (checks the tool, not figures)
 #
 # The measurement is bench/run.sh's own fixed-rate CPU step, and this script
@@ -132,6 +132,10 @@ HUB_BIN=$OUT/coordhub
 cp "$HUB_SRC" "$HUB_BIN"
 hub_sha=$(sha256sum "$HUB_BIN" | cut -c1-12)
 hub_mtime=$(date -u -r "$HUB_SRC" +%Y-%m-%dT%H:%M:%SZ)
+# the checkout when the binary was copied (what it was built from, if it is
+# up to date; the tree may move on during the run)
+hub_commit=$(git -C "$repo" --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo unknown)
+hub_dirty=$(git -C "$repo" --no-optional-locks status --porcelain --untracked-files=no -- '*.c' '*.h' 2>/dev/null | wc -l || echo 0)
 
 # ------------------------------------------------------------------ processes
 PIDS=()   # processes started here directly
@@ -309,8 +313,6 @@ T_END=$(date +%s)
 
 # ------------------------------------------------------------------ report
 hub_version=$("$HUB_BIN" --version 2>/dev/null | head -1 || true)
-hub_commit=$(git -C "$repo" --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo unknown)
-hub_dirty=$(git -C "$repo" --no-optional-locks status --porcelain --untracked-files=no -- '*.c' '*.h' 2>/dev/null | wc -l || echo 0)
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$repo/build/CMakeCache.txt" 2>/dev/null || true)
 [ -n "${COORDHUB_BIN:-}" ] && build_type="COORDHUB_BIN=$COORDHUB_BIN"
 pinning=$(sed -n 's/.*"pinning": "\(.*\)",$/\1/p' "$(ls -d "$OUT"/calls/*/ | head -1)meta.json" 2>/dev/null || true)
