@@ -26,6 +26,7 @@
 #define KEY_ANCHOR "coordhub:rec:anchor"
 #define KEY_EPOCH "coordhub:rec:epoch"
 #define KEY_SEGS "coordhub:rec:segs"
+#define KEY_BROKEN "coordhub:rec:broken"
 #define KEY_SIO "coordhub:rec:sio:"
 #define ROOM_EVERYONE "*" /* itemReserved's history: reserve-items goes to everyone */
 /* A batch waits this long (or for BATCH_*) before its EVAL: one write to
@@ -37,26 +38,39 @@
 #define ROOMS_MAX 16      /* rooms one recovery reads (the own room, ?rooms=, "*") */
 #define SCAN_COUNT "1000" /* history keys measured per anchor period */
 
-/* KEYS: the streams. ARGV: window, bound, then (id, event, data) per entry.
- * An entry another hub wrote first is refused (its ID is not above the
- * stream's last; that hub set the expiry); those are counted in the
- * answer. */
+/* KEYS: the broken segments, then the streams. ARGV: window, the stream
+ * length (the bound + 1), then (id, event, data) per entry. An entry
+ * another hub wrote first is refused (its ID is not above the stream's
+ * last; that hub set the expiry) and counted in the answer. One refused
+ * but absent was overtaken by a later segment's entry (a hub that lagged
+ * behind one that synced since): history lacks it, so its segment is
+ * marked broken and no recovery crosses it. */
 static const char WRITE_LUA[] =
-    "local w, b, refused = ARGV[1], ARGV[2], 0\n"
-    "for i = 1, #KEYS do\n"
-    "  local j = 3 + (i - 1) * 3\n"
+    "local w, len, refused = ARGV[1], ARGV[2], 0\n"
+    "for i = 2, #KEYS do\n"
+    "  local j = 3 + (i - 2) * 3\n"
+    "  local id = ARGV[j]\n"
     "  local r\n"
     "  if ARGV[j + 2] == '' then\n"
-    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', b, ARGV[j], 'e', ARGV[j + 1])\n"
+    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', len, id, 'e', ARGV[j + 1])\n"
     "  else\n"
-    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', b, ARGV[j], 'e', ARGV[j + 1], 'd', ARGV[j + 2])\n"
+    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', len, id, 'e', ARGV[j + 1], 'd', ARGV[j + 2])\n"
     "  end\n"
-    "  if type(r) == 'table' and r.err then refused = refused + 1\n"
-    "  else redis.call('PEXPIRE', KEYS[i], w) end\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    refused = refused + 1\n"
+    "    if redis.call('TYPE', KEYS[i]).ok ~= 'stream' or\n"
+    "       #redis.call('XRANGE', KEYS[i], id, id) == 0 then\n"
+    "      local a = string.match(id, '^(%d+)-')\n"
+    "      redis.call('ZADD', KEYS[1], a, a)\n"
+    "      redis.call('PEXPIRE', KEYS[1], 2 * tonumber(w))\n"
+    "    end\n"
+    "  else\n"
+    "    redis.call('PEXPIRE', KEYS[i], w)\n"
+    "  end\n"
     "end\n"
     "return refused\n";
 
-/* KEYS: anchor, epoch, segs. ARGV: a new epoch (used when there is none),
+/* KEYS: anchor, epoch, segs, broken. ARGV: a new epoch (used when there is none),
  * the minimum interval (ms), the window (ms), force (1: whatever the
  * interval), the channel. Publishes "<anchor> <epoch>" and returns the
  * anchor, or 0 when the last one is recent enough. */
@@ -73,18 +87,24 @@ static const char ANCHOR_LUA[] =
     "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('(%.0f', now - 2 * "
     "tonumber(ARGV[3])))\n"
     "redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[3]))\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('(%.0f', now - 2 * "
+    "tonumber(ARGV[3])))\n"
     "redis.call('PUBLISH', ARGV[5], as .. ' ' .. e)\n"
     "return a\n";
 
-/* KEYS: epoch, segs, then the rooms' streams. ARGV: the epoch the hub
- * counts in, the offset (anchor, count), the hub's position (anchor,
- * count), the window (ms). Returns {0, reason} or {1, id, event, data,
- * ...} with the entries in (offset, position] of every stream. */
+/* KEYS: epoch, segs, broken, then the rooms' streams. ARGV: the epoch
+ * the hub counts in, the offset (anchor, count), the hub's position
+ * (anchor, count), the window (ms), the bound. Returns {0, reason} or {1,
+ * id, event, data, ...} with the entries in (offset, position] of every
+ * stream. A stream keeps bound + 1 entries: more than `bound` after the
+ * offset means that some may have been trimmed (XINFO's
+ * max-deleted-entry-id does not see MAXLEN's trimming in Redis 7.0). */
 static const char RECOVER_LUA[] =
     "local function lt(a1, k1, a2, k2) return a1 < a2 or (a1 == a2 and k1 < k2) end\n"
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 'epoch'} end\n"
     "local pa, pk = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local na, nk = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local bound = tonumber(ARGV[7])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "if now - pa > tonumber(ARGV[6]) then return {0, 'window'} end\n"
@@ -100,22 +120,21 @@ static const char RECOVER_LUA[] =
     "  end\n"
     "  if at ~= na then return {0, 'gap'} end\n"
     "end\n"
+    "if redis.call('ZCOUNT', KEYS[3], ARGV[2], ARGV[4]) > 0 then return {0, 'gap'} end\n"
     "local out = {1}\n"
-    "for i = 3, #KEYS do\n"
+    "for i = 4, #KEYS do\n"
     "  if redis.call('TYPE', KEYS[i]).ok == 'stream' then\n"
-    "    local info = redis.call('XINFO', 'STREAM', KEYS[i])\n"
-    "    for j = 1, #info, 2 do\n"
-    "      if info[j] == 'max-deleted-entry-id' then\n"
-    "        local da, dk = string.match(info[j + 1], '^(%d+)-(%d+)$')\n"
-    "        if lt(pa, pk, tonumber(da), tonumber(dk)) then return {0, 'bound'} end\n"
+    "    local es = redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-' .. ARGV[3], '+', "
+    "'COUNT', bound + 1)\n"
+    "    if #es > bound then return {0, 'bound'} end\n"
+    "    for _, e in ipairs(es) do\n"
+    "      local a, k = string.match(e[1], '^(%d+)-(%d+)$')\n"
+    "      if not lt(na, nk, tonumber(a), tonumber(k)) then\n"
+    "        local f = e[2]\n"
+    "        out[#out + 1] = e[1]\n"
+    "        out[#out + 1] = f[2] or ''\n"
+    "        out[#out + 1] = f[4] or ''\n"
     "      end\n"
-    "    end\n"
-    "    for _, e in ipairs(redis.call('XRANGE', KEYS[i], '(' .. ARGV[2] .. '-' .. ARGV[3], "
-    "ARGV[4] .. '-' .. ARGV[5])) do\n"
-    "      local f = e[2]\n"
-    "      out[#out + 1] = e[1]\n"
-    "      out[#out + 1] = f[2] or ''\n"
-    "      out[#out + 1] = f[4] or ''\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -191,19 +210,19 @@ static void
 request_anchor(gw_t *gw, int force)
 {
     char epoch[17], window[24], interval[24];
-    const char *argv[8] = {KEY_ANCHOR, KEY_EPOCH, KEY_SEGS, epoch, interval, window,
+    const char *argv[9] = {KEY_ANCHOR, KEY_EPOCH, KEY_SEGS, KEY_BROKEN, epoch, interval, window,
                            force ? "1" : "0", UTIL_CHANNEL_REC_ANCHOR};
-    size_t lens[8];
+    size_t lens[9];
 
     util_random_id(epoch, 16, UTIL_ID_B64URL);
     epoch[16] = '\0';
     /* a little under the period, so that timers a few ms early still ask */
     snprintf(interval, sizeof interval, "%u", gw->rec.anchor_ms - gw->rec.anchor_ms / 5);
     snprintf(window, sizeof window, "%u", gw->rec.window_ms);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     /* no answer needed: the anchor arrives as a message */
-    bus_script_request(gw->bus, NULL, NULL, &anchor_script, 3, 8, argv, lens, NULL, NULL);
+    bus_script_request(gw->bus, NULL, NULL, &anchor_script, 4, 9, argv, lens, NULL, NULL);
 }
 
 static void
@@ -428,17 +447,18 @@ gw__rec_flush(gw_t *gw)
     if (r->n == 0)
         return;
     uv_timer_stop(&r->flush);
-    argc = 3 + r->n + 2 + 3 * r->n;
+    argc = 3 + 1 + r->n + 2 + 3 * r->n;
     argv = util_malloc(argc * sizeof *argv);
     lens = util_malloc(argc * sizeof *lens);
 #define ARG(s, n) (argv[k] = (s), lens[k++] = (n))
     ARG("EVAL", 4);
     ARG(WRITE_LUA, sizeof WRITE_LUA - 1);
-    ARG(nkeys, (size_t)snprintf(nkeys, sizeof nkeys, "%zu", r->n));
+    ARG(nkeys, (size_t)snprintf(nkeys, sizeof nkeys, "%zu", 1 + r->n));
+    ARG(KEY_BROKEN, sizeof KEY_BROKEN - 1);
     for (size_t i = 0; i < r->n; i++)
         ARG(r->bytes + r->ents[i].key, r->ents[i].klen);
     ARG(window, (size_t)snprintf(window, sizeof window, "%u", r->window_ms));
-    ARG(bound, (size_t)snprintf(bound, sizeof bound, "%u", r->bound));
+    ARG(bound, (size_t)snprintf(bound, sizeof bound, "%u", r->bound + 1));
     for (size_t i = 0; i < r->n; i++) {
         const gw_rec_entry_t *e = &r->ents[i];
         ARG(r->bytes + e->id, e->idlen);
@@ -691,9 +711,9 @@ start_history(gw_t *gw, gw_conn_t *c)
     gw_recop_t *op = c->ws.rec;
     gw_rec_t *r = &gw->rec;
     struct room_keys k;
-    const char *argv[3 + 2 + ROOMS_MAX + 6];
+    const char *argv[3 + 3 + ROOMS_MAX + 7];
     size_t lens[sizeof argv / sizeof argv[0]], argc = 0;
-    char nkeys[8], pa[24], pk[24], na[24], nk[24], window[24];
+    char nkeys[8], pa[24], pk[24], na[24], nk[24], window[24], bound[24];
 
     if (!r->synced) {
         op_free(c);
@@ -714,9 +734,10 @@ start_history(gw_t *gw, gw_conn_t *c)
 #define NUM(buf, fmt, v) ARG(buf, (size_t)snprintf(buf, sizeof buf, fmt, v))
     ARG("EVAL", 4);
     ARG(RECOVER_LUA, sizeof RECOVER_LUA - 1);
-    NUM(nkeys, "%zu", 2 + k.n);
+    NUM(nkeys, "%zu", 3 + k.n);
     ARG(KEY_EPOCH, sizeof KEY_EPOCH - 1);
     ARG(KEY_SEGS, sizeof KEY_SEGS - 1);
+    ARG(KEY_BROKEN, sizeof KEY_BROKEN - 1);
     for (size_t i = 0; i < k.n; i++)
         ARG(k.names[i], strlen(k.names[i]));
     ARG(r->epoch, strlen(r->epoch));
@@ -725,6 +746,7 @@ start_history(gw_t *gw, gw_conn_t *c)
     NUM(na, "%llu", (unsigned long long)r->anchor);
     NUM(nk, "%llu", (unsigned long long)r->count);
     NUM(window, "%u", r->window_ms);
+    NUM(bound, "%u", r->bound);
 #undef NUM
 #undef ARG
     if (bus_request_argv(gw->bus, NULL, &op->req, on_history, op, (int)argc, argv, lens) != 0) {

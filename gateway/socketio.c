@@ -223,7 +223,7 @@ sio_connect(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
     int n;
 
     if (p->data_len > 0) {
-        auth = json_loadb(p->data, p->data_len, 0, NULL);
+        auth = json_loadb(p->data, p->data_len, JSON_ALLOW_NUL, NULL);
         if (!json_is_object(auth)) { /* as the reference parser: not a CONNECT */
             json_decref(auth);
             return LWS_CLOSE_STATUS_PROTOCOL_ERR;
@@ -324,7 +324,7 @@ answer_exp(gw_t *gw, gw_conn_t *c, long long ack_id, long long exp)
 static int
 sio_event(gw_t *gw, gw_conn_t *c, const wire_sio_packet_t *p)
 {
-    json_t *arr = json_loadb(p->data, p->data_len, 0, NULL);
+    json_t *arr = json_loadb(p->data, p->data_len, JSON_ALLOW_NUL, NULL);
     const char *name, *room, *code = NULL, *msg = NULL;
 
     if (!json_is_array(arr) || json_array_size(arr) < 1 ||
@@ -447,7 +447,7 @@ gw__sio_receive(gw_t *gw, gw_conn_t *c, const char *buf, size_t len)
     /* As the official decoder: a payload that is not JSON is a parse error
      * that closes the connection, before the packet is routed anywhere. */
     if (p.data_len > 0) {
-        json_t *j = json_loadb(p.data, p.data_len, JSON_DECODE_ANY, NULL);
+        json_t *j = json_loadb(p.data, p.data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (j == NULL)
             return LWS_CLOSE_STATUS_PROTOCOL_ERR;
         json_decref(j);

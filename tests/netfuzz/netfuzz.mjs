@@ -2303,7 +2303,8 @@ function materializeStatic(d) {
 
 // The hub settings of one sequence: timers short enough that idle pings,
 // Socket.IO heartbeats and drops (and polling sessions' ping timeouts)
-// happen during a run, half the time; CORS origins now and then.
+// happen during a run, half the time; CORS origins, a small recovery bound
+// or window now and then.
 function hubSettings(r) {
   const short = r.chance(0.5);
   const settings = {
@@ -2324,6 +2325,10 @@ function hubSettings(r) {
   // the polling transport's connect timeout, and its CORS answers
   if (short && r.chance(0.5)) settings.env.COORDHUB_SIO_CONNECT_TIMEOUT_MS = String(r.pick([500, 2000]));
   if (r.chance(0.3)) settings.env.COORDHUB_CORS_ORIGINS = r.pick(['*', 'http://127.0.0.1', 'http://a.example,http://127.0.0.1']);
+  // recovery (SPEC §9): a bound of a few events per room, a window of a
+  // second or two (both reached during a run), or recovery off
+  if (r.chance(0.25)) settings.env.COORDHUB_RECOVERY_MAX_PER_ROOM = String(r.pick([1, 2, 5]));
+  if (r.chance(0.15)) settings.env.COORDHUB_RECOVERY_WINDOW_MS = String(r.pick([0, 1000, 2500]));
   return settings;
 }
 
@@ -2811,7 +2816,13 @@ async function collectMetrics(port) {
   const r = await rawHttp(port, `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`, undefined, { timeoutMs: 2000 });
   if (r.status !== 200) return;
   for (const m of r.body.matchAll(METRICS_RE)) stats.metrics.set(m[1], (stats.metrics.get(m[1]) || 0) + Number(m[2]));
-  for (const m of r.body.matchAll(RECOVERY_RE)) if (m[3] !== '0') stats.recoveries.set(`${m[1]}/${m[2]}`, (stats.recoveries.get(`${m[1]}/${m[2]}`) || 0) + Number(m[3]));
+  const rec = {};
+  for (const m of r.body.matchAll(RECOVERY_RE)) {
+    if (m[3] === '0') continue;
+    rec[`${m[1]}/${m[2]}`] = Number(m[3]);
+    stats.recoveries.set(`${m[1]}/${m[2]}`, (stats.recoveries.get(`${m[1]}/${m[2]}`) || 0) + Number(m[3]));
+  }
+  return rec;
 }
 
 function countAction(act) {
@@ -2822,7 +2833,7 @@ function countAction(act) {
 
 // Runs one sequence against a fresh redis-server and hub. `next()` yields
 // the actions (null: the end). Returns {failure, actions (as executed),
-// closeCodes, ms}.
+// closeCodes, recoveries (outcomes the hub counted), ms}.
 async function runSequence(hubCfg, next, { quiet = false } = {}) {
   const t0 = Date.now();
   let tm = t0;
@@ -2845,6 +2856,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
   const executed = [];
   let failure = null;
   let closeCodes = {};
+  let recoveries = {};
   try {
     for (;;) {
       const act = await next();
@@ -2873,7 +2885,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
       failure = await oracle(hub);
     }
     closeCodes = runner.closeCodes();
-    if (!failure) await collectMetrics(hub.port).catch(() => {});
+    if (!failure) recoveries = (await collectMetrics(hub.port).catch(() => {})) ?? {};
     lap('msOracle');
     // SIGTERM with the clients still connected, as in production
     if (!failure) failure = await shutdownCheck(hub);
@@ -2890,7 +2902,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
     await redis.stop();
   }
   if (failure && !quiet) failure.hubStderrTail = hub.stderr().split('\n').slice(-60).join('\n');
-  return { failure, actions: executed, closeCodes, ms: Date.now() - t0 };
+  return { failure, actions: executed, closeCodes, recoveries, ms: Date.now() - t0 };
 }
 
 function fromList(actions) {
@@ -3048,7 +3060,7 @@ if (argv[0] === '--generate') {
   for (const file of files) {
     test(`replay ${file}`, async (t) => {
       const r = await replayFile(path.resolve(file));
-      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}`);
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; recoveries: ${JSON.stringify(r.recoveries)}`);
       if (r.failure) throw new Error(`${file}: ${describeFailure(r.failure)}`);
     });
   }
@@ -3061,7 +3073,7 @@ if (argv[0] === '--generate') {
       const file = path.join(SEED_DIR, f);
       const doc = loadSequence(file);
       const r = await runSequence(doc.hub || {}, fromList(doc.actions));
-      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}`);
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; recoveries: ${JSON.stringify(r.recoveries)}`);
       if (r.failure) {
         const out = writeCrash(`seed-${f.replace(/\.json$/, '')}`, { ...doc, failure: r.failure, actions: r.actions });
         throw new Error(`seed ${f} fails: ${describeFailure(r.failure)}\nreproducer: ${out}\n${howTo('replay', out)}`);
