@@ -6,7 +6,7 @@
  *   the last anchor (a message on UTIL_CHANNEL_REC_ANCHOR), so every hub
  *   gives a message the same offset "<anchor>-<count>";
  * - history: each synced hub writes each event into its room's stream with
- *   the position as entry ID, batched (one EVAL per 10 ms at most); the
+ *   the position as entry ID, batched (one EVAL per 5 ms at most); the
  *   first write of an entry wins, the others are refused by Redis;
  * - recovery: the client's rooms are joined and its output held, the batch
  *   is flushed, one script checks the chain of segments, the epoch, the
@@ -30,16 +30,19 @@
 #define KEY_SIO "coordhub:rec:sio:"
 #define ROOM_EVERYONE "*" /* itemReserved's history: reserve-items goes to everyone */
 /* A batch waits this long (or for BATCH_*) before its EVAL: one write to
- * Redis per period rather than per loop iteration. Nothing depends on it
- * but the hub's own recoveries and segment records, which flush first. */
-#define FLUSH_MS 10
-#define BATCH_ENTRIES 1024
+ * Redis per period rather than per loop iteration, and small enough that
+ * Redis, which runs the script in one go, never holds up pub/sub for long.
+ * Nothing depends on it but the hub's own recoveries and segment records,
+ * which flush first. */
+#define FLUSH_MS 5
+#define BATCH_ENTRIES 64
 #define BATCH_BYTES (512 * 1024)
 #define ROOMS_MAX 16      /* rooms one recovery reads (the own room, ?rooms=, "*") */
 #define SCAN_COUNT "1000" /* history keys measured per anchor period */
 
 /* KEYS: the broken segments, then the streams. ARGV: window, the stream
- * length (the bound + 1), then (id, event, data) per entry. An entry
+ * length (the bound + 1: at least that many are kept, `~` trimming whole
+ * nodes only), then (id, event, data) per entry. An entry
  * another hub wrote first is refused (its ID is not above the stream's
  * last; that hub set the expiry) and counted in the answer. One refused
  * but absent was overtaken by a later segment's entry (a hub that lagged
@@ -52,9 +55,10 @@ static const char WRITE_LUA[] =
     "  local id = ARGV[j]\n"
     "  local r\n"
     "  if ARGV[j + 2] == '' then\n"
-    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', len, id, 'e', ARGV[j + 1])\n"
+    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', len, id, 'e', ARGV[j + 1])\n"
     "  else\n"
-    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', len, id, 'e', ARGV[j + 1], 'd', ARGV[j + 2])\n"
+    "    r = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', len, id, 'e', ARGV[j + 1], 'd', ARGV[j + "
+    "2])\n"
     "  end\n"
     "  if type(r) == 'table' and r.err then\n"
     "    refused = refused + 1\n"
@@ -96,9 +100,11 @@ static const char ANCHOR_LUA[] =
  * the hub counts in, the offset (anchor, count), the hub's position
  * (anchor, count), the window (ms), the bound. Returns {0, reason} or {1,
  * id, event, data, ...} with the entries in (offset, position] of every
- * stream. A stream keeps bound + 1 entries: more than `bound` after the
- * offset means that some may have been trimmed (XINFO's
- * max-deleted-entry-id does not see MAXLEN's trimming in Redis 7.0). */
+ * stream. A stream keeps at least bound + 1 entries: more than `bound`
+ * after the offset means that some may have been trimmed; `bound` or fewer
+ * means that an older entry is kept, so none after the offset was trimmed
+ * (XINFO's max-deleted-entry-id does not see MAXLEN's trimming in Redis
+ * 7.0). */
 static const char RECOVER_LUA[] =
     "local function lt(a1, k1, a2, k2) return a1 < a2 or (a1 == a2 and k1 < k2) end\n"
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 'epoch'} end\n"

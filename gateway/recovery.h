@@ -33,8 +33,8 @@ void gw__rec_anchor(gw_t *gw, const char *payload, size_t len);
 /* The event just routed to `room` goes into history (when synced). */
 void gw__rec_record(gw_t *gw, const char *room, size_t rlen, const char *event, const char *data,
                     size_t dlen);
-/* Sends the batch: one EVAL, nothing waits for it. Called by a timer 10 ms
- * after a batch's first entry, and before anything that must follow it in
+/* Sends the batch: one EVAL, nothing waits for it. Called by a timer 5 ms
+ * after a batch's first entry (or at 64 entries), and before anything that must follow it in
  * Redis (a recovery's read, a segment's record, the shutdown). */
 void gw__rec_flush(gw_t *gw);
 

@@ -764,8 +764,8 @@ test('--recovery-max-per-room 10: 10 missed events recover; another room\'s traf
   assert.deepEqual(one.recovered, { recovered: true, missed: 10 });
   await waitStates(one.client, 10);
   assert.deepEqual(nativeStates(one.client.messages), range(3, 13));
-  // exact trimming: the room's history holds the last bound + 1
-  assert.equal(await r.command(['XLEN', `coordhub:rec:h:user:${one.U}`]), 11);
+  // the room's history holds at least bound + 1 (MAXLEN ~ trims whole nodes)
+  assert.ok((await r.command(['XLEN', `coordhub:rec:h:user:${one.U}`])) >= 11);
   await one.client.close();
 
   const two = await missInBoundedRoom(5, { otherRoomTraffic: 50 });
