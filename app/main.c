@@ -731,6 +731,7 @@ run(hub_t *hub)
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
     go.sio_connect_timeout_ms = env_ms("COORDHUB_SIO_CONNECT_TIMEOUT_MS");
     go.cors_origins = hub->cfg.cors_origins;
+    go.version = COORDHUB_VERSION;
     go.recovery_window_ms = hub->cfg.recovery_window_ms;
     go.recovery_max_per_room = hub->cfg.recovery_max_per_room;
     /* an undocumented knob for tests: the anchors' period (docs/recovery.md) */

@@ -31,6 +31,7 @@
 #include <hiredis/async.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -510,6 +511,14 @@ long long
 bus_subscriber_id(const bus_t *bus)
 {
     return bus->ready ? bus->sub.client_id : 0;
+}
+
+void
+bus_address(const bus_t *bus, char *out, size_t cap)
+{
+    /* an IPv6 literal in brackets, as in a URL */
+    snprintf(out, cap, strchr(bus->url.host, ':') ? "[%s]:%d" : "%s:%d", bus->url.host,
+             bus->url.port);
 }
 
 uint64_t

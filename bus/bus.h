@@ -83,6 +83,8 @@ int bus_ready(const bus_t *bus);
  * valid while the bus is ready; 0 when unknown. */
 long long bus_subscriber_id(const bus_t *bus);
 uint64_t bus_reconnects(const bus_t *bus);
+/* "host:port" of the Redis this bus talks to, into out[0..cap). */
+void bus_address(const bus_t *bus, char *out, size_t cap);
 
 /*
  * A reply callback: `reply` is NULL when the connection went away (or the

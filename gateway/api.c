@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "hubs.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -32,6 +33,10 @@ gw__api_reset(gw_conn_t *c)
     if (c->api.cache != NULL) {
         cache_cancel(c->api.cache);
         c->api.cache = NULL;
+    }
+    if (c->api.hubs != NULL) {
+        bus_cancel(c->api.hubs);
+        c->api.hubs = NULL;
     }
     c->api.query[0] = '\0';
     free(c->api.body);
@@ -462,6 +467,40 @@ gw__api_body_done(gw_t *gw, gw_conn_t *c)
     return dispatch(gw, c);
 }
 
+static void
+on_hubs(void *privdata, redisReply *reply)
+{
+    gw_conn_t *c = privdata;
+    size_t len;
+    char *body;
+
+    c->api.hubs = NULL;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        redis_failed(c, reply == NULL ? UV_ENOTCONN : UV_EPROTO,
+                     reply && reply->type == REDIS_REPLY_ERROR ? reply->str : NULL);
+        return;
+    }
+    body = gw__hubs_render(reply, &len);
+    answer(c, 200, body, len);
+    free(body);
+}
+
+/* GET /v1/hubs (role ops): the registry of hubs (SPEC §11) */
+static void
+api_hubs(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
+{
+    if (!(claims->roles & WIRE_ROLE_OPS)) {
+        api_error(c, 403, "forbidden", "the list of hubs needs role ops");
+        return;
+    }
+    if (c->api.method != GW_M_GET) {
+        api_error(c, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (gw__hubs_list(gw, &c->api.hubs, on_hubs, c) != 0)
+        redis_failed(c, UV_ENOTCONN, NULL);
+}
+
 static int
 dispatch(gw_t *gw, gw_conn_t *c)
 {
@@ -497,6 +536,10 @@ dispatch(gw_t *gw, gw_conn_t *c)
     }
     if (strncmp(path, "/v1/reservations/", 17) == 0 && gw->resv != NULL) {
         api_reservations(gw, c, &claims, path + 17);
+        return 0;
+    }
+    if (strcmp(path, "/v1/hubs") == 0) {
+        api_hubs(gw, c, &claims);
         return 0;
     }
     api_error(c, 404, "not_found", "no such route");

@@ -12,6 +12,7 @@
 #include "liveness.h"
 #include "polling.h"
 #include "protocol.h"
+#include "hubs.h"
 #include "recovery.h"
 #include "socketio.h"
 #include "router.h"
@@ -56,6 +57,7 @@ void
 gw_on_redis_state(gw_t *gw, int ready)
 {
     gw__rec_redis_state(gw, ready);
+    gw__hubs_redis_state(gw, ready);
 }
 
 static unsigned
@@ -201,6 +203,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw__sio_init(gw);
     gw__poll_init(gw);
     gw__rec_init(gw, opt);
+    gw__hubs_init(gw, opt);
 
     memset(&info, 0, sizeof info);
     info.port = opt->port;
@@ -250,6 +253,7 @@ fail:
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     uv_close((uv_handle_t *)&gw->sio_timer, NULL);
     gw__rec_close(gw);
+    gw__hubs_close(gw);
     uv_run(loop, UV_RUN_NOWAIT);
     gw__rooms_free(gw->rooms);
     free_origins(gw->cors_origins);
@@ -277,6 +281,7 @@ finish_shutdown(gw_t *gw)
     uv_close((uv_handle_t *)&gw->sio_timer, NULL);
     gw__rec_flush(gw);
     gw__rec_close(gw);
+    gw__hubs_close(gw);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */
@@ -291,7 +296,8 @@ on_shutdown_poll(uv_timer_t *t)
 
     /* the Socket.IO sessions saved at the sockets' close are written
      * before the bus closes (recovery across a SIGTERM, SPEC §9) */
-    if ((gw->conns == NULL && gw->http_inflight == 0 && gw->rec.saves == 0) ||
+    if ((gw->conns == NULL && gw->http_inflight == 0 && gw->rec.saves == 0 &&
+         gw->hubs.pending == 0) ||
         uv_now(gw->loop) >= gw->shutdown_deadline) {
         if (gw->conns != NULL || gw->http_inflight != 0 || gw->rec.saves != 0)
             LOG_WARN("gw",
@@ -312,6 +318,7 @@ gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *
     gw->shutdown_privdata = privdata;
     gw->shutdown_deadline = uv_now(gw->loop) + deadline_ms;
     uv_timer_stop(&gw->reserve_timer);
+    gw__hubs_leave(gw);
     for (gw_conn_t *c = gw->conns; c; c = c->ws.next)
         gw__out_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
     uv_timer_start(&gw->shutdown_timer, on_shutdown_poll, 0, SHUTDOWN_POLL_MS);

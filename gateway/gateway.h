@@ -39,6 +39,7 @@ typedef struct gw_options {
     unsigned recovery_window_ms;   /* 0: recovery off (SPEC §9, docs/recovery.md) */
     unsigned recovery_max_per_room; /* 0: 100 */
     unsigned recovery_anchor_ms;   /* 0: 1000, the anchors' period */
+    const char *version;           /* this hub's version, for the registry of hubs */
 } gw_options_t;
 
 /*

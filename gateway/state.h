@@ -126,6 +126,7 @@ typedef struct gw_api {
     struct lock_op *lock;    /* a lock request in flight: cancelled if the client goes */
     struct resv_op *resv;    /* a reservation request in flight, likewise */
     struct cache_req *cache; /* a configuration request in flight, likewise */
+    struct bus_req *hubs;    /* GET /v1/hubs's read, likewise */
     char query[80];          /* ?category= of GET /v1/config */
 } gw_api_t;
 
@@ -310,6 +311,16 @@ struct gw {
     int timers_closed;
 
     gw_rec_t rec;
+
+    /* the registry of hubs (hubs.c) */
+    struct {
+        char id[17];
+        char version[32];
+        char role[16]; /* ROLE's first word at the last beat */
+        long long started_ms;
+        uv_timer_t beat;
+        size_t pending; /* the entry's removal at a graceful stop, unanswered */
+    } hubs;
 
     struct gw_metrics m;
 };

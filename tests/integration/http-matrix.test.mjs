@@ -151,6 +151,7 @@ const ROUTES = [
   { id: 'config-bare', tpl: '/v1/config', target: () => '/v1/config', v1: true },
   { id: 'config-cat', tpl: '/v1/config?category=x', target: () => '/v1/config?category=mxcat', v1: true },
   { id: 'config-key', tpl: '/v1/config/{key}', target: (rid) => `/v1/config/${cfgKey(rid)}`, v1: true },
+  { id: 'hubs', tpl: '/v1/hubs', target: () => '/v1/hubs', v1: true },
   { id: 'v1-unknown', tpl: '/v1/nope', target: () => '/v1/nope', v1: true },
 ];
 
@@ -248,6 +249,13 @@ function apiSemantic(method, route, tok) {
       if (method === 'HEAD') return { fixed: headOf([200], false) };
       if (method === 'PUT') return r.has('admin') ? { body: true } : { fixed: [403] };
       return { fixed: options(r.has('admin') ? [405] : [403, 405]) };
+    case 'hubs': {
+      // GET /v1/hubs, role ops (SPEC §11): the role first, then the method
+      const ops = r.has('ops');
+      if (method === 'GET') return { fixed: ops ? [200] : [403] };
+      if (method === 'HEAD') return { fixed: headOf(ops ? [200] : [403], !ops) };
+      return { fixed: options(ops ? [405] : [403]) };
+    }
     case 'v1-unknown':
       return { fixed: [404, 405] };
     default:
@@ -1019,7 +1027,7 @@ test('every method x route x token x body shape: its answer, no stray state chan
   // coordhub:rec:*: recovery's own state and history (docs/recovery.md),
   // written for the itemReserved events reservations publish
   const strange = (await rc.command(['KEYS', '*'])).filter(
-    (k) => !known.test(k) && !k.startsWith('coordhub:hub:') && !k.startsWith('coordhub:rec:'),
+    (k) => !known.test(k) && !k.startsWith('coordhub:hub:') && k !== 'coordhub:hubs' && !k.startsWith('coordhub:rec:'),
   );
   if (strange.length) endProblems.push(`Redis keys no request should have made: ${strange.slice(0, 20).join(', ')}`);
 
