@@ -149,7 +149,41 @@ on_handshake_reply(redisAsyncContext *ac, void *r, void *privdata)
         conn_fail(c, why);
         return;
     }
-    if (c->kind == CONN_CMD && strcmp(what, "PING") == 0 && c->state == C_HANDSHAKE) {
+}
+
+/* Is this ROLE answer a replica's ("slave", or a sentinel's)? A ROLE the
+ * user may not run (NOPERM) or an old server without it tells nothing: the
+ * connection is taken as a primary's, as before ROLE was asked. */
+static int
+role_not_master(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+           reply->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(reply->element[0]->str, "master") != 0;
+}
+
+/* The command connection's ROLE: at the handshake (its last step: the
+ * connection is ready only on a primary), and as its keepalive (SPEC §11:
+ * a Redis demoted under us is left, and reconnected to until the address
+ * leads to a primary again). */
+static void
+on_cmd_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    conn_t *c = ac->data;
+    redisReply *reply = r;
+    (void)privdata;
+
+    if (c == NULL || reply == NULL)
+        return;
+    c->ping_outstanding = 0;
+    if (role_not_master(reply)) {
+        char why[128];
+        snprintf(why, sizeof why, "redis at this address is not a primary (ROLE %.32s)",
+                 reply->element[0]->str);
+        conn_fail(c, why);
+        return;
+    }
+    if (c->state == C_HANDSHAKE) {
         c->state = C_READY;
         c->attempt = 0;
         uv_timer_stop(&c->retry);
@@ -256,7 +290,7 @@ send_handshake(conn_t *c)
     rc |= redisAsyncCommand(ac, on_handshake_reply, "CLIENT SETNAME", "CLIENT SETNAME %s",
                             c->kind == CONN_SUB ? "coordhub-sub" : "coordhub-cmd");
     if (c->kind == CONN_CMD) {
-        rc |= redisAsyncCommand(ac, on_handshake_reply, "PING", "PING");
+        rc |= redisAsyncCommand(ac, on_cmd_role, NULL, "ROLE");
         return rc;
     }
     /* Subscriber: every channel and pattern, plus the keepalive channel;
@@ -324,16 +358,6 @@ on_retry_timer(uv_timer_t *t)
         conn_fail(c, "connect timeout");
 }
 
-/* The command connection's keepalive answer. */
-static void
-on_cmd_pong(redisAsyncContext *ac, void *r, void *privdata)
-{
-    conn_t *c = ac->data;
-    (void)privdata;
-    if (c != NULL && r != NULL)
-        c->ping_outstanding = 0;
-}
-
 static void
 on_ping_timer(uv_timer_t *t)
 {
@@ -354,7 +378,7 @@ on_ping_timer(uv_timer_t *t)
     if (c->kind == CONN_SUB)
         redisAsyncCommand(c->ac, on_sub_reply, NULL, "SUBSCRIBE %s", KEEPALIVE_CHANNEL);
     else
-        redisAsyncCommand(c->ac, on_cmd_pong, NULL, "PING");
+        redisAsyncCommand(c->ac, on_cmd_role, NULL, "ROLE");
 }
 
 static void
@@ -587,17 +611,25 @@ on_request_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     (void)ac;
 
+    /* a write that reached a replica: the primary moved (SPEC §11). The
+     * reply is delivered as it is; then the connection goes, and is made
+     * again until the address leads to a primary. */
+    int readonly = rep != NULL && rep->type == REDIS_REPLY_ERROR && rep->str != NULL &&
+                   strncmp(rep->str, "READONLY", 8) == 0;
+
     if (r->cancelled) {
         bus__req_free(r);
-        return;
+    } else if (r->step != NULL && r->step(r, &rep)) {
+        /* the next command of the request is out */
+    } else {
+        group_unlink(r);
+        r->delivering = 1;
+        if (r->cb)
+            r->cb(r->privdata, rep);
+        bus__req_free(r);
     }
-    if (r->step != NULL && r->step(r, &rep))
-        return; /* the next command of the request is out */
-    group_unlink(r);
-    r->delivering = 1;
-    if (r->cb)
-        r->cb(r->privdata, rep);
-    bus__req_free(r);
+    if (readonly && ac->data != NULL)
+        conn_fail(ac->data, "READONLY: redis at this address became a replica");
 }
 
 static int
