@@ -319,6 +319,7 @@
     config.watch();
     resv.refresh(wasDown ? 'reconnected' : 'connected');
     locks.onLive();
+    hubs.onLive();
   }
 
   // `why` overrides the text for `code` (a drop the page decided itself).
@@ -429,6 +430,7 @@
     resv.reset();
     config.reset();
     locks.reset();
+    hubs.reset();
     conn.wanted = true;
     conn.everLive = false;
     conn.attempt = 0;
@@ -1144,6 +1146,72 @@
     if (locks.ui.auto.checked) locks.inspect();
   });
 
+  // ---- 6. the hubs of this Redis (role ops): GET /v1/hubs every 2 s --------
+
+  const HUBS_POLL_MS = 2000;
+  const hubs = {
+    timer: 0,
+    seq: 0,
+    ui: { list: $('hubs-list'), count: $('hubs-count'), status: $('hubs-status') },
+
+    status(text, cls) {
+      hubs.ui.status.textContent = text;
+      hubs.ui.status.className = 'status' + (cls ? ' ' + cls : '');
+    },
+    async poll() {
+      if (!conn.live || !hasRole('ops')) return;
+      const seq = ++hubs.seq;
+      try {
+        const r = await api('GET', '/v1/hubs');
+        if (seq !== hubs.seq) return;
+        if (r.ok && isObject(r.json) && Array.isArray(r.json.hubs)) {
+          hubs.render(r.json.hubs);
+          hubs.status('');
+        } else {
+          hubs.status('The hub answered ' + apiError(r), 'bad');
+        }
+      } catch (e) {
+        if (seq === hubs.seq) hubs.status('Could not reach the hub: ' + e.message, 'bad');
+      }
+    },
+    render(list) {
+      const rows = list
+        .filter(isObject)
+        .sort((a, b) => str(a.addr).localeCompare(str(b.addr)))
+        .map((h) => {
+          const c = isObject(h.connections) ? h.connections : {};
+          const r = isObject(h.redis) ? h.redis : {};
+          const li = el('li', 'hub');
+          li.dataset.addr = str(h.addr);
+          li.append(
+            el('code', '', str(h.addr)),
+            el('span', 'faint', ' v' + str(h.version) + ', redis ' + str(r.addr) + ' (' + str(r.role) + ')'),
+            el('div', '', (c.native | 0) + ' native, ' + (c.socketio | 0) + ' Socket.IO, ' + (c.polling | 0) + ' polling' +
+              (typeof h.seen_ms === 'number' ? '; seen ' + duration(Math.max(0, Date.now() - h.seen_ms)) + ' ago' : '')),
+          );
+          return li;
+        });
+      hubs.ui.list.replaceChildren(...rows);
+      hubs.ui.count.textContent = rows.length + (rows.length === 1 ? ' hub' : ' hubs');
+    },
+    // On every (re)connection of an ops token: read now, then every 2 s.
+    onLive() {
+      clearInterval(hubs.timer);
+      hubs.timer = 0;
+      if (!hasRole('ops')) return;
+      hubs.poll();
+      hubs.timer = setInterval(hubs.poll, HUBS_POLL_MS);
+    },
+    reset() {
+      clearInterval(hubs.timer);
+      hubs.timer = 0;
+      hubs.seq++;
+      hubs.ui.list.replaceChildren();
+      hubs.ui.count.textContent = '';
+      hubs.status('The hubs of this Redis appear here, with their connections.', 'muted');
+    },
+  };
+
   // ---- start ---------------------------------------------------------------
 
   ui.tokenForm.addEventListener('submit', (ev) => {
@@ -1174,6 +1242,7 @@
   config.reset();
   resv.reset();
   locks.reset();
+  hubs.reset();
 
   const initial = params.get('token') || hash.get('token');
   if (initial) connect(initial);

@@ -201,6 +201,16 @@ test('the demo page shows trades, rooms, reservations, locks and config live, an
     const ttl = parseCountdown(await text(page, '#lock-ttl'));
     assert.ok(ttl > 20000 && ttl <= 30000, `lock ttl shown ${ttl} ms`);
 
+    // --- the hubs of this Redis (GET /v1/hubs every 2 s): this one, and a
+    // second hub started now appears by itself, with its connections
+    const host = new URL(hub.url).host;
+    await page.locator(`#hubs-list li[data-addr="${host}"]`, { hasText: 'native' }).waitFor(WAIT);
+    const hub2 = await startHub({ redisUrl: redis.url, secret: hub.secret, extraArgs: HUB_ARGS });
+    await page.locator(`#hubs-list li[data-addr="${new URL(hub2.url).host}"]`).waitFor(WAIT);
+    assert.equal(await text(page, '#hubs-count'), '2 hubs');
+    await hub2.stop();
+    await page.locator(`#hubs-list li[data-addr="${new URL(hub2.url).host}"]`).waitFor({ ...WAIT, state: 'detached' });
+
     // --- configuration
     const admin = hub.token('webdemo-admin', ['admin']);
     if (configApi) {
