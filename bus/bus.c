@@ -74,6 +74,12 @@ struct bus {
     int handles_open;
     void (*close_cb)(void *);
     void *close_privdata;
+    /* Sentinel (SPEC §11): asking sentinel `sent_idx` where the master is
+     * (`sent`, since `sent_started`), and subscribed to +switch-master on
+     * one (`sent_sub`); NULL when not */
+    redisAsyncContext *sent, *sent_sub;
+    size_t sent_idx;
+    uint64_t sent_started;
 };
 
 static void conn_connect(conn_t *c);
@@ -381,11 +387,203 @@ on_ping_timer(uv_timer_t *t)
         redisAsyncCommand(c->ac, on_cmd_role, NULL, "ROLE");
 }
 
+/* ---- Sentinel (SPEC §11) ----
+ *
+ * With a redis+sentinel:// URL the master's address is not known until a
+ * sentinel says it: a connection that wants to connect asks (one question
+ * at a time, the sentinels in turn, each within the connect timeout) and
+ * looks again 50 ms later. A failed connection forgets the address, so
+ * the next attempt asks again (after a failover the old master refuses,
+ * or answers ROLE slave, or READONLY). A subscription to +switch-master on
+ * the sentinel that answered makes both connections follow a failover at
+ * once. */
+
+static void
+sentinel_drop(redisAsyncContext **pac)
+{
+    redisAsyncContext *ac = *pac;
+
+    if (ac == NULL)
+        return;
+    *pac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac); /* deferred by hiredis when inside its callback */
+}
+
+/* The sentinel asked did not tell: the next one is asked next time; a
+ * whole round of them failing before the bus was ever ready is a failure
+ * at start (the caller refuses to start, as for an unreachable Redis). */
+static void
+sentinel_next(bus_t *bus, const char *why)
+{
+    bus->sent_idx = (bus->sent_idx + 1) % bus->url.nsentinels;
+    if (bus->sent_idx == 0 && !bus->ever_ready)
+        update_ready(bus, why);
+}
+
+static void
+on_sentinel_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    bus_t *bus = ac->data;
+
+    if (bus == NULL || status == REDIS_OK)
+        return;
+    /* hiredis frees the context when we return */
+    if (bus->sent_sub == ac)
+        bus->sent_sub = NULL;
+    if (bus->sent == ac) {
+        bus->sent = NULL;
+        sentinel_next(bus, "no sentinel could be reached");
+    }
+}
+
+static void
+on_sentinel_disconnect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    bus_t *bus = ac->data;
+    (void)status;
+
+    if (bus == NULL)
+        return;
+    if (bus->sent == ac)
+        bus->sent = NULL;
+    if (bus->sent_sub == ac)
+        bus->sent_sub = NULL;
+}
+
+static redisAsyncContext *
+sentinel_connect(bus_t *bus, size_t i)
+{
+    redisAsyncContext *ac = redisAsyncConnect(bus->url.sentinel_hosts[i], bus->url.sentinel_ports[i]);
+
+    if (ac == NULL)
+        return NULL;
+    if (ac->err || bus__uv_attach(ac, bus->loop) != 0) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = bus;
+    redisAsyncSetConnectCallback(ac, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sentinel_disconnect);
+    return ac;
+}
+
+static void
+set_master(bus_t *bus, const char *host, size_t hlen, const char *port)
+{
+    char *end;
+    long p = strtol(port, &end, 10);
+
+    if (hlen == 0 || hlen > 255 || *end != '\0' || p <= 0 || p > 65535)
+        return;
+    free(bus->url.host);
+    bus->url.host = util_strndup(host, hlen);
+    bus->url.port = (int)p;
+}
+
+/* "+switch-master <name> <old ip> <old port> <new ip> <new port>" */
+static void
+on_switch_master(redisAsyncContext *ac, void *r, void *privdata)
+{
+    bus_t *bus = ac->data;
+    redisReply *reply = r;
+    conn_t *conns[2];
+    char name[80], ip[256], port[8];
+    (void)privdata;
+
+    if (bus == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[2]->type != REDIS_REPLY_STRING || !str_eq(reply->element[0], "message"))
+        return;
+    if (sscanf(reply->element[2]->str, "%79s %*s %*s %255s %7s", name, ip, port) != 3 ||
+        strcmp(name, bus->url.master) != 0)
+        return;
+    LOG_WARN("bus", "sentinel: master %s switched to %s:%s", name, ip, port);
+    set_master(bus, ip, strlen(ip), port);
+    conns[0] = &bus->sub;
+    conns[1] = &bus->cmd;
+    for (int i = 0; i < 2; i++) {
+        if (conns[i]->state == C_CLOSED)
+            continue;
+        conns[i]->attempt = 0; /* at once, not after a backoff */
+        if (conns[i]->state == C_DOWN)
+            uv_timer_start(&conns[i]->retry, on_retry_timer, 0, 0);
+        else
+            conn_fail(conns[i], "sentinel: +switch-master");
+    }
+}
+
+static void
+on_master_addr(redisAsyncContext *ac, void *r, void *privdata)
+{
+    bus_t *bus = ac->data;
+    redisReply *reply = r;
+    size_t i;
+    (void)privdata;
+
+    if (bus == NULL || bus->sent != ac)
+        return; /* dropped, or a stale answer */
+    i = bus->sent_idx;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        set_master(bus, reply->element[0]->str, reply->element[0]->len, reply->element[1]->str);
+        LOG_INFO("bus", "sentinel %s:%d: master %s is at %s:%d", bus->url.sentinel_hosts[i],
+                 bus->url.sentinel_ports[i], bus->url.master,
+                 bus->url.host ? bus->url.host : "?", bus->url.port);
+        if (bus->sent_sub == NULL && (bus->sent_sub = sentinel_connect(bus, i)) != NULL)
+            redisAsyncCommand(bus->sent_sub, on_switch_master, NULL, "SUBSCRIBE +switch-master");
+    } else {
+        LOG_WARN("bus", "sentinel %s:%d does not know master %s%s%s", bus->url.sentinel_hosts[i],
+                 bus->url.sentinel_ports[i], bus->url.master,
+                 reply && reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                 reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        sentinel_drop(&bus->sent);
+        sentinel_next(bus, "no sentinel knows the master");
+        return;
+    }
+    sentinel_drop(&bus->sent);
+}
+
+/* Asks a sentinel where the master is, unless a question is out and not
+ * yet overdue. */
+static void
+discover(bus_t *bus)
+{
+    uint64_t now = uv_now(bus->loop);
+
+    if (bus->sent != NULL) {
+        if (now - bus->sent_started < bus->opt.connect_timeout_ms)
+            return;
+        sentinel_drop(&bus->sent);
+        sentinel_next(bus, "no sentinel answered in time");
+        if (bus->closing)
+            return;
+    }
+    bus->sent = sentinel_connect(bus, bus->sent_idx);
+    if (bus->sent == NULL) {
+        sentinel_next(bus, "no sentinel could be reached");
+        return;
+    }
+    bus->sent_started = now;
+    redisAsyncCommand(bus->sent, on_master_addr, NULL, "SENTINEL get-master-addr-by-name %s",
+                      bus->url.master);
+}
+
 static void
 conn_connect(conn_t *c)
 {
     bus_t *bus = c->bus;
     redisAsyncContext *ac;
+
+    if (bus->url.nsentinels > 0 && bus->url.host == NULL) {
+        /* where the master is: asked now, looked at again shortly */
+        discover(bus);
+        c->state = C_DOWN;
+        uv_timer_start(&c->retry, on_retry_timer, 50, 0);
+        return;
+    }
 
     ac = redisAsyncConnect(bus->url.host, bus->url.port);
     if (ac == NULL) {
@@ -431,6 +629,11 @@ conn_fail(conn_t *c, const char *why)
     if (bus->closing) {
         c->state = C_CLOSED;
         return;
+    }
+    if (bus->url.nsentinels > 0 && strcmp(why, "sentinel: +switch-master") != 0) {
+        /* the master may have moved: the next attempt asks the sentinels */
+        free(bus->url.host);
+        bus->url.host = NULL;
     }
     c->state = C_DOWN;
     if (was_ready)
@@ -541,8 +744,11 @@ void
 bus_address(const bus_t *bus, char *out, size_t cap)
 {
     /* an IPv6 literal in brackets, as in a URL */
-    snprintf(out, cap, strchr(bus->url.host, ':') ? "[%s]:%d" : "%s:%d", bus->url.host,
-             bus->url.port);
+    if (bus->url.host == NULL)
+        snprintf(out, cap, "unknown (asking the sentinels)");
+    else
+        snprintf(out, cap, strchr(bus->url.host, ':') ? "[%s]:%d" : "%s:%d", bus->url.host,
+                 bus->url.port);
 }
 
 uint64_t
@@ -794,6 +1000,8 @@ bus_close(bus_t *bus, void (*close_cb)(void *privdata), void *privdata)
     bus->closing = 1;
     bus->close_cb = close_cb;
     bus->close_privdata = privdata;
+    sentinel_drop(&bus->sent);
+    sentinel_drop(&bus->sent_sub);
     for (int i = 0; i < 2; i++) {
         conn_fail(conns[i], "closing");
         uv_close((uv_handle_t *)&conns[i]->retry, on_handle_closed);

@@ -22,17 +22,27 @@
 
 typedef struct bus bus_t;
 
-/* A parsed redis:// URL. Strings are owned by the struct. */
+/* A parsed redis:// or redis+sentinel:// URL. Strings are owned by the
+ * struct. */
 typedef struct bus_url {
-    char *host;
+    char *host; /* sentinel: the master found through them, NULL until then */
     int port;
     char *user; /* NULL unless given */
     char *pass; /* NULL unless given */
     int db;
+    /* redis+sentinel://[user:pass@]host:port[,host:port...]/<master>[/db]
+     * (SPEC §11): the sentinels (port 26379 when absent) and the master's
+     * name; nsentinels 0 for redis:// */
+    char **sentinel_hosts;
+    int *sentinel_ports;
+    size_t nsentinels;
+    char *master;
 } bus_url_t;
 
 /*
- * Parses `redis://[[user]:pass@]host[:port][/db]` (also `[v6addr]`). Pure: no
+ * Parses `redis://[[user]:pass@]host[:port][/db]` (also `[v6addr]`), or
+ * `redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]/<master>[/db]`
+ * (the credentials are the master's; the sentinels are asked without). Pure: no
  * allocation on failure. Returns 0, or UV_EINVAL with `*err` naming the
  * problem (a static string). On success free with bus_url_free.
  */

@@ -64,28 +64,119 @@ bad:
     return NULL;
 }
 
+/* "host[:port]" or "[v6]:port" of s[p..end) into *host (new) and *port
+ * (left as it is when absent). 0, or UV_EINVAL with *err. */
+static int
+parse_hostport(const char *p, const char *end, char **host, int *port, const char **err)
+{
+    const char *hostend, *portp = NULL;
+    long v;
+
+    if (p < end && *p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (rb == NULL || rb == p + 1) {
+            *err = "bad IPv6 host in URL";
+            return UV_EINVAL;
+        }
+        hostend = rb + 1;
+        if (hostend < end) {
+            if (*hostend != ':') {
+                *err = "junk after IPv6 host in URL";
+                return UV_EINVAL;
+            }
+            portp = hostend + 1;
+        }
+        if (portp != NULL &&
+            (parse_uint(portp, (size_t)(end - portp), 65535, &v) != 0 || v == 0)) {
+            *err = "bad port in URL";
+            return UV_EINVAL;
+        }
+        *host = util_strndup(p + 1, (size_t)(rb - p - 1));
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hostend = colon ? colon : end;
+        if (hostend == p) {
+            *err = "URL has no host";
+            return UV_EINVAL;
+        }
+        for (const char *q = p; q < hostend; q++) {
+            char c = *q;
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_')) {
+                *err = "bad character in URL host";
+                return UV_EINVAL;
+            }
+        }
+        if (colon)
+            portp = colon + 1;
+        if (portp != NULL &&
+            (parse_uint(portp, (size_t)(end - portp), 65535, &v) != 0 || v == 0)) {
+            *err = "bad port in URL";
+            return UV_EINVAL;
+        }
+        *host = util_strndup(p, (size_t)(hostend - p));
+    }
+    if (portp != NULL)
+        *port = (int)v;
+    return 0;
+}
+
 void
 bus_url_free(bus_url_t *u)
 {
+    for (size_t i = 0; i < u->nsentinels; i++)
+        free(u->sentinel_hosts[i]);
+    free(u->sentinel_hosts);
+    free(u->sentinel_ports);
+    free(u->master);
     free(u->host);
     free(u->user);
     free(u->pass);
     memset(u, 0, sizeof *u);
 }
 
+/* "host[:port],host[:port]..." of s[p..end) into u's sentinels. */
+static int
+parse_sentinels(const char *p, const char *end, bus_url_t *u, const char **err)
+{
+    size_t n = 1;
+
+    for (const char *q = p; q < end; q++)
+        n += *q == ',';
+    if (n > 16) {
+        *err = "more than 16 sentinels in URL";
+        return UV_EINVAL;
+    }
+    u->sentinel_hosts = util_calloc(n, sizeof *u->sentinel_hosts);
+    u->sentinel_ports = util_calloc(n, sizeof *u->sentinel_ports);
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        u->sentinel_ports[u->nsentinels] = 26379;
+        if (parse_hostport(p, e, &u->sentinel_hosts[u->nsentinels],
+                           &u->sentinel_ports[u->nsentinels], err) != 0)
+            return UV_EINVAL;
+        u->nsentinels++;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
 int
 bus_url_parse(const char *url, bus_url_t *out, const char **err)
 {
-    static const char scheme[] = "redis://";
-    const char *p, *end, *at, *hostend, *portp = NULL, *slash;
+    static const char scheme[] = "redis://", sentinel[] = "redis+sentinel://";
+    const char *p, *end, *at, *slash;
     bus_url_t u = {.port = 6379};
+    int is_sentinel = url != NULL && strncmp(url, sentinel, sizeof sentinel - 1) == 0;
     long v;
 
-    if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0) {
-        *err = "URL must start with redis://";
+    if (url == NULL || (!is_sentinel && strncmp(url, scheme, sizeof scheme - 1) != 0)) {
+        *err = "URL must start with redis:// or redis+sentinel://";
         return UV_EINVAL;
     }
-    p = url + sizeof scheme - 1;
+    p = url + (is_sentinel ? sizeof sentinel : sizeof scheme) - 1;
     end = p + strlen(p);
     if (end - p > 1024) {
         *err = "URL too long";
@@ -119,46 +210,27 @@ bus_url_parse(const char *url, bus_url_t *out, const char **err)
         }
         p = at + 1;
     }
-    if (p < slash && *p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(slash - p));
-        if (rb == NULL || rb == p + 1) {
-            *err = "bad IPv6 host in URL";
+    if (is_sentinel) {
+        if (parse_sentinels(p, slash, &u, err) != 0)
+            goto fail;
+        /* /<master>[/db] */
+        if (slash == end || slash + 1 == end) {
+            *err = "a redis+sentinel:// URL names its master: .../<master-name>";
             goto fail;
         }
-        u.host = util_strndup(p + 1, (size_t)(rb - p - 1));
-        hostend = rb + 1;
-        if (hostend < slash) {
-            if (*hostend != ':') {
-                *err = "junk after IPv6 host in URL";
-                goto fail;
-            }
-            portp = hostend + 1;
-        }
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(slash - p));
-        hostend = colon ? colon : slash;
-        if (hostend == p) {
-            *err = "URL has no host";
+        p = slash + 1;
+        slash = memchr(p, '/', (size_t)(end - p));
+        if (slash == NULL)
+            slash = end;
+        if (slash - p > 64 || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789._-") < (size_t)(slash - p)) {
+            *err = "bad master name in URL";
             goto fail;
         }
-        for (const char *q = p; q < hostend; q++) {
-            char c = *q;
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-' || c == '_')) {
-                *err = "bad character in URL host";
-                goto fail;
-            }
-        }
-        u.host = util_strndup(p, (size_t)(hostend - p));
-        if (colon)
-            portp = colon + 1;
-    }
-    if (portp != NULL) {
-        if (parse_uint(portp, (size_t)(slash - portp), 65535, &v) != 0 || v == 0) {
-            *err = "bad port in URL";
-            goto fail;
-        }
-        u.port = (int)v;
+        u.master = util_strndup(p, (size_t)(slash - p));
+        u.port = 0;
+    } else if (parse_hostport(p, slash, &u.host, &u.port, err) != 0) {
+        goto fail;
     }
     if (slash < end && slash + 1 < end) {
         if (parse_uint(slash + 1, (size_t)(end - slash - 1), 1000000, &v) != 0) {

@@ -122,6 +122,56 @@ test_url_table(void **state)
     }
 }
 
+/* redis+sentinel:// (SPEC §11): the sentinels, the master's name, the db;
+ * host and port stay unknown until a sentinel says them. */
+static void
+test_url_sentinel(void **state)
+{
+    static const char *const bad[] = {
+        "redis+sentinel://h",           /* no master name */
+        "redis+sentinel://h/",          /* empty master name */
+        "redis+sentinel://h/m a",       /* bad master name */
+        "redis+sentinel://h,/m",        /* an empty sentinel */
+        "redis+sentinel://h:0/m",       /* bad port */
+        "redis+sentinel://h/m/x",       /* bad db */
+        "redis+sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m", /* 17 sentinels */
+        "redis+sentinel:/h/m",
+    };
+    bus_url_t u;
+    const char *err;
+    (void)state;
+
+    memset(&u, 0, sizeof u);
+    assert_int_equal(
+        bus_url_parse("redis+sentinel://:pw@127.0.0.1:26380,[::1],s3.internal:7/mymaster/2", &u,
+                      &err),
+        0);
+    assert_null(u.host);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinel_hosts[0], "127.0.0.1");
+    assert_int_equal(u.sentinel_ports[0], 26380);
+    assert_string_equal(u.sentinel_hosts[1], "::1");
+    assert_int_equal(u.sentinel_ports[1], 26379);
+    assert_string_equal(u.sentinel_hosts[2], "s3.internal");
+    assert_int_equal(u.sentinel_ports[2], 7);
+    assert_string_equal(u.master, "mymaster");
+    assert_string_equal(u.pass, "pw");
+    assert_int_equal(u.db, 2);
+    bus_url_free(&u);
+    assert_null(u.master);
+    assert_int_equal(u.nsentinels, 0);
+    /* a plain URL has no sentinels */
+    assert_int_equal(bus_url_parse("redis://h", &u, &err), 0);
+    assert_int_equal(u.nsentinels, 0);
+    assert_null(u.master);
+    bus_url_free(&u);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (bus_url_parse(bad[i], &u, &err) == 0)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_non_null(err);
+    }
+}
+
 static void
 test_url_length(void **state)
 {
@@ -148,6 +198,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_table),
+        cmocka_unit_test(test_url_sentinel),
         cmocka_unit_test(test_url_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
