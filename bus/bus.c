@@ -12,7 +12,11 @@
  * time) and as the backoff delay (DOWN). A second timer sends the keepalive
  * round trip while READY and declares the connection dead when an answer is
  * later than ping_timeout_ms: a frozen Redis (SIGSTOP) keeps the TCP session
- * open, so only a deadline of our own notices it.
+ * open, so only a deadline of our own notices it. The command connection's
+ * handshake ends with ROLE and its keepalive is ROLE: a Redis that is not a
+ * primary (demoted under us) fails the connection, as does a READONLY
+ * answer to any request (SPEC §11). A redis+sentinel:// URL leaves the
+ * address to the sentinels ("Sentinel" below).
  *
  * A hiredis context is detached before we free it (ac->data = NULL): hiredis
  * then calls every pending callback with a NULL reply and, for a context
