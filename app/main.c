@@ -43,6 +43,7 @@ typedef struct config {
     const char *cors_origins; /* comma-separated origins allowed cross-origin, or "*" */
     unsigned recovery_window_ms; /* SPEC §9; 0: recovery off */
     unsigned recovery_max_per_room;
+    unsigned lock_replicas; /* SPEC §11: WAIT for this many replicas; 0 off */
     int log_level;
 } config_t;
 
@@ -50,6 +51,7 @@ typedef struct hub {
     uv_loop_t loop;
     config_t cfg;
     bus_t *bus;
+    bus_t *lock_bus; /* --lock-replicas: the locks' own connections (WAIT blocks one) */
     lock_mgr_t *locks;
     resv_mgr_t *resv;
     cache_t *cache;
@@ -90,6 +92,8 @@ usage(FILE *f)
           "                                           120000; 0: recovery off)\n"
           "  --recovery-max-per-room N  COORDHUB_RECOVERY_MAX_PER_ROOM  events kept per room\n"
           "                                           for recovery (default 100, 1-10000)\n"
+          "  --lock-replicas N   COORDHUB_LOCK_REPLICAS  grant a lock only once N replicas hold\n"
+          "                                           it (WAIT, 100 ms; else 503), 0-16 (default 0)\n"
           "  --help, --version\n",
           f);
 }
@@ -179,6 +183,7 @@ enum {
     OPT_JWT_AUD,
     OPT_REC_WINDOW,
     OPT_REC_MAX,
+    OPT_LOCK_REPLICAS,
     OPT_APP,
     OPT_OWNER,
     OPT_IDS_KEY,
@@ -245,10 +250,12 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"jwt-audience", required_argument, NULL, OPT_JWT_AUD},
         {"recovery-window-ms", required_argument, NULL, OPT_REC_WINDOW},
         {"recovery-max-per-room", required_argument, NULL, OPT_REC_MAX},
+        {"lock-replicas", required_argument, NULL, OPT_LOCK_REPLICAS},
         {NULL, 0, NULL, 0},
     };
     const char *rec_window = env_or("COORDHUB_RECOVERY_WINDOW_MS", "120000");
     const char *rec_max = env_or("COORDHUB_RECOVERY_MAX_PER_ROOM", "100");
+    const char *lock_replicas = env_or("COORDHUB_LOCK_REPLICAS", "0");
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
     const char *level = env_or("COORDHUB_LOG_LEVEL", "info");
     struct stat st;
@@ -278,6 +285,7 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_JWT_AUD: cfg->jwt_audience = optarg; break;
         case OPT_REC_WINDOW: rec_window = optarg; break;
         case OPT_REC_MAX: rec_max = optarg; break;
+        case OPT_LOCK_REPLICAS: lock_replicas = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -295,6 +303,8 @@ parse_config(int argc, char **argv, config_t *cfg)
         return fail_usage("bad --recovery-window-ms '%s': want 0 (off) to 86400000", rec_window);
     if (parse_uint(rec_max, 1, 10000, &cfg->recovery_max_per_room) != 0)
         return fail_usage("bad --recovery-max-per-room '%s': want 1 to 10000", rec_max);
+    if (parse_uint(lock_replicas, 0, 16, &cfg->lock_replicas) != 0)
+        return fail_usage("bad --lock-replicas '%s': want 0 to 16", lock_replicas);
     if (cfg->apps && for_each_app(cfg->apps, NULL, NULL) != 0)
         return fail_usage("bad --apps '%s': want app ids (A-Za-z0-9_-) separated by commas",
                           cfg->apps);
@@ -471,8 +481,9 @@ on_bus_closed(void *privdata)
 {
     hub_t *hub = privdata;
     hub->bus = NULL;
-    /* after the bus: closing it answered every command in flight */
-    if (hub->locks)
+    /* after the bus: closing it answered every command in flight (the
+     * locks after theirs, when they have one) */
+    if (hub->locks && hub->lock_bus == NULL)
         lock_mgr_close(hub->locks, on_locks_closed, hub);
     if (hub->resv)
         resv_mgr_close(hub->resv, on_resv_closed, hub);
@@ -481,11 +492,29 @@ on_bus_closed(void *privdata)
 }
 
 static void
+on_lock_bus_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->lock_bus = NULL;
+    if (hub->locks && hub->bus == NULL)
+        lock_mgr_close(hub->locks, on_locks_closed, hub);
+}
+
+/* Both buses close; the managers close after them (on_bus_closed). */
+static void
+close_buses(hub_t *hub)
+{
+    if (hub->lock_bus)
+        bus_close(hub->lock_bus, on_lock_bus_closed, hub);
+    if (hub->bus)
+        bus_close(hub->bus, on_bus_closed, hub);
+}
+
+static void
 on_gw_stopped(void *privdata)
 {
     hub_t *hub = privdata;
-    if (hub->bus)
-        bus_close(hub->bus, on_bus_closed, hub);
+    close_buses(hub);
     if (!hub->signals_closed) {
         hub->signals_closed = 1;
         uv_close((uv_handle_t *)&hub->sigint, NULL);
@@ -603,13 +632,26 @@ on_bus_state(void *privdata, int ready, int ever_ready, const char *error)
         LOG_INFO("main", "ready again: redis is back");
     else
         LOG_WARN("main", "not ready: redis %s", error ? error : "unavailable");
-    if (hub->locks)
+    if (hub->locks && hub->lock_bus == NULL)
         lock_on_redis_state(hub->locks, ready);
     if (hub->resv)
         resv_on_redis_state(hub->resv, ready);
     if (hub->cache)
         cache_on_redis_state(hub->cache, ready);
     gw_on_redis_state(hub->gw, ready);
+}
+
+/* The locks' own bus (--lock-replicas): its readiness is theirs. */
+static void
+on_lock_bus_state(void *privdata, int ready, int ever_ready, const char *error)
+{
+    hub_t *hub = privdata;
+
+    if (!ready && error)
+        LOG_WARN("main", "locks' redis connection %s: %s", ever_ready ? "down" : "not up yet",
+                 error);
+    if (hub->locks)
+        lock_on_redis_state(hub->locks, ready);
 }
 
 static void
@@ -687,7 +729,23 @@ run(hub_t *hub)
         return 2;
     }
 
-    hub->locks = lock_mgr_new(&hub->loop, hub->bus);
+    if (hub->cfg.lock_replicas > 0) {
+        /* WAIT blocks the connection it runs on: the locks get their own */
+        bus_options_t lo;
+        memset(&lo, 0, sizeof lo);
+        lo.url = hub->cfg.redis_url;
+        lo.on_state = on_lock_bus_state;
+        lo.privdata = hub;
+        if (bus_new(&hub->loop, &lo, &hub->lock_bus, &err) != 0) {
+            fprintf(stderr, "coordhub: bad Redis URL '%s': %s\n", hub->cfg.redis_url, err);
+            bus_close(hub->bus, on_bus_closed, hub);
+            uv_run(&hub->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&hub->loop);
+            return 2;
+        }
+    }
+    hub->locks = lock_mgr_new(&hub->loop, hub->lock_bus ? hub->lock_bus : hub->bus);
+    lock_mgr_set_replicas(hub->locks, hub->cfg.lock_replicas);
     hub->resv = resv_mgr_new(&hub->loop, hub->bus);
     {
         cache_options_t co = {0};
@@ -715,7 +773,7 @@ run(hub_t *hub)
         char why[512];
         if (load_keys(&hub->cfg, &go.keys, why, sizeof why) != 0) {
             fprintf(stderr, "coordhub: %s\n", why);
-            bus_close(hub->bus, on_bus_closed, hub);
+            close_buses(hub);
             uv_run(&hub->loop, UV_RUN_DEFAULT);
             uv_loop_close(&hub->loop);
             return 2;
@@ -745,7 +803,7 @@ run(hub_t *hub)
         else
             fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host,
                     hub->cfg.port, err);
-        bus_close(hub->bus, on_bus_closed, hub);
+        close_buses(hub);
         uv_run(&hub->loop, UV_RUN_DEFAULT);
         uv_loop_close(&hub->loop);
         return 2;
@@ -760,6 +818,8 @@ run(hub_t *hub)
     uv_signal_start(&hub->sighup, on_hup, SIGHUP);
 
     bus_start(hub->bus);
+    if (hub->lock_bus)
+        bus_start(hub->lock_bus);
 
     uv_run(&hub->loop, UV_RUN_DEFAULT);
 

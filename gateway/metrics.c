@@ -217,6 +217,9 @@ gw__metrics_render(const gw_t *gw, size_t *len)
                 lm->not_owner);
         counter(&b, "coordhub_lock_script_reloads_total", "Lua scripts reloaded after NOSCRIPT.",
                 lm->noscript_reloads);
+        counter(&b, "coordhub_lock_replica_refusals_total",
+                "Locks won but not confirmed by --lock-replicas replicas in 100 ms: released, 503.",
+                lm->replica_refusals);
     }
     if (gw->resv != NULL) {
         const resv_metrics_t *rm = resv_metrics(gw->resv);

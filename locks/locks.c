@@ -47,7 +47,10 @@ static const char inspect_lua[] = "return {redis.call('PTTL', KEYS[1]), "
 
 static const char *const script_text[S_COUNT] = {acquire_lua, release_lua, extend_lua, inspect_lua};
 
-enum op_kind { OP_ACQUIRE, OP_RELEASE, OP_EXTEND, OP_INSPECT };
+/* OP_WAIT: an acquire that won, waiting for WAIT (--lock-replicas) */
+enum op_kind { OP_ACQUIRE, OP_RELEASE, OP_EXTEND, OP_INSPECT, OP_WAIT };
+
+#define WAIT_TIMEOUT_MS 100 /* SPEC §11 */
 
 typedef struct lock_name lock_name_t;
 
@@ -59,6 +62,7 @@ struct lock_op {
     char token[LOCK_TOKEN_MAX + 1];
     long long ttl_ms;
     long long wait_ms;
+    long long fence; /* OP_WAIT: the fence the acquire got */
     lock_cb cb;
     void *privdata;
     int done;       /* the callback fired, or the request was cancelled */
@@ -87,6 +91,7 @@ struct lock_mgr {
     uv_loop_t *loop;
     bus_t *bus;
     bus_script_t scripts[S_COUNT];
+    unsigned replicas; /* --lock-replicas: WAIT for this many, 0 none */
     int ready;
     int draining;
     int closing;
@@ -250,7 +255,7 @@ finish(lock_op_t *op, int error, enum lock_outcome outcome, long long fence, lon
     r.ttl_ms = ttl;
     r.held = held;
     r.detail = detail;
-    if (op->kind == OP_ACQUIRE && error == 0 && outcome == LOCK_DONE)
+    if ((op->kind == OP_ACQUIRE || op->kind == OP_WAIT) && error == 0 && outcome == LOCK_DONE)
         memcpy(r.token, op->token, 33);
     if (error == 0 && outcome == LOCK_HELD)
         op->m->metrics.contention++;
@@ -372,6 +377,7 @@ send_op(lock_op_t *op)
         ARG(ttl, strlen(ttl));
         break;
     case OP_INSPECT:
+    case OP_WAIT: /* (never sent as a script: its WAIT goes in acquire_reply) */
         numkeys = 2;
         ARG(fence_key, strlen(fence_key));
         break;
@@ -411,6 +417,21 @@ acquire_reply(lock_op_t *op, redisReply *reply)
         if (op->done) {
             dequeue(op);
             release_orphan(op);
+            return;
+        }
+        if (m->replicas > 0) {
+            /* granted only once the replicas hold it (SPEC §11); the
+             * waiters behind it wait for its release or its expiry */
+            dequeue(op);
+            if ((ln = name_find(m, op->name, op->name_len)) != NULL && ln->head)
+                arm_expiry(ln, op->ttl_ms);
+            op->fence = value;
+            op->kind = OP_WAIT;
+            if (bus_request(m->bus, &m->ops, &op->req, on_op_reply, op, "WAIT %u %d",
+                            m->replicas, WAIT_TIMEOUT_MS) != 0) {
+                finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0, "redis unavailable");
+                op_release(op); /* the lock expires by itself: no connection to release it */
+            }
             return;
         }
         m->metrics.acquisitions++;
@@ -475,6 +496,24 @@ on_op_reply(void *privdata, redisReply *reply)
     }
     switch (op->kind) {
     case OP_ACQUIRE: acquire_reply(op, reply); return;
+    case OP_WAIT:
+        if (reply_int(reply, &v) != 0 || v < (long long)m->replicas) {
+            /* not on enough replicas: a failover could lose it, so it is
+             * given back and refused (503) */
+            m->metrics.replica_refusals++;
+            finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0,
+                   "the lock did not reach enough replicas in time");
+            release_orphan(op);
+            return;
+        }
+        if (op->done) { /* cancelled meanwhile */
+            release_orphan(op);
+            return;
+        }
+        m->metrics.acquisitions++;
+        finish(op, 0, LOCK_DONE, op->fence, op->ttl_ms, 1, NULL);
+        op_release(op);
+        return;
     case OP_RELEASE:
     case OP_EXTEND:
         if (reply_int(reply, &v) != 0) {
@@ -531,6 +570,12 @@ wake(lock_name_t *ln)
 }
 
 /* ---- public API ---- */
+
+void
+lock_mgr_set_replicas(lock_mgr_t *m, unsigned n)
+{
+    m->replicas = n;
+}
 
 lock_mgr_t *
 lock_mgr_new(uv_loop_t *loop, bus_t *bus)

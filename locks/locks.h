@@ -71,6 +71,7 @@ typedef struct lock_metrics {
     uint64_t extends;
     uint64_t not_owner; /* extend or release refused */
     uint64_t noscript_reloads;
+    uint64_t replica_refusals; /* won, but WAIT saw too few replicas: released, 503 */
 } lock_metrics_t;
 
 /* ---- request validation (pure; validate.c) ---- */
@@ -99,6 +100,11 @@ int lock_parse_release(const char *body, size_t len, char token[LOCK_TOKEN_MAX +
  * messages of LOCK_RELEASE_CHANNEL to lock_on_release and readiness to
  * lock_on_redis_state. */
 lock_mgr_t *lock_mgr_new(uv_loop_t *loop, bus_t *bus);
+/* --lock-replicas (SPEC §11): a won acquire is granted only after WAIT n
+ * (100 ms) confirms n replicas hold it; otherwise it is released and
+ * answered UV_ENOTCONN (503). Its bus should be the locks' own: WAIT
+ * blocks the connection it runs on. */
+void lock_mgr_set_replicas(lock_mgr_t *m, unsigned n);
 
 void lock_on_release(lock_mgr_t *m, const char *name, size_t len);
 void lock_on_redis_state(lock_mgr_t *m, int ready);

@@ -76,7 +76,7 @@ async function masterOf(sentinelPort) {
   return Number(a[1]);
 }
 
-async function setup() {
+async function setup(extraArgs = []) {
   const P = await startRedis();
   const R = await startRedis();
   await R.command(['REPLICAOF', '127.0.0.1', String(P.port)]);
@@ -86,12 +86,12 @@ async function setup() {
   });
   const sentinels = await startSentinels(P.port);
   const url = `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER}`;
-  const hubs = await Promise.all([0, 1].map(() => startHub({ redisUrl: url, secret })));
+  const hubs = await Promise.all([0, 1].map(() => startHub({ redisUrl: url, secret, extraArgs })));
   return { P, R, sentinels, hubs };
 }
 
-async function failover(kind) {
-  const { P, R, sentinels, hubs } = await setup();
+async function failover(kind, { lockReplicas = 0 } = {}) {
+  const { P, R, sentinels, hubs } = await setup(lockReplicas ? ['--lock-replicas', String(lockReplicas)] : []);
   const users = Array.from({ length: 1000 }, () => userId());
   const clients = [];
   for (let i = 0; i < users.length; i += 100) {
@@ -100,6 +100,7 @@ async function failover(kind) {
 
   // lock clients: acquire and release in a loop through both hubs
   const statuses = new Map();
+  const grants = []; // {name, fence}, in the order the answers came
   let locking = true;
   const lockers = [0, 1, 2, 3].map(async (k) => {
     const hub = hubs[k % 2];
@@ -113,6 +114,7 @@ async function failover(kind) {
       }).catch(() => ({ status: 'error' }));
       statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
       if (a.status === 200) {
+        grants.push({ name: `sentinel-lock-${k % 2}`, fence: a.json.fence });
         const r = await httpJson(`${hub.url}/v1/locks/sentinel-lock-${k % 2}`, {
           method: 'DELETE',
           token,
@@ -125,7 +127,8 @@ async function failover(kind) {
     }
   });
 
-  // a steady publisher to whatever the sentinels call the master
+  // the lock clients are going before the primary goes
+  await waitUntil(() => grants.length >= 5, { timeoutMs: 20000, what: 'locks granted before the failover' });
   assert.equal(await masterOf(sentinels[0]), P.port);
   if (kind === 'kill') await P.kill('SIGKILL');
   else process.kill(P.pid, 'SIGSTOP');
@@ -164,8 +167,24 @@ async function failover(kind) {
   console.log(`# ${kind}: sockets dropped ${dropped}; lock answers ${JSON.stringify(Object.fromEntries(statuses))}`);
   assert.equal(dropped, 0, 'sockets dropped');
 
+  {
+    // locks are granted again after the failover (with --lock-replicas,
+    // once the new primary has a replica: the old one, demoted; without,
+    // once a lock granted just before it has expired): wait for a few
+    const before = grants.length;
+    await waitUntil(() => grants.length >= before + 5, { timeoutMs: 30000, what: 'locks granted after the failover' });
+  }
   locking = false;
   await withTimeout(Promise.all(lockers), 30000, 'the lock clients to stop');
+  if (lockReplicas) {
+    // WAIT made every granted fence reach the replica before the answer:
+    // the new primary goes on from there, never issuing one again
+    for (const name of new Set(grants.map((g) => g.name))) {
+      const f = grants.filter((g) => g.name === name).map((g) => g.fence);
+      for (let i = 1; i < f.length; i++) assert.ok(f[i] > f[i - 1], `${name}: fence ${f[i]} after ${f[i - 1]} (${f.length} grants)`);
+    }
+    console.log(`# ${kind}: ${grants.length} locks granted, fences strictly increasing per name across the failover`);
+  }
   for (const s of statuses.keys()) assert.ok([200, 409, 503].includes(s), `lock answer ${s}: ${JSON.stringify(Object.fromEntries(statuses))}`);
   assert.ok((statuses.get(200) ?? 0) > 0, 'locks were granted');
   for (const h of hubs) {
@@ -179,6 +198,6 @@ test('SIGKILL of the primary: both hubs follow the sentinels, no socket dropped,
   await failover('kill');
 });
 
-test('SIGSTOP of the primary until the sentinels promote the replica: the same, and the old primary comes back demoted', { timeout: 240000 }, async () => {
-  await failover('freeze');
+test('SIGSTOP of the primary until the sentinels promote the replica, with --lock-replicas 1: the same, the old primary comes back demoted, and fencing numbers never go back', { timeout: 240000 }, async () => {
+  await failover('freeze', { lockReplicas: 1 });
 });
