@@ -222,7 +222,7 @@ bus_url_parse(const char *url, bus_url_t *out, const char **err)
         slash = memchr(p, '/', (size_t)(end - p));
         if (slash == NULL)
             slash = end;
-        if (slash - p > 64 || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        if (slash == p || slash - p > 64 || strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                            "0123456789._-") < (size_t)(slash - p)) {
             *err = "bad master name in URL";
             goto fail;

@@ -24,6 +24,8 @@ run_pkgs=(
 )
 test_pkgs=(
   clang libclang-rt-14-dev valgrind chromium nginx
+  # systemd-analyze verify of the packaged unit (tests/package)
+  systemd
 )
 
 case "$group" in

@@ -130,6 +130,8 @@ test_url_sentinel(void **state)
     static const char *const bad[] = {
         "redis+sentinel://h",           /* no master name */
         "redis+sentinel://h/",          /* empty master name */
+        "redis+sentinel://h//",         /* empty master name, then a db */
+        "redis+sentinel://h//1",
         "redis+sentinel://h/m a",       /* bad master name */
         "redis+sentinel://h,/m",        /* an empty sentinel */
         "redis+sentinel://h:0/m",       /* bad port */
