@@ -105,6 +105,35 @@ probe_listen(const char *host, int port)
     return rc;
 }
 
+/* The listen address as a numeric one: lws takes any other name for an
+ * interface's, and a name it cannot find (e.g. "localhost") leaves it
+ * listening nowhere while the hub says it is ready. A name that does not
+ * resolve is kept as it is (an interface name, lws decides). */
+static char *
+numeric_host(const char *host)
+{
+    struct addrinfo hints, *ai = NULL, *pick;
+    char num[NI_MAXHOST];
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL)
+        return util_strdup(host);
+    /* IPv4 first: "localhost" then means 127.0.0.1 wherever ::1 sorts first */
+    for (pick = ai; pick && pick->ai_family != AF_INET; pick = pick->ai_next)
+        ;
+    if (pick == NULL)
+        pick = ai;
+    if (getnameinfo(pick->ai_addr, pick->ai_addrlen, num, sizeof num, NULL, 0, NI_NUMERICHOST) !=
+        0)
+        snprintf(num, sizeof num, "%s", host);
+    freeaddrinfo(ai);
+    return util_strdup(num);
+}
+
 static void
 drain_failed_context(uv_loop_t *loop, struct lws_context *ctx)
 {
@@ -169,7 +198,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     }
     gw = util_calloc(1, sizeof *gw);
     gw->loop = loop;
-    gw->host = util_strdup(opt->host ? opt->host : "127.0.0.1");
+    gw->host = numeric_host(opt->host ? opt->host : "127.0.0.1");
     gw->keys = opt->keys;
     gw->web_root = opt->web_root ? util_strdup(opt->web_root) : NULL;
     gw->bus = opt->bus;

@@ -38,6 +38,14 @@ test('--listen on a port another process listens on: exit 2 with one line naming
   assert.match(oneLine(r.stderr, 'address in use'), /listen/i);
 });
 
+test('--listen localhost:PORT listens on 127.0.0.1 (a name, not an interface: lws alone would listen nowhere)', async () => {
+  const port = await freePort();
+  const hub = await startHub({ redisUrl: redis.url, port, extraArgs: ['--listen', `localhost:${port}`] });
+  const c = await connectWs(`ws://127.0.0.1:${port}/ws?token=${hub.token(userId())}`);
+  await c.close();
+  assert.equal(await hub.stop(), 0);
+});
+
 test('unknown flag and malformed values: exit 2 with one line', async () => {
   for (const args of [
     ['--no-such-flag'],
