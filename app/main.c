@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "gateway.h"
 #include "locks.h"
+#include "queues.h"
 #include "reserve.h"
 #include "wire.h"
 
@@ -44,6 +45,9 @@ typedef struct config {
     unsigned recovery_window_ms; /* SPEC §9; 0: recovery off */
     unsigned recovery_max_per_room;
     unsigned lock_replicas; /* SPEC §11: WAIT for this many replicas; 0 off */
+    queues_conf_t queues;   /* SPEC §12: --queues and --queue-alerts, parsed */
+    unsigned queue_poll_ms;
+    const char *job_user_field;
     int log_level;
 } config_t;
 
@@ -55,6 +59,7 @@ typedef struct hub {
     lock_mgr_t *locks;
     resv_mgr_t *resv;
     cache_t *cache;
+    queues_t *queues;
     gw_t *gw;
     uv_signal_t sigint, sigterm, sighup;
     int stopping;
@@ -94,6 +99,16 @@ usage(FILE *f)
           "                                           for recovery (default 100, 1-10000)\n"
           "  --lock-replicas N   COORDHUB_LOCK_REPLICAS  grant a lock only once N replicas hold\n"
           "                                           it (WAIT, 100 ms; else 503), 0-16 (default 0)\n"
+          "  --queues LIST       COORDHUB_QUEUES      job queues to watch, comma-separated:\n"
+          "                                           bull:<name>, bullmq:<name> (key prefix\n"
+          "                                           bull, or bull@<prefix>:<name>),\n"
+          "                                           stream:<stream>/<group>[/<dead letters>]\n"
+          "  --queue-poll-ms N   COORDHUB_QUEUE_POLL_MS  how often their counts are read\n"
+          "                                           (default 5000, 100-3600000)\n"
+          "  --queue-alerts L    COORDHUB_QUEUE_ALERTS  bounds, [<queue>:]<measure>><bound>\n"
+          "                                           (default " QUEUES_DEFAULT_ALERTS ")\n"
+          "  --job-user-field P  COORDHUB_JOB_USER_FIELD  the field of a job's data naming\n"
+          "                                           its user (default userId; a.b for nested)\n"
           "  --help, --version\n",
           f);
 }
@@ -184,6 +199,10 @@ enum {
     OPT_REC_WINDOW,
     OPT_REC_MAX,
     OPT_LOCK_REPLICAS,
+    OPT_QUEUES,
+    OPT_QUEUE_POLL,
+    OPT_QUEUE_ALERTS,
+    OPT_JOB_USER_FIELD,
     OPT_APP,
     OPT_OWNER,
     OPT_IDS_KEY,
@@ -231,6 +250,29 @@ watch_app(void *ctx, const char *app, size_t n)
     resv_watch(ctx, app, n);
 }
 
+/* A path of field names joined by dots: each 1-100 printable, no dot
+ * at either end. */
+static int
+user_field_ok(const char *p)
+{
+    size_t run = 0, n = strlen(p);
+
+    if (n == 0 || n > 200)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '.') {
+            if (run == 0 || run > 100)
+                return 0;
+            run = 0;
+        } else if (p[i] <= ' ' || p[i] > '~') {
+            return 0;
+        } else {
+            run++;
+        }
+    }
+    return 1;
+}
+
 static int
 parse_config(int argc, char **argv, config_t *cfg)
 {
@@ -251,11 +293,19 @@ parse_config(int argc, char **argv, config_t *cfg)
         {"recovery-window-ms", required_argument, NULL, OPT_REC_WINDOW},
         {"recovery-max-per-room", required_argument, NULL, OPT_REC_MAX},
         {"lock-replicas", required_argument, NULL, OPT_LOCK_REPLICAS},
+        {"queues", required_argument, NULL, OPT_QUEUES},
+        {"queue-poll-ms", required_argument, NULL, OPT_QUEUE_POLL},
+        {"queue-alerts", required_argument, NULL, OPT_QUEUE_ALERTS},
+        {"job-user-field", required_argument, NULL, OPT_JOB_USER_FIELD},
         {NULL, 0, NULL, 0},
     };
     const char *rec_window = env_or("COORDHUB_RECOVERY_WINDOW_MS", "120000");
     const char *rec_max = env_or("COORDHUB_RECOVERY_MAX_PER_ROOM", "100");
     const char *lock_replicas = env_or("COORDHUB_LOCK_REPLICAS", "0");
+    const char *queues = env_or("COORDHUB_QUEUES", NULL);
+    const char *queue_alerts = env_or("COORDHUB_QUEUE_ALERTS", NULL);
+    const char *queue_poll = env_or("COORDHUB_QUEUE_POLL_MS", "5000");
+    char qerr[512];
     const char *listen = env_or("COORDHUB_LISTEN", "127.0.0.1:8080");
     const char *level = env_or("COORDHUB_LOG_LEVEL", "info");
     struct stat st;
@@ -270,6 +320,7 @@ parse_config(int argc, char **argv, config_t *cfg)
     cfg->jwt_keys = env_or("COORDHUB_JWT_KEYS", NULL);
     cfg->jwt_issuer = env_or("COORDHUB_JWT_ISSUER", NULL);
     cfg->jwt_audience = env_or("COORDHUB_JWT_AUDIENCE", NULL);
+    cfg->job_user_field = env_or("COORDHUB_JOB_USER_FIELD", "userId");
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -286,6 +337,10 @@ parse_config(int argc, char **argv, config_t *cfg)
         case OPT_REC_WINDOW: rec_window = optarg; break;
         case OPT_REC_MAX: rec_max = optarg; break;
         case OPT_LOCK_REPLICAS: lock_replicas = optarg; break;
+        case OPT_QUEUES: queues = optarg; break;
+        case OPT_QUEUE_POLL: queue_poll = optarg; break;
+        case OPT_QUEUE_ALERTS: queue_alerts = optarg; break;
+        case OPT_JOB_USER_FIELD: cfg->job_user_field = optarg; break;
         case OPT_LOGLEVEL: level = optarg; break;
         case OPT_HELP: usage(stdout); exit(0);
         case OPT_VERSION: printf("coordhub %s\n", COORDHUB_VERSION); exit(0);
@@ -305,6 +360,13 @@ parse_config(int argc, char **argv, config_t *cfg)
         return fail_usage("bad --recovery-max-per-room '%s': want 1 to 10000", rec_max);
     if (parse_uint(lock_replicas, 0, 16, &cfg->lock_replicas) != 0)
         return fail_usage("bad --lock-replicas '%s': want 0 to 16", lock_replicas);
+    if (parse_uint(queue_poll, 100, 3600000, &cfg->queue_poll_ms) != 0)
+        return fail_usage("bad --queue-poll-ms '%s': want 100 to 3600000", queue_poll);
+    if (!user_field_ok(cfg->job_user_field))
+        return fail_usage("bad --job-user-field '%s': want a field name, or names joined by "
+                          "dots", cfg->job_user_field);
+    if (queues_conf_parse(queues, queue_alerts, &cfg->queues, qerr, sizeof qerr) != 0)
+        return fail_usage("%s", qerr);
     if (cfg->apps && for_each_app(cfg->apps, NULL, NULL) != 0)
         return fail_usage("bad --apps '%s': want app ids (A-Za-z0-9_-) separated by commas",
                           cfg->apps);
@@ -524,6 +586,13 @@ on_gw_stopped(void *privdata)
 }
 
 static void
+on_queues_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->queues = NULL;
+}
+
+static void
 stop(hub_t *hub, int exit_code)
 {
     if (hub->stopping)
@@ -536,6 +605,10 @@ stop(hub_t *hub, int exit_code)
      * every in-flight HTTP answer before it closes */
     if (hub->locks)
         lock_mgr_drain(hub->locks);
+    /* first: it saves its read positions on the bus, and sends no more
+     * events to a gateway that is stopping */
+    if (hub->queues)
+        queues_close(hub->queues, on_queues_closed, hub);
     gw_shutdown(hub->gw, 3000, on_gw_stopped, hub);
 }
 
@@ -695,6 +768,14 @@ on_config_change(void *privdata, const char *key, const char *value, long long v
         gw_config_changed(hub->gw, key, value, version);
 }
 
+static void
+on_queue_event(void *privdata, const char *room, const char *event, const char *json, size_t len)
+{
+    hub_t *hub = privdata;
+    if (hub->gw && !hub->stopping)
+        gw_room_event(hub->gw, room, event, json, len);
+}
+
 static int
 run(hub_t *hub)
 {
@@ -765,6 +846,25 @@ run(hub_t *hub)
     }
     if (hub->cfg.apps)
         for_each_app(hub->cfg.apps, watch_app, hub->resv);
+    if (hub->cfg.queues.nq > 0) {
+        queues_options_t qo = {0};
+        char cursor_id[300];
+        snprintf(cursor_id, sizeof cursor_id, "%s:%d", hub->cfg.host, hub->cfg.port);
+        qo.conf = hub->cfg.queues; /* taken */
+        memset(&hub->cfg.queues, 0, sizeof hub->cfg.queues);
+        qo.bus = hub->bus;
+        qo.redis_url = hub->cfg.redis_url;
+        qo.poll_ms = hub->cfg.queue_poll_ms;
+        qo.user_field = hub->cfg.job_user_field;
+        qo.cursor_id = cursor_id;
+        qo.progress_ms = env_ms("COORDHUB_JOB_PROGRESS_MS"); /* an undocumented knob for tests */
+        qo.emit = on_queue_event;
+        qo.privdata = hub;
+        if (queues_new(&hub->loop, &qo, &hub->queues, &err) != 0) {
+            fprintf(stderr, "coordhub: bad Redis URL '%s': %s\n", hub->cfg.redis_url, err);
+            return 2; /* not reached: the URL was parsed by the bus already */
+        }
+    }
 
     memset(&go, 0, sizeof go);
     go.host = hub->cfg.host;
@@ -784,6 +884,7 @@ run(hub_t *hub)
     go.locks = hub->locks;
     go.resv = hub->resv;
     go.cache = hub->cache;
+    go.queues = hub->queues;
     /* Engine.IO timings: undocumented knobs for tests and unusual proxies */
     go.sio_ping_interval_ms = env_ms("COORDHUB_SIO_PING_INTERVAL_MS");
     go.sio_ping_timeout_ms = env_ms("COORDHUB_SIO_PING_TIMEOUT_MS");
@@ -820,6 +921,8 @@ run(hub_t *hub)
     bus_start(hub->bus);
     if (hub->lock_bus)
         bus_start(hub->lock_bus);
+    if (hub->queues)
+        queues_start(hub->queues);
 
     uv_run(&hub->loop, UV_RUN_DEFAULT);
 
@@ -854,5 +957,7 @@ main(int argc, char **argv)
     if (rc != 0)
         return rc;
     util_log_set_level(hub.cfg.log_level);
-    return run(&hub);
+    rc = run(&hub);
+    queues_conf_free(&hub.cfg.queues); /* when run did not take it */
+    return rc;
 }

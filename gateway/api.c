@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "http.h"
 #include "hubs.h"
+#include "queues.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -501,6 +502,31 @@ api_hubs(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
         redis_failed(c, UV_ENOTCONN, NULL);
 }
 
+/* GET /v1/queues (role ops): the last poll of every watched queue (SPEC §12),
+ * answered from memory */
+static void
+api_queues(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
+{
+    size_t len;
+    char *body;
+
+    if (!(claims->roles & WIRE_ROLE_OPS)) {
+        api_error(c, 403, "forbidden", "the job queues need role ops");
+        return;
+    }
+    if (c->api.method != GW_M_GET) {
+        api_error(c, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (gw->queues == NULL) {
+        answer(c, 200, "{\"queues\":[],\"pollSeconds\":null}", 32);
+        return;
+    }
+    body = queues_json(gw->queues, &len);
+    answer(c, 200, body, len);
+    free(body);
+}
+
 static int
 dispatch(gw_t *gw, gw_conn_t *c)
 {
@@ -540,6 +566,10 @@ dispatch(gw_t *gw, gw_conn_t *c)
     }
     if (strcmp(path, "/v1/hubs") == 0) {
         api_hubs(gw, c, &claims);
+        return 0;
+    }
+    if (strcmp(path, "/v1/queues") == 0) {
+        api_queues(gw, c, &claims);
         return 0;
     }
     api_error(c, 404, "not_found", "no such route");

@@ -204,6 +204,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw->bus = opt->bus;
     gw->locks = opt->locks;
     gw->resv = opt->resv;
+    gw->queues = opt->queues;
     gw->cache = opt->cache;
     gw->max_frame = opt->max_frame ? opt->max_frame : 64 * 1024;
     gw->slow_bytes = opt->slow_bytes ? opt->slow_bytes : 1024 * 1024;

@@ -25,6 +25,7 @@ typedef struct gw_options {
     struct lock_mgr *locks;        /* the /v1/locks routes; NULL: not served */
     struct resv_mgr *resv;         /* the /v1/reservations routes; NULL: not served */
     struct cache *cache;           /* /v1/config and config.watch; NULL: not served */
+    struct queues *queues;         /* GET /v1/queues and its metrics; NULL: none watched */
     size_t max_frame;              /* 0: 64 KiB */
     size_t slow_bytes;             /* 0: 1 MiB */
     double op_rate;                /* 0: 20 ops/s per connection */
@@ -67,6 +68,10 @@ void gw_on_message(gw_t *gw, const char *pattern, const char *channel, size_t ch
 /* A watched configuration key changed: sends event `config` {key, value,
  * version} to the sockets that watch it. `value` is JSON text. */
 void gw_config_changed(gw_t *gw, const char *key, const char *value, long long version);
+
+/* An event for one room's members, in both framings: `data` is JSON text.
+ * Not history (no offset): job events and the queues' (SPEC §12). */
+void gw_room_event(gw_t *gw, const char *room, const char *event, const char *data, size_t len);
 
 /* Told by main when the bus's readiness changes (metrics, logs). */
 void gw_on_redis_state(gw_t *gw, int ready);

@@ -4,6 +4,8 @@
  */
 #include "metrics.h"
 
+#include "queues.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +260,12 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "coordhub_config_store_seconds_sum %.6f\ncoordhub_config_store_seconds_count "
             "%llu\n",
             cm->store_seconds, (unsigned long long)cm->store_calls);
+    }
+    if (gw->queues != NULL) {
+        size_t ql;
+        char *qt = queues_metrics(gw->queues, &ql);
+        put(&b, "%s", qt);
+        free(qt);
     }
     *len = b.len;
     return b.p;

@@ -136,6 +136,16 @@ gw_config_changed(gw_t *gw, const char *key, const char *value, long long versio
     free(data);
 }
 
+void
+gw_room_event(gw_t *gw, const char *room, const char *event, const char *data, size_t len)
+{
+    size_t rlen = strlen(room);
+
+    if (gw__rooms_size(gw->rooms, room, rlen) == 0)
+        return;
+    to_room(gw, room, rlen, event, data, len, NULL, uv_hrtime());
+}
+
 static void
 fire_reserve_items(gw_t *gw)
 {

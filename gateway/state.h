@@ -267,6 +267,7 @@ struct gw {
     bus_t *bus;
     lock_mgr_t *locks;
     resv_mgr_t *resv;
+    struct queues *queues;
     cache_t *cache;
     int port;
     size_t max_frame;

@@ -156,7 +156,7 @@ wire_room_check(const wire_claims_t *claims, const char *room, const char **code
     if (has_prefix(room, n, "bot:", 4)) {
         if (!wire_valid_name_id(room + 4, n - 4))
             return -EINVAL;
-    } else if (strcmp(room, "ops") != 0) {
+    } else if (strcmp(room, "ops") != 0 && strcmp(room, "queues") != 0) {
         return -EINVAL;
     }
     if (!(claims->roles & WIRE_ROLE_OPS)) {

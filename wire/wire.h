@@ -191,7 +191,7 @@ int wire_client_op_parse(const char *buf, size_t len, wire_client_op_t *out, con
                          const char **msg);
 
 /* May a holder of `claims` join `room` (a C string)? Rooms: user:<id> (only
- * one's own), bot:<id> and ops (role ops). Returns 0 with `*code` NULL, or
+ * one's own), bot:<id>, ops and queues (role ops). Returns 0 with `*code` NULL, or
  * -EINVAL with `*code` "forbidden" or "bad_room". */
 int wire_room_check(const wire_claims_t *claims, const char *room, const char **code);
 
