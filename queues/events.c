@@ -162,15 +162,17 @@ xsources(queues_t *qs, xsrc_t *out)
     size_t n = 0;
     for (size_t i = 0; i < qs->conf.nq; i++) {
         queue_t *q = &qs->q[i];
-        if (q->spec->kind == QUEUE_BULLMQ) {
+        if (q->spec->kind == QUEUE_BULLMQ && !q->bad[0]) {
             if (out)
                 out[n] = (xsrc_t){q, XR_BULLMQ, q->events_key, q->cursor};
             n++;
         } else if (q->spec->kind == QUEUE_STREAM) {
-            if (out)
-                out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor};
-            n++;
-            if (q->spec->dead) {
+            if (!q->bad[0]) {
+                if (out)
+                    out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor};
+                n++;
+            }
+            if (q->spec->dead && !q->bad[1]) {
                 if (out)
                     out[n] = (xsrc_t){q, XR_DEAD, q->spec->dead, q->dcursor};
                 n++;
@@ -789,6 +791,7 @@ dead_entry(queues_t *qs, queue_t *q, const redisReply *id, const redisReply *fv)
 }
 
 static void xread_send(queues_t *qs);
+static void find_bad(queues_t *qs);
 
 /* The lengths of argv[0..n) (C strings), malloc'd. */
 static size_t *
@@ -843,6 +846,65 @@ complete_acked(queues_t *qs)
     }
 }
 
+/* Every key XREAD reads, with the TYPE of each: those that are neither a
+ * stream nor missing. */
+static const char TYPES_LUA[] =
+    "local out = {}\n"
+    "for i, k in ipairs(KEYS) do out[i] = redis.call('TYPE', k)['ok'] end\n"
+    "return out\n";
+static bus_script_t types_script = {TYPES_LUA, "", 0};
+
+static void
+on_types(void *privdata, redisReply *r)
+{
+    queues_t *qs = privdata;
+    size_t n = xsources(qs, NULL);
+    xsrc_t *src;
+
+    qs->types = NULL;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return; /* tried again at the next poll */
+    src = util_malloc((n ? n : 1) * sizeof *src);
+    xsources(qs, src);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *t = r->element[i];
+        if (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING) {
+            if (strcmp(t->str, "stream") != 0 && strcmp(t->str, "none") != 0) {
+                queue_t *q = src[i].q;
+                int which = src[i].role == XR_DEAD;
+                q->bad[which] = 1;
+                q->skips[QS_WRONGTYPE]++;
+                if (!q->bad_logged[which]) /* once, until it is a stream again */
+                    LOG_WARN("queues", "queue %s: %s is a %s, not a stream: its job events are "
+                             "not read", q->spec->label, src[i].key, t->str);
+                q->bad_logged[which] = 1;
+            }
+        }
+    }
+    free(src);
+    xread_send(qs);
+}
+
+static void
+find_bad(queues_t *qs)
+{
+    size_t n = xsources(qs, NULL);
+    const char **argv = util_malloc((n ? n : 1) * sizeof *argv);
+    xsrc_t *src = util_malloc((n ? n : 1) * sizeof *src);
+    size_t *l;
+
+    xsources(qs, src);
+    for (size_t i = 0; i < n; i++)
+        argv[i] = src[i].key;
+    l = lens(argv, n);
+    if (n > 0)
+        bus_script_request(qs->ebus, &qs->egroup, &qs->types, &types_script, (int)n, (int)n,
+                           argv, l, on_types, qs);
+    free(l);
+    free(src);
+    free(argv);
+}
+
 static void
 on_xread(void *privdata, redisReply *r)
 {
@@ -855,12 +917,10 @@ on_xread(void *privdata, redisReply *r)
     if (r == NULL || qs->closing)
         return; /* the connection went away: started again when it is back */
     if (r->type == REDIS_REPLY_ERROR) {
-        /* a key of the wrong type: counted, and tried again at the next poll */
-        for (size_t i = 0; i < qs->conf.nq; i++)
-            if (qs->q[i].spec->kind != QUEUE_BULL)
-                queues__skip(qs, &qs->q[i], QS_WRONGTYPE, r->str);
+        /* a key that is not a stream fails the whole XREAD: find it, leave
+         * it out until the next poll, read the others */
         qs->xread_seq++;
-        qs->xread_paused = 1;
+        find_bad(qs);
         return;
     }
     src = util_malloc((n ? n : 1) * sizeof *src);
@@ -918,7 +978,7 @@ xread_send(queues_t *qs)
     xsrc_t *src;
     int argc = 0;
 
-    if (n == 0 || qs->closing || !qs->cursors_known || qs->xread || qs->xread_paused ||
+    if (n == 0 || qs->closing || !qs->cursors_known || qs->xread || qs->types ||
         !bus_ready(qs->ebus))
         return;
     argv = util_malloc((6 + 2 * n) * sizeof *argv);
@@ -1115,12 +1175,15 @@ queues__events_tick(queues_t *qs)
     }
 }
 
-/* After each poll: an XREAD stopped by a key of the wrong type is tried
- * again. */
+/* After each poll: keys left out for not being streams are tried again
+ * (the XREAD in flight does not read them; the next one will). */
 void
 queues__events_retry(queues_t *qs)
 {
-    qs->xread_paused = 0;
+    if (qs->types != NULL)
+        return;
+    for (size_t i = 0; i < qs->conf.nq; i++)
+        qs->q[i].bad[0] = qs->q[i].bad[1] = 0;
 }
 
 /* ---- life ---- */
@@ -1219,7 +1282,7 @@ queues__events_close(queues_t *qs)
     bus_group_cancel(&qs->lgroup, lookup_free);
     bus_group_cancel(&qs->cgroup, check_release);
     bus_group_cancel(&qs->egroup, NULL);
-    qs->xread = qs->cursor_load = NULL;
+    qs->xread = qs->cursor_load = qs->types = NULL;
     if (qs->cursors_known)
         save_cursors(qs);
     if (qs->ebus)
