@@ -963,8 +963,10 @@ main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     memset(&hub, 0, sizeof hub);
     rc = parse_config(argc, argv, &hub.cfg);
-    if (rc != 0)
+    if (rc != 0) {
+        queues_conf_free(&hub.cfg.queues); /* parsed before a later flag failed */
         return rc;
+    }
     util_log_set_level(hub.cfg.log_level);
     rc = run(&hub);
     queues_conf_free(&hub.cfg.queues); /* when run did not take it */
