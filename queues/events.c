@@ -96,12 +96,13 @@ static const char LOOKUP_LUA[] =
     "return out\n";
 
 /* KEYS: the positions' hash, then the streams. Per stream: the saved
- * position, else the stream's last ID, else "0-0" (read it from its first
+ * position (when it is an ID), else the stream's last ID, else "0-0" (read it from its first
  * entry when it appears). */
 static const char CURSOR_LUA[] =
     "local out = {}\n"
     "for i = 2, #KEYS do\n"
     "  local ok, c = pcall(redis.call, 'HGET', KEYS[1], KEYS[i])\n"
+    "  if ok and c and not string.match(c, '^%d+%-%d+$') then c = nil end\n"
     "  if not ok or not c then\n"
     "    c = '0-0'\n"
     "    if redis.call('TYPE', KEYS[i])['ok'] == 'stream' then\n"
@@ -294,8 +295,11 @@ send_job(queues_t *qs, queue_t *q, const char *user, const char *id, const char 
         if (state != JOB_FAILED && elen <= RESULT_MAX)
             v = json_loadb(extra, elen, JSON_DECODE_ANY, NULL);
         if (v == NULL) { /* a reason, or a result too long or not JSON: text, cut */
-            char *t = util_malloc(RESULT_MAX + 1);
-            size_t tl = util_utf8_sanitize(t, extra, elen > RESULT_MAX ? RESULT_MAX : elen);
+            size_t cut = elen > RESULT_MAX ? RESULT_MAX : elen;
+            char *t = util_malloc(3 * cut + 1); /* each byte that is not UTF-8: 3 (U+FFFD) */
+            size_t tl = util_utf8_sanitize(t, extra, cut);
+            while (tl > RESULT_MAX || (tl > 0 && ((unsigned char)t[tl] & 0xC0) == 0x80))
+                tl--; /* at most 4 KiB, cut between characters */
             v = json_stringn(t, tl);
             free(t);
             if (elen > RESULT_MAX)
@@ -861,6 +865,8 @@ on_types(void *privdata, redisReply *r)
     size_t n = xsources(qs, NULL);
     xsrc_t *src;
 
+    int found = 0;
+
     qs->types = NULL;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n)
         return; /* tried again at the next poll */
@@ -870,6 +876,7 @@ on_types(void *privdata, redisReply *r)
         const redisReply *t = r->element[i];
         if (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING) {
             if (strcmp(t->str, "stream") != 0 && strcmp(t->str, "none") != 0) {
+                found = 1;
                 queue_t *q = src[i].q;
                 int which = src[i].role == XR_DEAD;
                 q->bad[which] = 1;
@@ -882,6 +889,10 @@ on_types(void *privdata, redisReply *r)
         }
     }
     free(src);
+    /* no key to leave out: the XREAD failed for another reason (a position
+     * Redis refuses, an ACL); the tick tries again in a second, not at once */
+    if (!found)
+        qs->xread_after = uv_now(qs->loop) + 1000;
     xread_send(qs);
 }
 
@@ -919,6 +930,9 @@ on_xread(void *privdata, redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         /* a key that is not a stream fails the whole XREAD: find it, leave
          * it out until the next poll, read the others */
+        unsigned k = util_ratelog_allow(&qs->xread_log, uv_now(qs->loop), 1);
+        if (k)
+            LOG_WARN("queues", "reading job events failed: %s (%u since last report)", r->str, k);
         qs->xread_seq++;
         find_bad(qs);
         return;
@@ -979,7 +993,7 @@ xread_send(queues_t *qs)
     int argc = 0;
 
     if (n == 0 || qs->closing || !qs->cursors_known || qs->xread || qs->types ||
-        !bus_ready(qs->ebus))
+        uv_now(qs->loop) < qs->xread_after || !bus_ready(qs->ebus))
         return;
     argv = util_malloc((6 + 2 * n) * sizeof *argv);
     src = util_malloc(n * sizeof *src);

@@ -80,6 +80,8 @@ typedef struct queues {
     bus_req_t *xread, *cursor_load;
     uint64_t xread_seq; /* XREADs answered */
     bus_req_t *types; /* after a failed XREAD: which keys are not streams */
+    uint64_t xread_after; /* no XREAD before (loop ms): after a failure of another kind */
+    util_ratelog_t xread_log;
     util_htable_t jobs; /* "<queue idx>:<job id>" -> job_entry_t */
     job_entry_t *jobs_head, *jobs_tail; /* insertion order, for the bound */
     size_t njobs;
