@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef COORDHUB_VERSION
 #define COORDHUB_VERSION "dev"
@@ -592,7 +593,10 @@ static void
 on_gw_stopped(void *privdata)
 {
     hub_t *hub = privdata;
-    close_buses(hub);
+    /* the queues close once the gateway, which reads them for /v1/queues
+     * and /metrics, takes no more requests; their positions go out on the
+     * bus before it closes */
+    close_queues_and_buses(hub);
     if (!hub->signals_closed) {
         hub->signals_closed = 1;
         uv_close((uv_handle_t *)&hub->sigint, NULL);
@@ -614,10 +618,8 @@ stop(hub_t *hub, int exit_code)
      * every in-flight HTTP answer before it closes */
     if (hub->locks)
         lock_mgr_drain(hub->locks);
-    /* first: it saves its read positions on the bus, and sends no more
-     * events to a gateway that is stopping */
-    if (hub->queues)
-        queues_close(hub->queues, on_queues_closed, hub);
+    if (hub->queues) /* the sockets close: events that have not left wait for a restart */
+        queues_stop_events(hub->queues);
     gw_shutdown(hub->gw, 3000, on_gw_stopped, hub);
 }
 
@@ -858,7 +860,12 @@ run(hub_t *hub)
     if (hub->cfg.queues.nq > 0) {
         queues_options_t qo = {0};
         char cursor_id[300];
-        snprintf(cursor_id, sizeof cursor_id, "%s:%d", hub->cfg.host, hub->cfg.port);
+        char node[256] = "";
+        /* the machine and the port: a hub restarted there resumes; hubs
+         * listening on 0.0.0.0 on several machines do not share it */
+        if (gethostname(node, sizeof node - 1) != 0 || node[0] == '\0')
+            snprintf(node, sizeof node, "%s", hub->cfg.host);
+        snprintf(cursor_id, sizeof cursor_id, "%s:%d", node, hub->cfg.port);
         qo.conf = hub->cfg.queues; /* taken */
         memset(&hub->cfg.queues, 0, sizeof hub->cfg.queues);
         qo.bus = hub->bus;

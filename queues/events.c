@@ -7,8 +7,9 @@
  *  - a Streams queue: the stream itself (entries with a user are tracked)
  *    and its dead-letter stream (failed);
  *    read together by one `XREAD BLOCK`, from positions saved in Redis
- *    (`coordhub:queues:cursor:<host:port>`), so a restarted hub neither
- *    repeats nor skips what its stream still holds;
+ *    (`coordhub:queues:cursor:<host name>:<port>`: the last entry whose
+ *    event has left), so a restarted hub neither repeats nor skips what
+ *    its stream still holds;
  *  - Bull v3: its global event channels, on the connection's subscriber.
  *
  * A Bull or BullMQ event names a job; its user is read once, by a script
@@ -33,9 +34,13 @@
 #define TRACKS_MAX 4096  /* per Streams queue */
 #define CHECK_MAX 256    /* tracked entries per check */
 #define XREAD_COUNT "512"
+#define XREAD_COUNT_N 512
 #define XREAD_BLOCK_MS "1000" /* under the bus's 3 s keepalive bound */
 #define CURSOR_TTL_MS "86400000"
-#define DATA_MAX 1048576 /* a job's data read for its user, at most */
+#define DATA_MAX 262144  /* a job's data read for its user, at most */
+#define LOOKUP_MAX 32    /* jobs per lookup: a reply of at most 8 MiB */
+#define DEAD_RING 256    /* per Streams queue: IDs recently dead-lettered */
+#define CHECK_MS 250     /* per Streams queue: how often tracked entries are checked */
 #define RESULT_MAX 4096
 
 struct job_entry {
@@ -44,6 +49,8 @@ struct job_entry {
     char *user; /* NULL: not routed */
     char *name;
     int known;           /* its lookup has answered */
+    unsigned refs;       /* events waiting for it in the queue: not evicted */
+    int detached;        /* forgotten (its job ended) while events still wait */
     uint64_t seq;        /* the lookup batch that reads it */
     job_entry_t *older, *newer;
     uint64_t last_progress;
@@ -70,7 +77,12 @@ typedef struct job_ev {
     char *extra; /* progress, result: JSON text; reason: raw text */
     size_t elen;
     int table;         /* Bull, BullMQ: its user is in the table of jobs */
+    job_entry_t *entry; /* then: its job (holds a reference) */
     char *user, *name; /* otherwise: they came with it */
+    int mark;          /* no event: only the stream position below */
+    queue_t *sq;       /* the stream entry it came from (NULL: not from XREAD) */
+    int srole;         /* 0 the queue's stream, 1 its dead letters */
+    char sid[48];
 } job_ev_t;
 
 typedef struct lookup {
@@ -154,7 +166,8 @@ typedef struct xsrc {
     queue_t *q;
     enum xrole role;
     const char *key;
-    char *cursor; /* q->cursor or q->dcursor */
+    char *cursor; /* q->cursor or q->dcursor: what XREAD has read */
+    char *done;   /* q->done or q->ddone: what has left (saved) */
 } xsrc_t;
 
 static size_t
@@ -165,17 +178,17 @@ xsources(queues_t *qs, xsrc_t *out)
         queue_t *q = &qs->q[i];
         if (q->spec->kind == QUEUE_BULLMQ && !q->bad[0]) {
             if (out)
-                out[n] = (xsrc_t){q, XR_BULLMQ, q->events_key, q->cursor};
+                out[n] = (xsrc_t){q, XR_BULLMQ, q->events_key, q->cursor, q->done};
             n++;
         } else if (q->spec->kind == QUEUE_STREAM) {
             if (!q->bad[0]) {
                 if (out)
-                    out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor};
+                    out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor, q->done};
                 n++;
             }
             if (q->spec->dead && !q->bad[1]) {
                 if (out)
-                    out[n] = (xsrc_t){q, XR_DEAD, q->spec->dead, q->dcursor};
+                    out[n] = (xsrc_t){q, XR_DEAD, q->spec->dead, q->dcursor, q->ddone};
                 n++;
             }
         }
@@ -199,6 +212,19 @@ entry_unowe(queues_t *qs, job_entry_t *e)
 }
 
 static void
+entry_release(job_entry_t *e)
+{
+    free(e->key);
+    free(e->user);
+    free(e->name);
+    free(e->owed);
+    free(e);
+}
+
+/* The job is forgotten: out of the table (a later event of the same id
+ * makes a new entry); its memory goes with the last event still queued
+ * for it. */
+static void
 entry_free(queues_t *qs, job_entry_t *e)
 {
     entry_unowe(qs, e);
@@ -212,11 +238,10 @@ entry_free(queues_t *qs, job_entry_t *e)
     else
         qs->jobs_tail = e->older;
     qs->njobs--;
-    free(e->key);
-    free(e->user);
-    free(e->name);
-    free(e->owed);
-    free(e);
+    if (e->refs > 0)
+        e->detached = 1;
+    else
+        entry_release(e);
 }
 
 static job_entry_t *
@@ -237,6 +262,7 @@ lookup_free(void *p)
 }
 
 static void on_flush_check(uv_check_t *h);
+static void lookup_send(queues_t *qs);
 
 /* A new entry whose user the open batch will read. */
 static job_entry_t *
@@ -246,7 +272,8 @@ entry_new(queues_t *qs, queue_t *q, const char *key, size_t len)
     lookup_t *l = qs->lookup_open;
 
     /* the bound: forget the oldest jobs whose user is known */
-    while (qs->njobs >= JOBS_MAX && qs->jobs_head && qs->jobs_head->known)
+    while (qs->njobs >= JOBS_MAX && qs->jobs_head && qs->jobs_head->known &&
+           qs->jobs_head->refs == 0)
         entry_free(qs, qs->jobs_head);
     e = util_calloc(1, sizeof *e);
     e->key = util_strndup(key, len);
@@ -271,6 +298,8 @@ entry_new(queues_t *qs, queue_t *q, const char *key, size_t len)
     }
     l->keys[l->n++] = util_strndup(key, len);
     e->seq = l->seq;
+    if (l->n == LOOKUP_MAX)
+        lookup_send(qs); /* full: the next jobs go in another */
     return e;
 }
 
@@ -372,29 +401,34 @@ ev_free(job_ev_t *ev)
     free(ev);
 }
 
-/* Sends the waiting events from the head while their user is known. */
+/* Sends the waiting events from the head while their user is known. An
+ * event (or a mark) that leaves moves its stream's saved position past
+ * it: a restart reads again whatever had not left. */
 static void
 flush_events(queues_t *qs)
 {
     job_ev_t *ev;
 
-    while ((ev = qs->evq_head) != NULL) {
-        if (!ev->table) {
+    while ((ev = qs->evq_head) != NULL && !qs->stopping) {
+        if (ev->mark) {
+            /* nothing to send */
+        } else if (!ev->table) {
             if (ev->user)
                 send_job(qs, ev->q, ev->user, ev->id, ev->name, ev->state, ev->extra, ev->elen);
             else
                 ev->q->unrouted++;
         } else {
-            char key[QUEUE_NAME_MAX + 32];
-            int n = snprintf(key, sizeof key, "%zu:%s", ev->q->idx, ev->id);
-            job_entry_t *e = (n > 0 && (size_t)n < sizeof key) ? entry_find(qs, key, (size_t)n)
-                                                                : NULL;
-            if (e != NULL && e->known)
-                deliver(qs, e, ev->state, ev->extra, ev->elen);
-            else if (e != NULL && e->seq > qs->lookup_done)
+            job_entry_t *e = ev->entry;
+            if (!e->known)
                 break; /* its user is on its way */
-            /* else forgotten, or its lookup failed: dropped (counted there) */
+            ev->entry = NULL;
+            if (--e->refs == 0 && e->detached)
+                entry_release(e); /* its job ended before this event: a late one, dropped */
+            else if (!e->detached)
+                deliver(qs, e, ev->state, ev->extra, ev->elen);
         }
+        if (ev->sq != NULL)
+            memcpy(ev->srole ? ev->sq->ddone : ev->sq->done, ev->sid, sizeof ev->sid);
         qs->evq_head = ev->next;
         if (qs->evq_head == NULL)
             qs->evq_tail = NULL;
@@ -405,6 +439,12 @@ flush_events(queues_t *qs)
 static void
 enqueue(queues_t *qs, job_ev_t *ev)
 {
+    if (qs->cur_sq != NULL && !qs->cur_used) { /* the entry being read */
+        ev->sq = qs->cur_sq;
+        ev->srole = qs->cur_srole;
+        memcpy(ev->sid, qs->cur_sid, sizeof ev->sid);
+        qs->cur_used = 1;
+    }
     ev->next = NULL;
     if (qs->evq_tail)
         qs->evq_tail->next = ev;
@@ -431,7 +471,9 @@ job_event(queues_t *qs, queue_t *q, const char *id, size_t idlen, int state, con
     e = entry_find(qs, key, (size_t)n);
     if (e == NULL)
         e = entry_new(qs, q, key, (size_t)n);
+    e->refs++;
     ev = util_calloc(1, sizeof *ev);
+    ev->entry = e;
     ev->q = q;
     ev->id = util_strndup(id, idlen);
     ev->state = state;
@@ -547,23 +589,22 @@ on_lookup(void *privdata, redisReply *r)
                          rc == QS_DATA ? "the job's data is not JSON"
                                        : "the job's user field is not a user id");
     }
-    qs->lookup_done = l->seq;
+    if (l->seq > qs->lookup_done) /* a reloaded script can answer out of order */
+        qs->lookup_done = l->seq;
     lookup_free(l);
     flush_events(qs);
 }
 
-/* Once per loop iteration while a batch is open: one script for it. */
+/* The open batch goes out: one script for all its jobs. */
 static void
-on_flush_check(uv_check_t *h)
+lookup_send(queues_t *qs)
 {
-    queues_t *qs = h->data;
     lookup_t *l = qs->lookup_open;
     const char **argv;
     size_t *argvlen;
     char max[16];
     int rc;
 
-    uv_check_stop(h);
     if (l == NULL)
         return;
     qs->lookup_open = NULL;
@@ -590,6 +631,14 @@ on_flush_check(uv_check_t *h)
     free(argvlen);
     if (rc != 0)
         on_lookup(l, NULL); /* Redis is down: these jobs are not routed */
+}
+
+/* Once per loop iteration while a batch is open. */
+static void
+on_flush_check(uv_check_t *h)
+{
+    uv_check_stop(h);
+    lookup_send(h->data);
 }
 
 /* ---- Bull v3: the global event channels ---- */
@@ -727,9 +776,25 @@ track_find(queue_t *q, const char *id)
 static void
 track_drop(queue_t *q, track_t *t)
 {
+    size_t k = (size_t)(t - q->tracks);
+
     free(t->user);
     free(t->name);
-    *t = q->tracks[--q->ntracks];
+    /* in order: the oldest stays first */
+    memmove(t, t + 1, (q->ntracks - k - 1) * sizeof *t);
+    q->ntracks--;
+    if (q->check_from > k)
+        q->check_from--;
+}
+
+/* Was `id` dead-lettered before the hub read it (a backlog)? */
+static int
+dead_already(const queue_t *q, const redisReply *id)
+{
+    for (unsigned i = 0; i < DEAD_RING && i < q->dead_next; i++)
+        if (strlen(q->dead_ids[i]) == id->len && memcmp(q->dead_ids[i], id->str, id->len) == 0)
+            return 1;
+    return 0;
 }
 
 static void
@@ -749,12 +814,20 @@ stream_entry(queues_t *qs, queue_t *q, const redisReply *id, const redisReply *f
             q->unrouted++;
         return;
     }
-    if (id->len >= sizeof t->id) {
+    if (id->len >= sizeof t->id || dead_already(q, id)) {
         free(user);
         return;
     }
-    if (q->ntracks == TRACKS_MAX) /* the oldest is forgotten */
-        track_drop(q, &q->tracks[0]);
+    if (q->ntracks == TRACKS_MAX) { /* the oldest eighth is forgotten, in one move */
+        size_t drop = TRACKS_MAX / 8;
+        for (size_t k = 0; k < drop; k++) {
+            free(q->tracks[k].user);
+            free(q->tracks[k].name);
+        }
+        memmove(q->tracks, q->tracks + drop, (q->ntracks - drop) * sizeof *q->tracks);
+        q->ntracks -= drop;
+        q->check_from = 0;
+    }
     if (q->ntracks % 64 == 0)
         q->tracks = util_realloc(q->tracks, (q->ntracks + 64) * sizeof *q->tracks);
     t = &q->tracks[q->ntracks++];
@@ -770,7 +843,7 @@ dead_entry(queues_t *qs, queue_t *q, const redisReply *id, const redisReply *fv)
     static const char *const idf[] = {"id", "jobId", "originalId"};
     static const char *const rf[] = {"reason", "error", "failedReason"};
     const redisReply *orig = NULL, *reason = NULL, *nm = field(fv, "name");
-    char oid[48], *user = NULL;
+    char oid[48], *user = NULL, *name;
     track_t *t;
 
     for (int i = 0; i < 3 && orig == NULL; i++)
@@ -780,8 +853,8 @@ dead_entry(queues_t *qs, queue_t *q, const redisReply *id, const redisReply *fv)
     if (orig == NULL)
         orig = id;
     snprintf(oid, sizeof oid, "%.*s", (int)(orig->len < 47 ? orig->len : 47), orig->str);
-    char *name;
-
+    /* remembered: an original read after its dead letter is not tracked */
+    memcpy(q->dead_ids[q->dead_next++ % DEAD_RING], oid, sizeof oid);
     t = track_find(q, oid);
     if (entry_user(qs, fv, &user) != 0 && t != NULL && t->user)
         user = util_strdup(t->user);
@@ -819,9 +892,9 @@ save_cursors(queues_t *qs)
     argv[argc++] = "HSET";
     argv[argc++] = qs->cursor_key;
     for (size_t i = 0; i < n; i++)
-        if (src[i].cursor[0]) {
+        if (src[i].done[0]) {
             argv[argc++] = src[i].key;
-            argv[argc++] = src[i].cursor;
+            argv[argc++] = src[i].done;
         }
     size_t *l = lens(argv, (size_t)argc);
     if (argc > 2 && bus_command_argv(qs->bus, NULL, NULL, argc, argv, l) == 0) {
@@ -840,7 +913,7 @@ complete_acked(queues_t *qs)
         queue_t *q = &qs->q[i];
         for (size_t k = 0; k < q->ntracks;) {
             track_t *t = &q->tracks[k];
-            if (t->acked_after != 0 && qs->xread_seq > t->acked_after) {
+            if (t->acked_after != 0 && qs->xread_clean > t->acked_after) {
                 stream_event(qs, q, t->id, t->user, t->name, JOB_COMPLETED, NULL, 0);
                 track_drop(q, t);
             } else {
@@ -868,8 +941,10 @@ on_types(void *privdata, redisReply *r)
     int found = 0;
 
     qs->types = NULL;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n)
-        return; /* tried again at the next poll */
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        qs->xread_after = uv_now(qs->loop) + 1000; /* the tick tries again */
+        return;
+    }
     src = util_malloc((n ? n : 1) * sizeof *src);
     xsources(qs, src);
     for (size_t i = 0; i < n; i++) {
@@ -924,8 +999,10 @@ on_xread(void *privdata, redisReply *r)
     xsrc_t *src;
     int advanced = 0;
 
+    int full_dead = 0;
+
     qs->xread = NULL;
-    if (r == NULL || qs->closing)
+    if (r == NULL || qs->closing || qs->stopping)
         return; /* the connection went away: started again when it is back */
     if (r->type == REDIS_REPLY_ERROR) {
         /* a key that is not a stream fails the whole XREAD: find it, leave
@@ -954,6 +1031,8 @@ on_xread(void *privdata, redisReply *r)
             if (x == NULL)
                 continue;
             entries = kv->element[1];
+            if (x->role == XR_DEAD && entries->elements >= XREAD_COUNT_N)
+                full_dead = 1; /* more dead letters may be waiting */
             for (size_t e = 0; e < entries->elements; e++) {
                 const redisReply *ent = entries->element[e], *id, *fv;
                 if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2)
@@ -965,19 +1044,32 @@ on_xread(void *privdata, redisReply *r)
                 memcpy(x->cursor, id->str, id->len);
                 x->cursor[id->len] = '\0';
                 advanced = 1;
-                if (fv->type != REDIS_REPLY_ARRAY)
-                    continue;
-                if (x->role == XR_BULLMQ)
+                /* the entry's event, or a mark, carries its position */
+                qs->cur_sq = x->q;
+                qs->cur_srole = x->role == XR_DEAD;
+                memcpy(qs->cur_sid, x->cursor, sizeof qs->cur_sid);
+                qs->cur_used = 0;
+                if (fv->type == REDIS_REPLY_ARRAY && x->role == XR_BULLMQ)
                     bullmq_entry(qs, x->q, fv);
-                else if (x->role == XR_STREAM)
+                else if (fv->type == REDIS_REPLY_ARRAY && x->role == XR_STREAM)
                     stream_entry(qs, x->q, id, fv);
-                else
+                else if (fv->type == REDIS_REPLY_ARRAY)
                     dead_entry(qs, x->q, id, fv);
+                if (!qs->cur_used) {
+                    job_ev_t *m = util_calloc(1, sizeof *m);
+                    m->mark = 1;
+                    m->q = x->q;
+                    enqueue(qs, m);
+                }
+                qs->cur_sq = NULL;
             }
         }
     }
     free(src);
+    flush_events(qs);
     qs->xread_seq++;
+    if (!full_dead)
+        qs->xread_clean++;
     complete_acked(qs);
     if (advanced)
         save_cursors(qs);
@@ -1026,17 +1118,21 @@ on_cursors(void *privdata, redisReply *r)
     if (r == NULL)
         return;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        LOG_WARN("queues", "reading the streams' positions failed: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected answer");
-        return; /* tried again at the next poll */
+        unsigned k = util_ratelog_allow(&qs->xread_log, uv_now(qs->loop), 1);
+        if (k)
+            LOG_WARN("queues", "reading the streams' positions failed: %s (%u since last report)",
+                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected answer", k);
+        return; /* tried again at the next tick */
     }
     src = util_malloc((n ? n : 1) * sizeof *src);
     xsources(qs, src);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i]->len < 48)
             snprintf(src[i].cursor, 48, "%s", r->element[i]->str);
         else
             snprintf(src[i].cursor, 48, "0-0");
+        memcpy(src[i].done, src[i].cursor, 48);
+    }
     free(src);
     qs->cursors_known = 1;
     LOG_INFO("queues", "reading job events of %zu streams", n);
@@ -1106,8 +1202,10 @@ on_check(void *privdata, redisReply *r)
                 t->active_sent = 1;
                 stream_event(qs, q, t->id, t->user, t->name, JOB_ACTIVE, NULL, 0);
             }
+            /* completed once an XREAD issued after this answer, that read
+             * every dead letter there was, is back */
             if (v == 2 && t->acked_after == 0)
-                t->acked_after = qs->xread_seq + (qs->xread ? 1 : 0);
+                t->acked_after = qs->xread_clean + (qs->xread ? 1 : 0);
         }
     } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         queues__skip(qs, q, QS_GROUP, r->str);
@@ -1128,25 +1226,36 @@ check_release(void *privdata)
 static void
 check_streams(queues_t *qs)
 {
+    uint64_t now = uv_now(qs->loop);
+
     for (size_t i = 0; i < qs->conf.nq; i++) {
         queue_t *q = &qs->q[i];
         check_t *c;
         const char **argv;
         size_t n = 0, *l;
-        if (q->spec->kind != QUEUE_STREAM || q->check || q->ntracks == 0)
+        if (q->spec->kind != QUEUE_STREAM || q->check || q->ntracks == 0 ||
+            now - q->check_at < CHECK_MS)
             continue;
+        q->check_at = now;
         c = util_calloc(1, sizeof *c);
         c->q = q;
         c->ids = util_malloc(CHECK_MAX * sizeof *c->ids);
         argv = util_malloc((CHECK_MAX + 2) * sizeof *argv);
         argv[0] = q->spec->label;
         argv[1] = q->spec->group;
-        for (size_t k = 0; k < q->ntracks && n < CHECK_MAX; k++)
+        /* CHECK_MAX at a time, going round: every entry gets its turn */
+        if (q->check_from >= q->ntracks)
+            q->check_from = 0;
+        for (size_t j = 0; j < q->ntracks && n < CHECK_MAX; j++) {
+            size_t k = (q->check_from + j) % q->ntracks;
             if (q->tracks[k].acked_after == 0) {
                 memcpy(c->ids[n], q->tracks[k].id, 48);
                 argv[2 + n] = c->ids[n];
                 n++;
             }
+            if (n == CHECK_MAX)
+                q->check_from = k + 1;
+        }
         c->n = n;
         l = lens(argv, n + 2);
         if (n == 0 || bus_script_request(qs->bus, &qs->cgroup, &q->check, &check_script, 1,
@@ -1187,6 +1296,12 @@ queues__events_tick(queues_t *qs)
         load_cursors(qs);
         xread_send(qs);
     }
+}
+
+void
+queues_stop_events(queues_t *qs)
+{
+    qs->stopping = 1;
 }
 
 /* After each poll: keys left out for not being streams are tried again
@@ -1309,6 +1424,8 @@ queues__events_free(queues_t *qs)
     while (qs->evq_head) {
         job_ev_t *ev = qs->evq_head;
         qs->evq_head = ev->next;
+        if (ev->entry && --ev->entry->refs == 0 && ev->entry->detached)
+            entry_release(ev->entry);
         ev_free(ev);
     }
     qs->evq_tail = NULL;

@@ -346,8 +346,8 @@ on_poll(void *privdata, redisReply *r)
         for (int m = 0; m < QM_COUNT; m++)
             if (queue_has(q->spec->kind, (enum queue_metric)m) && m != QM_LAG)
                 nv[m] = 0;
-    for (int m = 0; m < QM_COUNT; m++)
-        if (!(isnan(nv[m]) && isnan(q->v[m])) && nv[m] != q->v[m])
+    for (int m = 0; m < QM_COUNT; m++) /* not the age: it moves at every poll */
+        if (m != QM_OLDEST && !(isnan(nv[m]) && isnan(q->v[m])) && nv[m] != q->v[m])
             changed = 1;
     if (q->state > 0)
         q->last_logged[0] = '\0';

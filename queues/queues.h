@@ -116,6 +116,9 @@ void queues_start(queues_t *q);
 char *queues_json(const queues_t *q, size_t *len);
 /* The queues' lines of /metrics (malloc'd). */
 char *queues_metrics(const queues_t *q, size_t *len);
+/* The hub is stopping: no job event leaves from now on, so the positions
+ * saved at close are those of the last event that did. */
+void queues_stop_events(queues_t *q);
 /* Saves the read positions, closes the module's connection; `done` fires
  * once from the loop when everything is freed. */
 void queues_close(queues_t *q, void (*done)(void *privdata), void *privdata);

@@ -44,6 +44,11 @@ typedef struct queue {
     /* job events: the read positions of its streams ("" until known) */
     char cursor[48];  /* BullMQ: <base>events; streams: the stream */
     char dcursor[48]; /* streams: the dead-letter stream */
+    char done[48], ddone[48]; /* the same, for what has left (saved) */
+    char dead_ids[256][48]; /* streams: IDs recently dead-lettered (a ring) */
+    unsigned dead_next;
+    size_t check_from;   /* streams: where the next check starts */
+    uint64_t check_at;   /* streams: when the last one went out */
     char *events_key; /* the stream XREAD reads (BullMQ: <base>events) */
     int bad[2];       /* its stream, its dead letters: not a stream, left out until the next poll */
     int bad_logged[2];
@@ -79,6 +84,11 @@ typedef struct queues {
     int cursors_known;
     bus_req_t *xread, *cursor_load;
     uint64_t xread_seq; /* XREADs answered */
+    uint64_t xread_clean; /* ... that read every dead letter there was */
+    int stopping;       /* the hub is stopping: nothing more leaves */
+    queue_t *cur_sq;    /* the stream entry being read (on_xread) */
+    int cur_srole, cur_used;
+    char cur_sid[48];
     bus_req_t *types; /* after a failed XREAD: which keys are not streams */
     uint64_t xread_after; /* no XREAD before (loop ms): after a failure of another kind */
     util_ratelog_t xread_log;

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { before } from 'node:test';
 import {
@@ -365,7 +366,7 @@ qtest('a hub restarted on the same address resumes the events stream: nothing tw
   await waitUntil(async () => (await b.getState()) === 'completed', { timeoutMs: 10000, what: 'job b done' });
   // a saved position Redis would refuse (written by hand): ignored, not
   // retried in a loop
-  await redisCommand(redis.port, ['HSET', `coordhub:queues:cursor:127.0.0.1:${port}`, 'bull:counts:events', 'garbage']);
+  await redisCommand(redis.port, ['HSET', `coordhub:queues:cursor:${os.hostname()}:${port}`, 'bull:counts:events', 'garbage']);
   const failedXreads = async () => {
     const info = await redisCommand(redis.port, ['INFO', 'commandstats']);
     return Number((/cmdstat_xread:.*failed_calls=(\d+)/.exec(info) || [0, 0])[1]);
