@@ -9,8 +9,8 @@
  * so is the raw input taken as a room name (a C string). Checks: the error
  * codes are the documented ones; a parsed room is 1..80 bytes, NUL-
  * terminated; parsed watch keys are 1..32 keys of 1..64 [A-Za-z0-9_.:-];
- * an admitted room is exactly "user:<own sub>", or (role ops only) "ops"
- * or "bot:<name id>"; whatever a plain user may join, an ops holder may
+ * an admitted room is exactly "user:<own sub>", or (role ops only) "ops",
+ * "queues" or "bot:<name id>"; whatever a plain user may join, an ops holder may
  * too, and a room is "bad_room" for both or neither.
  */
 #include "fuzz.h"
@@ -50,7 +50,7 @@ check_room(const wire_claims_t *cl, const char *room, const char **code)
             FUZZ_CHECK(strcmp(room + 5, cl->sub) == 0);
         } else {
             FUZZ_CHECK(cl->roles & WIRE_ROLE_OPS);
-            FUZZ_CHECK(strcmp(room, "ops") == 0 ||
+            FUZZ_CHECK(strcmp(room, "ops") == 0 || strcmp(room, "queues") == 0 ||
                        (strncmp(room, "bot:", 4) == 0 && wire_valid_name_id(room + 4, n - 4)));
         }
     } else {
