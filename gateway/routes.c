@@ -157,7 +157,7 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
      * close`): a waiting GET must still see its client go away. */
     if (is_sio_path(uri))
         gw__http_close_after(c);
-    else if (cl == 0)
+    else if (cl == 0 && !c->http.close)
         gw__http_hold(c);
     if (gw->shutting_down) {
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
@@ -217,7 +217,10 @@ gw__routes_body_done(gw_t *gw, gw_conn_t *c)
      * does not pipeline bodies (wrk, browsers, Node's agents) never meets
      * it: a request that arrives while another waits stays in the kernel
      * until the answer is out, and lws reads it fresh. */
-    if (c->http.body_done++)
+    /* Without the hold (a connection that closes after its answer), lws
+     * re-reports once per pass over its buffered input, harmless, but the
+     * same loop can spin: a bound ends it. */
+    if (c->http.body_done++ && (c->http.held || c->http.body_done > 64))
         return -1;
     if (!c->http.close)
         gw__http_hold(c);
