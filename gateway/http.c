@@ -38,6 +38,7 @@ gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
     c->http.head = head;
     c->http.close = 0;
     c->http.body_done = 0;
+    c->http.unheld = 0;
     if (!c->http.pending) {
         c->http.pending = 1;
         gw->http_inflight++;
@@ -193,10 +194,20 @@ add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *
 void
 gw__http_hold(gw_conn_t *c)
 {
-    if (c->http.held || c->wsi == NULL)
+    if (c->http.held || c->http.unheld || c->wsi == NULL)
         return;
     lws_rx_flow_control(c->wsi, 0);
     c->http.held = 1;
+}
+
+void
+gw__http_unhold(gw_conn_t *c)
+{
+    c->http.unheld = 1;
+    if (c->http.held && c->wsi != NULL) {
+        c->http.held = 0;
+        lws_rx_flow_control(c->wsi, 1);
+    }
 }
 
 /* Room for lws's security headers (~320 bytes), ours, and CORS with a long

@@ -23,6 +23,12 @@ void gw__http_close_after(gw_conn_t *c);
  * answer is written: what follows it in lws's buffer (a pipelined request)
  * is read only then. Idempotent. */
 void gw__http_hold(gw_conn_t *c);
+/* The answer to this request may wait on other clients (a lock acquire
+ * with wait_ms > 0): its input is not held (and a hold already taken is
+ * let go), so lws reads the client's FIN and closes the connection, which
+ * cancels the wait. The price: a request pipelined behind it ends the
+ * connection (routes.c). Call from inside an lws callback. */
+void gw__http_unhold(gw_conn_t *c);
 /* Writes a complete response at once, from inside an lws callback where
  * writing is allowed (CONFIRM_UPGRADE, HTTP). Returns 1 (what
  * CONFIRM_UPGRADE returns after a refusal; from HTTP the caller returns -1

@@ -207,6 +207,8 @@ gw__routes_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 int
 gw__routes_body_done(gw_t *gw, gw_conn_t *c)
 {
+    int rc;
+
     /* Once a request's body is complete its input is held, so lws has no
      * reason to report the completion again, except its pipelining bug: a
      * request with a body read from its buffer behind another is parsed in
@@ -216,15 +218,23 @@ gw__routes_body_done(gw_t *gw, gw_conn_t *c)
      * the answers to the requests before it have gone out. A client that
      * does not pipeline bodies (wrk, browsers, Node's agents) never meets
      * it: a request that arrives while another waits stays in the kernel
-     * until the answer is out, and lws reads it fresh. */
-    /* Without the hold (a connection that closes after its answer), lws
-     * re-reports once per pass over its buffered input, harmless, but the
-     * same loop can spin: a bound ends it. */
-    if (c->http.body_done++ && (c->http.held || c->http.body_done > 64))
+     * until the answer is out, and lws reads it fresh.
+     * A request whose answer may wait on other clients is not held
+     * (gw__http_unhold): lws reports its completion again for every read
+     * that brings more input, i.e. a request pipelined behind it. That
+     * cannot be answered in order without holding the input, so the
+     * connection ends (the wait is cancelled; the client may retry).
+     * Without the hold for other reasons (a connection that closes after
+     * its answer), lws re-reports once per pass over its buffered input,
+     * harmless, but the same loop can spin: a bound ends it. */
+    if (c->http.body_done++ && (c->http.held || c->http.unheld || c->http.body_done > 64))
         return -1;
-    if (!c->http.close)
-        gw__http_hold(c);
     if (c->poll.what == GW_POLL_POST)
-        return gw__poll_body_done(gw, c);
-    return gw__api_body_done(gw, c);
+        rc = gw__poll_body_done(gw, c);
+    else
+        rc = gw__api_body_done(gw, c);
+    /* held from here, after the dispatch: it may have asked for no hold */
+    if (rc == 0 && !c->http.close)
+        gw__http_hold(c);
+    return rc;
 }

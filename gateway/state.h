@@ -99,6 +99,9 @@ typedef struct gw_http {
     int head;  /* a HEAD request: the headers of the answer, no body */
     int close; /* close once the answer is out (a body we cannot skip) */
     int held;  /* input held (rx flow off) until the answer is out */
+    /* the answer may wait on other clients (a lock acquire with wait_ms):
+     * input is not held, so that the client's leaving is seen (routes.c) */
+    int unheld;
     int body_done; /* lws reported the body's completion (routes.c) */
     /* on gw_t.http_ready: a keep-alive answer staged, written at the next
      * flush (http.c) */

@@ -177,34 +177,53 @@ test('pipelined requests are answered in order, those that wait on Redis include
 test('a second request sent while the first waits on Redis gets its own answer, in order', async () => {
   const tok = hub.token('svc-ka', ['service'], 3600);
   const name = `ka:${userId()}`;
-  // someone else holds the lock: our acquire waits for its release
-  const other = await httpJson(`${hub.url}/v1/locks/${name}`, {
-    method: 'POST',
-    token: tok,
-    body: { ttl_ms: 60000 },
-  });
+  const rc = await redis.client();
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  // Redis answers nobody for 400 ms: the first acquire waits on it
+  await rc.command(['CLIENT', 'PAUSE', '400', 'ALL']);
+  const t0 = performance.now();
+  sock.write(req('POST', `/v1/locks/${name}`, { token: tok, body: '{"ttl_ms":60000}' }));
+  await new Promise((r) => setTimeout(r, 100));
+  // a second one (with a body) behind it, while the first is unanswered
+  assert.equal(rd.answers.length, 0, 'the first acquire was answered during CLIENT PAUSE');
+  sock.write(req('POST', `/v1/locks/${name}:2`, { token: tok, body: '{"ttl_ms":60000}' }));
+  const a = await rd.next(2);
+  assert.ok(performance.now() - t0 >= 300, 'answered before Redis was back');
+  assert.equal(a[0].status, 200);
+  assert.equal(JSON.parse(a[0].body).name, name);
+  assert.equal(a[1].status, 200);
+  assert.equal(JSON.parse(a[1].body).name, `${name}:2`);
+  assert.equal(rd.closed, false);
+  sock.destroy();
+  rc.close();
+});
+
+test('a request pipelined behind a lock acquire that waits ends the connection; the wait is cancelled', async () => {
+  // The one exception to in-order pipelining: an acquire with wait_ms does
+  // not hold its input, so that its client's leaving is seen; what lws
+  // reads behind it ends the connection (docs/gateway.md).
+  const tok = hub.token('svc-kw', ['service'], 3600);
+  const name = `kw:${userId()}`;
+  const other = await httpJson(`${hub.url}/v1/locks/${name}`, { method: 'POST', token: tok, body: { ttl_ms: 60000 } });
   assert.equal(other.status, 200);
   const waits0 = await hub.metric('coordhub_lock_waits_total');
   const sock = await rawTcp(hub.port);
   const rd = answerReader(sock);
   sock.write(req('POST', `/v1/locks/${name}`, { token: tok, body: '{"ttl_ms":60000,"wait_ms":10000}' }));
-  await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, {
-    what: 'the acquire waits',
-  });
-  // the first request waits on the lock: a second one (with a body) behind it
+  await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, { what: 'the acquire waits' });
   sock.write(req('POST', `/v1/locks/${name}:2`, { token: tok, body: '{"ttl_ms":60000}' }));
-  const rel = await httpJson(`${hub.url}/v1/locks/${name}`, {
-    method: 'DELETE',
-    token: tok,
-    body: { token: other.json.token },
-  });
+  await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 5000, 'the connection ends');
+  assert.equal(rd.answers.length, 0);
+  const rel = await httpJson(`${hub.url}/v1/locks/${name}`, { method: 'DELETE', token: tok, body: { token: other.json.token } });
   assert.equal(rel.status, 200);
-  const a = await rd.next(2);
-  assert.equal(a[0].status, 200);
-  assert.equal(JSON.parse(a[0].body).name, name);
-  assert.equal(a[1].status, 200);
-  assert.equal(JSON.parse(a[1].body).name, `${name}:2`);
-  sock.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  // neither the cancelled waiter nor the request behind it took a lock
+  for (const n of [name, `${name}:2`]) {
+    const g = await httpJson(`${hub.url}/v1/locks/${n}`, { token: tok });
+    assert.equal(g.status, 200);
+    assert.equal(g.json.held, false, `${n} is held`);
+  }
 });
 
 test('a request with a body pipelined behind another: the answers before it, then the connection ends (lws 4.1), the hub lives', async () => {
