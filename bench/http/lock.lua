@@ -28,7 +28,9 @@ local lock_token = nil
 local phase = 0
 
 function request()
-  local name = "bench:http:" .. id
+  -- RUN keeps runs apart: a run that ends between acquire and release
+  -- leaves its lock held for ttl_ms, and the next run's acquires would 409
+  local name = "bench:http:" .. (os.getenv("RUN") or "0") .. ":" .. id
   if phase == 0 then
     return wrk.format("POST", "/v1/locks/" .. name, hdrs, '{"ttl_ms":60000}')
   else
