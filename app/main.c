@@ -954,8 +954,11 @@ main(int argc, char **argv)
         return cmd_token(argc - 1, argv + 1);
     memset(&hub, 0, sizeof hub);
     rc = parse_config(argc, argv, &hub.cfg);
-    if (rc != 0)
+    if (rc != 0) {
+        /* a check after the queues' parse refused the configuration */
+        queues_conf_free(&hub.cfg.queues);
         return rc;
+    }
     util_log_set_level(hub.cfg.log_level);
     rc = run(&hub);
     queues_conf_free(&hub.cfg.queues); /* when run did not take it */
