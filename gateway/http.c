@@ -13,6 +13,7 @@
 #include "http.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,6 +284,15 @@ gw__http_flush(gw_t *gw)
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
+        /* What lws has read of the socket so far, kept on the wsi (the
+         * connection's state does not outlive the transaction): the next
+         * request's HTTP callback compares (gw__http_from_buffer). 0: a
+         * connection's first request; 1: not measurable. */
+        {
+            long long got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 1);
+
+            lws_set_opaque_user_data(wsi, (void *)(uintptr_t)(got < 0 ? 1 : (uintptr_t)got + 2));
+        }
         /* Input again, then the next transaction: lws rebinds the
          * protocol, which frees `c` (docs/libraries.md): nothing of it
          * after this. A part of the answer the kernel did not take is
@@ -294,6 +304,25 @@ gw__http_flush(gw_t *gw)
         if (lws_http_transaction_completed(wsi))
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
+}
+
+int
+gw__http_from_buffer(struct lws *wsi, int body)
+{
+    uintptr_t mark = (uintptr_t)lws_get_opaque_user_data(wsi);
+    long long got;
+
+    lws_set_opaque_user_data(wsi, NULL);
+    if (mark == 0)
+        return 0; /* the connection's first request: read from the socket */
+    if (!body)
+        return 0; /* the mark is only wanted for a body (routes.c) */
+    if (mark == 1)
+        return 1;
+    got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 0);
+    /* lws reads the socket only when its buffer for the connection is
+     * empty: a read since the answer means none of it is left */
+    return got < 0 || (uintptr_t)got + 2 <= mark;
 }
 
 void

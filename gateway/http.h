@@ -45,6 +45,16 @@ int gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi);
  * transaction (lws then reads the next request). Called once per loop
  * iteration, outside lws callbacks (writer.c's flush). */
 void gw__http_flush(gw_t *gw);
+/* Bytes of TCP socket `fd` its reader has taken from the kernel so far, or
+ * -1 (not an established TCP connection, or an error). `upper`: when data
+ * arrives meanwhile, the figure may be too high (1) or too low (0), never
+ * the other way (tcpread.c). */
+long long gw__tcp_bytes_read(int fd, int upper);
+/* From every request's HTTP callback (it drops the mark gw__http_flush
+ * left on the wsi). For a request with a body (`body`): 1 when it was
+ * parsed from what lws had buffered, i.e. lws has not read the socket
+ * since the previous answer was written, or when that cannot be told. */
+int gw__http_from_buffer(struct lws *wsi, int body);
 /* CLOSED_HTTP: drops the staged answer; a response still owed is given up. */
 void gw__http_closed(gw_t *gw, gw_conn_t *c);
 

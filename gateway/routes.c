@@ -147,6 +147,19 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     }
     if (cl > GW_BODY_MAX)
         return refuse_and_close(wsi, uri, 413, "too_large", "request body over 1 MiB");
+    /* A request with a body that lws parsed from its own buffer (sent
+     * behind another before that one's answer): once our HTTP callback
+     * returns, lws 4.1 feeds its buffered input to the body from the start
+     * of the very chunk it is parsing the headers from (the headers taken
+     * for body), consumes that chunk and frees it, then goes on with the
+     * body from its pointer into the freed chunk (lws_http_action's loop
+     * over the wsi's buflist, docs/libraries.md): a use-after-free. Only
+     * ending the connection here, before lws reads the body, avoids it;
+     * the answers before it have gone out. */
+    if (gw__http_from_buffer(wsi, cl > 0)) {
+        LOG_DEBUG("http", "a request with a body pipelined behind another: connection closed");
+        return -1;
+    }
     /* Keep-alive, one request at a time: lws 4.1 mishandles a request read
      * from its buffer behind another one whose answer is not written yet
      * (it re-reads consumed or freed input, docs/libraries.md), so the
