@@ -573,6 +573,22 @@ close_buses(hub_t *hub)
 }
 
 static void
+on_queues_closed(void *privdata)
+{
+    hub_t *hub = privdata;
+    hub->queues = NULL;
+}
+
+/* A start that failed after the queues were made: they close too. */
+static void
+close_queues_and_buses(hub_t *hub)
+{
+    if (hub->queues)
+        queues_close(hub->queues, on_queues_closed, hub);
+    close_buses(hub);
+}
+
+static void
 on_gw_stopped(void *privdata)
 {
     hub_t *hub = privdata;
@@ -583,13 +599,6 @@ on_gw_stopped(void *privdata)
         uv_close((uv_handle_t *)&hub->sigterm, NULL);
         uv_close((uv_handle_t *)&hub->sighup, NULL);
     }
-}
-
-static void
-on_queues_closed(void *privdata)
-{
-    hub_t *hub = privdata;
-    hub->queues = NULL;
 }
 
 static void
@@ -873,7 +882,7 @@ run(hub_t *hub)
         char why[512];
         if (load_keys(&hub->cfg, &go.keys, why, sizeof why) != 0) {
             fprintf(stderr, "coordhub: %s\n", why);
-            close_buses(hub);
+            close_queues_and_buses(hub);
             uv_run(&hub->loop, UV_RUN_DEFAULT);
             uv_loop_close(&hub->loop);
             return 2;
@@ -904,7 +913,7 @@ run(hub_t *hub)
         else
             fprintf(stderr, "coordhub: cannot listen on %s:%d: %s\n", hub->cfg.host,
                     hub->cfg.port, err);
-        close_buses(hub);
+        close_queues_and_buses(hub);
         uv_run(&hub->loop, UV_RUN_DEFAULT);
         uv_loop_close(&hub->loop);
         return 2;
@@ -955,8 +964,7 @@ main(int argc, char **argv)
     memset(&hub, 0, sizeof hub);
     rc = parse_config(argc, argv, &hub.cfg);
     if (rc != 0) {
-        /* a check after the queues' parse refused the configuration */
-        queues_conf_free(&hub.cfg.queues);
+        queues_conf_free(&hub.cfg.queues); /* parsed before a later flag failed */
         return rc;
     }
     util_log_set_level(hub.cfg.log_level);

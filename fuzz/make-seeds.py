@@ -287,6 +287,26 @@ CORPORA = {
         "nul-after": b"1-2\x00",
         "over-40": "1-" + "0" * 39,
     },
+    "queuespec": {
+        # the list, then (after a newline) the alerts; no newline: the
+        # default alerts
+        "bull": "bull:tradeitQueue",
+        "bullmq-colons": "bullmq:portfolio:high_priority",
+        "prefixes": "bull@myapp:jobs,bullmq@p:x\n",
+        "stream-dead": "stream:orders/workers/orders-dead",
+        "all-kinds-alerts": "bull:tradeitQueue, bullmq:portfolio:high_priority,"
+                            "stream:orders/workers\ntradeitQueue:waiting>20,"
+                            "portfolio:high_priority:stuck>1500ms,orders:pending>10,oldest>30s,"
+                            "stuck>2m",
+        "kindless": "stream:orders/workers\norders:paused>0",
+        "unit-on-count": "bull:a\nwaiting>5s",
+        "four-slashes": "stream:a/b/c/d",
+        "dup": "bull:a,bullmq:a",
+        "name-200": "bull:" + "n" * 200 + "\n" + "n" * 200 + ":waiting-children>1000000",
+        "name-201": "bull:" + "n" * 201,
+        "nul-separated": b"bullmq:q\x00q:prioritized>1.5,stuck>0.5s",
+        "gt-in-name": "bullmq:por>f,stream:s>1/g\npor>f:waiting>1,s>1:lag>5",
+    },
     "config": {
         "put": '{"value":true,"category":"trading"}',
         "put-null": '{"value":null}',
@@ -335,6 +355,10 @@ DICTS = {
             "localhost"],
     "offset": ["-", "0", "1", "9", "9007199254740991", "9007199254740992", "18446744073709551616",
                "+", " ", "\x00"],
+    "queuespec": ["bull:", "bullmq:", "bull@", "stream:", "/", ",", ":", ">", "\n", "\x00",
+                  "waiting", "active", "delayed", "completed", "failed", "paused", "prioritized",
+                  "waiting-children", "stuck", "oldest", "stalled", "length", "pending", "lag",
+                  "consumers", "dead-letters", "ms", "s", "m", "0.5", "1e12", " ", '"', "\\"],
     "config": JSON_TOKENS + ['"value"', '"category"', "tradeDisabled", b"\xff", "\x00"],
 }
 

@@ -31,13 +31,6 @@ static const char LIST_LUA[] =
 
 static bus_script_t list_script = {LIST_LUA, "", 0};
 
-static long long
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 on_written(void *privdata, redisReply *reply)
@@ -63,7 +56,7 @@ entry_json(gw_t *gw)
                   (json_int_t)gw->nconns[GW_FRAMING_NATIVE], "socketio",
                   (json_int_t)(gw->nconns[GW_FRAMING_SIO] - gw->npolling), "polling",
                   (json_int_t)gw->npolling, "redis", "addr", redis_addr, "role", gw->hubs.role,
-                  "seen_ms", (json_int_t)wall_ms());
+                  "seen_ms", (json_int_t)util_wall_ms());
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -117,7 +110,7 @@ gw__hubs_init(gw_t *gw, const gw_options_t *opt)
     gw->hubs.id[16] = '\0';
     snprintf(gw->hubs.version, sizeof gw->hubs.version, "%s", opt->version ? opt->version : "");
     snprintf(gw->hubs.role, sizeof gw->hubs.role, "unknown");
-    gw->hubs.started_ms = wall_ms();
+    gw->hubs.started_ms = util_wall_ms();
     uv_timer_init(gw->loop, &gw->hubs.beat);
     gw->hubs.beat.data = gw;
     if (gw->bus != NULL)

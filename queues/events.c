@@ -96,12 +96,13 @@ static const char LOOKUP_LUA[] =
     "return out\n";
 
 /* KEYS: the positions' hash, then the streams. Per stream: the saved
- * position, else the stream's last ID, else "0-0" (read it from its first
+ * position (when it is an ID), else the stream's last ID, else "0-0" (read it from its first
  * entry when it appears). */
 static const char CURSOR_LUA[] =
     "local out = {}\n"
     "for i = 2, #KEYS do\n"
     "  local ok, c = pcall(redis.call, 'HGET', KEYS[1], KEYS[i])\n"
+    "  if ok and c and not string.match(c, '^%d+%-%d+$') then c = nil end\n"
     "  if not ok or not c then\n"
     "    c = '0-0'\n"
     "    if redis.call('TYPE', KEYS[i])['ok'] == 'stream' then\n"
@@ -162,15 +163,17 @@ xsources(queues_t *qs, xsrc_t *out)
     size_t n = 0;
     for (size_t i = 0; i < qs->conf.nq; i++) {
         queue_t *q = &qs->q[i];
-        if (q->spec->kind == QUEUE_BULLMQ) {
+        if (q->spec->kind == QUEUE_BULLMQ && !q->bad[0]) {
             if (out)
                 out[n] = (xsrc_t){q, XR_BULLMQ, q->events_key, q->cursor};
             n++;
         } else if (q->spec->kind == QUEUE_STREAM) {
-            if (out)
-                out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor};
-            n++;
-            if (q->spec->dead) {
+            if (!q->bad[0]) {
+                if (out)
+                    out[n] = (xsrc_t){q, XR_STREAM, q->spec->label, q->cursor};
+                n++;
+            }
+            if (q->spec->dead && !q->bad[1]) {
                 if (out)
                     out[n] = (xsrc_t){q, XR_DEAD, q->spec->dead, q->dcursor};
                 n++;
@@ -292,8 +295,11 @@ send_job(queues_t *qs, queue_t *q, const char *user, const char *id, const char 
         if (state != JOB_FAILED && elen <= RESULT_MAX)
             v = json_loadb(extra, elen, JSON_DECODE_ANY, NULL);
         if (v == NULL) { /* a reason, or a result too long or not JSON: text, cut */
-            char *t = util_malloc(RESULT_MAX + 1);
-            size_t tl = util_utf8_sanitize(t, extra, elen > RESULT_MAX ? RESULT_MAX : elen);
+            size_t cut = elen > RESULT_MAX ? RESULT_MAX : elen;
+            char *t = util_malloc(3 * cut + 1); /* each byte that is not UTF-8: 3 (U+FFFD) */
+            size_t tl = util_utf8_sanitize(t, extra, cut);
+            while (tl > RESULT_MAX || (tl > 0 && ((unsigned char)t[tl] & 0xC0) == 0x80))
+                tl--; /* at most 4 KiB, cut between characters */
             v = json_stringn(t, tl);
             free(t);
             if (elen > RESULT_MAX)
@@ -789,6 +795,7 @@ dead_entry(queues_t *qs, queue_t *q, const redisReply *id, const redisReply *fv)
 }
 
 static void xread_send(queues_t *qs);
+static void find_bad(queues_t *qs);
 
 /* The lengths of argv[0..n) (C strings), malloc'd. */
 static size_t *
@@ -843,6 +850,72 @@ complete_acked(queues_t *qs)
     }
 }
 
+/* Every key XREAD reads, with the TYPE of each: those that are neither a
+ * stream nor missing. */
+static const char TYPES_LUA[] =
+    "local out = {}\n"
+    "for i, k in ipairs(KEYS) do out[i] = redis.call('TYPE', k)['ok'] end\n"
+    "return out\n";
+static bus_script_t types_script = {TYPES_LUA, "", 0};
+
+static void
+on_types(void *privdata, redisReply *r)
+{
+    queues_t *qs = privdata;
+    size_t n = xsources(qs, NULL);
+    xsrc_t *src;
+
+    int found = 0;
+
+    qs->types = NULL;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return; /* tried again at the next poll */
+    src = util_malloc((n ? n : 1) * sizeof *src);
+    xsources(qs, src);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *t = r->element[i];
+        if (t->type == REDIS_REPLY_STATUS || t->type == REDIS_REPLY_STRING) {
+            if (strcmp(t->str, "stream") != 0 && strcmp(t->str, "none") != 0) {
+                found = 1;
+                queue_t *q = src[i].q;
+                int which = src[i].role == XR_DEAD;
+                q->bad[which] = 1;
+                q->skips[QS_WRONGTYPE]++;
+                if (!q->bad_logged[which]) /* once, until it is a stream again */
+                    LOG_WARN("queues", "queue %s: %s is a %s, not a stream: its job events are "
+                             "not read", q->spec->label, src[i].key, t->str);
+                q->bad_logged[which] = 1;
+            }
+        }
+    }
+    free(src);
+    /* no key to leave out: the XREAD failed for another reason (a position
+     * Redis refuses, an ACL); the tick tries again in a second, not at once */
+    if (!found)
+        qs->xread_after = uv_now(qs->loop) + 1000;
+    xread_send(qs);
+}
+
+static void
+find_bad(queues_t *qs)
+{
+    size_t n = xsources(qs, NULL);
+    const char **argv = util_malloc((n ? n : 1) * sizeof *argv);
+    xsrc_t *src = util_malloc((n ? n : 1) * sizeof *src);
+    size_t *l;
+
+    xsources(qs, src);
+    for (size_t i = 0; i < n; i++)
+        argv[i] = src[i].key;
+    l = lens(argv, n);
+    if (n > 0)
+        bus_script_request(qs->ebus, &qs->egroup, &qs->types, &types_script, (int)n, (int)n,
+                           argv, l, on_types, qs);
+    free(l);
+    free(src);
+    free(argv);
+}
+
 static void
 on_xread(void *privdata, redisReply *r)
 {
@@ -855,12 +928,13 @@ on_xread(void *privdata, redisReply *r)
     if (r == NULL || qs->closing)
         return; /* the connection went away: started again when it is back */
     if (r->type == REDIS_REPLY_ERROR) {
-        /* a key of the wrong type: counted, and tried again at the next poll */
-        for (size_t i = 0; i < qs->conf.nq; i++)
-            if (qs->q[i].spec->kind != QUEUE_BULL)
-                queues__skip(qs, &qs->q[i], QS_WRONGTYPE, r->str);
+        /* a key that is not a stream fails the whole XREAD: find it, leave
+         * it out until the next poll, read the others */
+        unsigned k = util_ratelog_allow(&qs->xread_log, uv_now(qs->loop), 1);
+        if (k)
+            LOG_WARN("queues", "reading job events failed: %s (%u since last report)", r->str, k);
         qs->xread_seq++;
-        qs->xread_paused = 1;
+        find_bad(qs);
         return;
     }
     src = util_malloc((n ? n : 1) * sizeof *src);
@@ -918,8 +992,8 @@ xread_send(queues_t *qs)
     xsrc_t *src;
     int argc = 0;
 
-    if (n == 0 || qs->closing || !qs->cursors_known || qs->xread || qs->xread_paused ||
-        !bus_ready(qs->ebus))
+    if (n == 0 || qs->closing || !qs->cursors_known || qs->xread || qs->types ||
+        uv_now(qs->loop) < qs->xread_after || !bus_ready(qs->ebus))
         return;
     argv = util_malloc((6 + 2 * n) * sizeof *argv);
     src = util_malloc(n * sizeof *src);
@@ -1115,12 +1189,15 @@ queues__events_tick(queues_t *qs)
     }
 }
 
-/* After each poll: an XREAD stopped by a key of the wrong type is tried
- * again. */
+/* After each poll: keys left out for not being streams are tried again
+ * (the XREAD in flight does not read them; the next one will). */
 void
 queues__events_retry(queues_t *qs)
 {
-    qs->xread_paused = 0;
+    if (qs->types != NULL)
+        return;
+    for (size_t i = 0; i < qs->conf.nq; i++)
+        qs->q[i].bad[0] = qs->q[i].bad[1] = 0;
 }
 
 /* ---- life ---- */
@@ -1219,7 +1296,7 @@ queues__events_close(queues_t *qs)
     bus_group_cancel(&qs->lgroup, lookup_free);
     bus_group_cancel(&qs->cgroup, check_release);
     bus_group_cancel(&qs->egroup, NULL);
-    qs->xread = qs->cursor_load = NULL;
+    qs->xread = qs->cursor_load = qs->types = NULL;
     if (qs->cursors_known)
         save_cursors(qs);
     if (qs->ebus)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SCAN_LIMIT "1000" /* active jobs / pending entries looked at per poll */
 
@@ -295,6 +296,18 @@ take_stream(queue_t *q, const redisReply *r, double *nv)
     return 0;
 }
 
+
+/* A poll that found the queue unusable: counted every time, logged when
+ * the queue's state changes (not at every poll). */
+static void
+skip_once(queues_t *qs, queue_t *q, int was, enum queue_skip why, const char *detail)
+{
+    q->skips[why]++;
+    if (was != q->state || strcmp(q->last_logged, detail) != 0)
+        LOG_WARN("queues", "queue %s: skipped (%s): %s", q->spec->label, skip_names[why], detail);
+    snprintf(q->last_logged, sizeof q->last_logged, "%s", detail);
+}
+
 static void
 on_poll(void *privdata, redisReply *r)
 {
@@ -312,22 +325,21 @@ on_poll(void *privdata, redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(q->error, sizeof q->error, "%s", r->str);
         q->state = -1;
-        queues__skip(qs, q, QS_WRONGTYPE, r->str);
+        q->polled_ms = util_wall_ms();
+        skip_once(qs, q, was, QS_WRONGTYPE, r->str);
     } else {
         ok = r->type == REDIS_REPLY_ARRAY &&
              (q->spec->kind == QUEUE_STREAM ? take_stream(q, r, nv) : take_bull(q, r, nv)) == 0;
         if (!ok) {
             snprintf(q->error, sizeof q->error, "unexpected answer");
             q->state = -1;
-            queues__skip(qs, q, QS_WRONGTYPE, q->error);
+            q->polled_ms = util_wall_ms();
+            skip_once(qs, q, was, QS_WRONGTYPE, q->error);
         } else if (q->state == 0) {
-            q->skips[QS_MISSING]++; /* logged when it starts */
-            if (was != 0)
-                LOG_WARN("queues", "queue %s: nothing in Redis under this name (yet)",
-                         q->spec->label);
+            skip_once(qs, q, was, QS_MISSING, "nothing in Redis under this name (yet)");
         } else if (q->state < 0) {
             snprintf(q->error, sizeof q->error, "no consumer group '%s'", q->spec->group);
-            queues__skip(qs, q, QS_GROUP, q->error);
+            skip_once(qs, q, was, QS_GROUP, q->error);
         }
     }
     if (q->state == 0) /* names nothing (yet): every count is 0 */
@@ -337,6 +349,8 @@ on_poll(void *privdata, redisReply *r)
     for (int m = 0; m < QM_COUNT; m++)
         if (!(isnan(nv[m]) && isnan(q->v[m])) && nv[m] != q->v[m])
             changed = 1;
+    if (q->state > 0)
+        q->last_logged[0] = '\0';
     memcpy(q->v, nv, sizeof nv);
     if (!q->have)
         changed = 1;

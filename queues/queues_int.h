@@ -37,6 +37,7 @@ typedef struct queue {
     double v[QM_COUNT]; /* NAN: not known */
     long long polled_ms;
     char error[160];
+    char last_logged[160]; /* the last poll problem logged */
     int *firing; /* per rule of the conf: 1 while its bound is crossed */
     /* counters */
     uint64_t polls, skips[QS_COUNT], alerts, events[4], unrouted;
@@ -44,6 +45,8 @@ typedef struct queue {
     char cursor[48];  /* BullMQ: <base>events; streams: the stream */
     char dcursor[48]; /* streams: the dead-letter stream */
     char *events_key; /* the stream XREAD reads (BullMQ: <base>events) */
+    int bad[2];       /* its stream, its dead letters: not a stream, left out until the next poll */
+    int bad_logged[2];
     track_t *tracks;  /* streams: entries with a user, until acked or dead */
     size_t ntracks;
     bus_req_t *check; /* streams: the acknowledgement check */
@@ -76,7 +79,9 @@ typedef struct queues {
     int cursors_known;
     bus_req_t *xread, *cursor_load;
     uint64_t xread_seq; /* XREADs answered */
-    int xread_paused;   /* one failed (a key of the wrong type): until the next poll */
+    bus_req_t *types; /* after a failed XREAD: which keys are not streams */
+    uint64_t xread_after; /* no XREAD before (loop ms): after a failure of another kind */
+    util_ratelog_t xread_log;
     util_htable_t jobs; /* "<queue idx>:<job id>" -> job_entry_t */
     job_entry_t *jobs_head, *jobs_tail; /* insertion order, for the bound */
     size_t njobs;

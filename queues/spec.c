@@ -157,13 +157,23 @@ parse_bound(const char *s, size_t n, int duration, double *out)
     char buf[32];
     char *e;
     double v, scale = 1;
+    size_t digits = 0, dots = 0;
 
     if (n == 0 || n >= sizeof buf || !isdigit((unsigned char)s[0]))
         return -1;
+    /* digits, at most one '.' followed by a digit: no hex, no exponent */
+    while (digits < n && (isdigit((unsigned char)s[digits]) || s[digits] == '.')) {
+        if (s[digits] == '.' && (++dots > 1 || digits + 1 == n ||
+                                 !isdigit((unsigned char)s[digits + 1])))
+            return -1;
+        digits++;
+    }
     memcpy(buf, s, n);
     buf[n] = '\0';
     errno = 0;
     v = strtod(buf, &e);
+    if ((size_t)(e - buf) != digits)
+        return -1;
     if (errno != 0 || !isfinite(v) || v < 0 || v > 1e12)
         return -1;
     if (*e != '\0') {
@@ -186,11 +196,15 @@ static int
 parse_rule(const char *s, size_t n, const queues_conf_t *c, queue_rule_t *r, char *err,
            size_t cap)
 {
-    const char *gt = memchr(s, '>', n), *m, *colon = NULL;
+    const char *gt = NULL, *m, *colon = NULL;
     size_t ml;
     int dur;
 
     memset(r, 0, sizeof *r);
+    /* The last '>': a bound holds none, but a queue's name may ("a>b"). */
+    for (const char *p = s; p < s + n; p++)
+        if (*p == '>')
+            gt = p;
     if (gt == NULL || n >= sizeof r->text)
         return fail(err, cap, "alert '%.*s': expected [<queue>:]<what>><bound>", (int)n, s);
     for (const char *p = s; p < gt; p++)

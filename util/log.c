@@ -170,6 +170,14 @@ util_log(int level, const char *mod, const char *fmt, ...)
             ts.tv_nsec / 1000000, level_names[level], mod, esc);
 }
 
+long long
+util_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 unsigned
 util_ratelog_allow(util_ratelog_t *rl, uint64_t now_ms, unsigned burst)
 {

@@ -73,6 +73,9 @@ typedef struct util_ratelog {
  * line may be written now (so the caller can say "and N more"), 0 if not. */
 unsigned util_ratelog_allow(util_ratelog_t *rl, uint64_t now_ms, unsigned burst);
 
+/* Wall-clock time in ms since the epoch (for timestamps others read). */
+long long util_wall_ms(void);
+
 /* Appends `s` (n bytes) to `out` as a JSON string body (no quotes), escaping
  * quotes, backslashes, control bytes and bytes >= 0x80 that do not form valid
  * UTF-8. `out` has room for `cap`; returns bytes written, truncating. */

@@ -7,7 +7,8 @@
 //
 // Reading order: settings and helpers, the token, the connection (with its
 // reconnect backoff), the frames it receives, then one section per panel:
-// timeline, bot rooms, reserved assets, configuration, lock inspector.
+// timeline, bot rooms, reserved assets, configuration, lock inspector,
+// hubs, my jobs, job queues.
 'use strict';
 
 (function () {
@@ -155,6 +156,7 @@
     if (!c) return;
     ui.whoSub.textContent = str(c.sub) || '(no sub)';
     ui.timelineRoom.textContent = 'user:' + str(c.sub);
+    jobs.ui.room.textContent = 'user:' + str(c.sub);
     ui.whoRoles.replaceChildren();
     if (session.roles.size === 0) ui.whoRoles.append(el('span', 'role role-none', 'no roles'));
     for (const r of session.roles) ui.whoRoles.append(el('span', 'role', r));
@@ -320,6 +322,7 @@
     resv.refresh(wasDown ? 'reconnected' : 'connected');
     locks.onLive();
     hubs.onLive();
+    jobq.onLive();
   }
 
   // `why` overrides the text for `code` (a drop the page decided itself).
@@ -330,6 +333,7 @@
     conn.pending = [];
     clearConnTimers();
     rooms.allOut();
+    jobq.down();
     if (!conn.wanted) {
       setState('idle', 'disconnected');
       return;
@@ -431,6 +435,8 @@
     config.reset();
     locks.reset();
     hubs.reset();
+    jobs.reset();
+    jobq.reset();
     conn.wanted = true;
     conn.everLive = false;
     conn.attempt = 0;
@@ -450,6 +456,7 @@
     conn.downSince = 0;
     conn.pending = [];
     rooms.allOut();
+    jobq.down();
     if (ws) ws.close(1000, 'bye');
     if (!quiet) setState('idle', 'disconnected');
     updateButtons();
@@ -501,11 +508,18 @@
         return opsStream.add('finishedtrades', 'trade finished', [str(data)]);
       case 'steamDown':
         return opsStream.add('steamDown', 'Steam status', [str(data)]);
+      case 'job':
+        return jobs.onEvent(data);
+      case 'queues':
+        return jobq.onQueue(data);
+      case 'queue-alert':
+        return jobq.onAlert(data);
       case 'pong':
         return onPong();
       case 'joined':
         takePending(['join']);
-        if (isObject(data)) rooms.set(str(data.room), 'in');
+        if (isObject(data) && data.room === QUEUES_ROOM) jobq.joined();
+        else if (isObject(data)) rooms.set(str(data.room), 'in');
         return;
       case 'left':
         takePending(['leave']);
@@ -530,6 +544,7 @@
   function onError(d) {
     const op = takePending(['join', 'leave', 'config.watch']);
     if (op && op.op === 'config.watch') return config.watchRefused(d);
+    if (op && op.op === 'join' && op.room === QUEUES_ROOM) return jobq.joinRefused(d);
     if (op && (op.op === 'join' || op.op === 'leave')) rooms.refused(op.room, op.op);
     const what = op ? op.op + (op.room ? ' ' + op.room : '') + ' refused' : 'error from the hub';
     addEntry(ui.timeline, 'error', 'error', what + ': ' + str(d.code), [str(d.message)]);
@@ -1212,6 +1227,358 @@
     },
   };
 
+  // ---- 7. my jobs: `job` events in the user's own room ---------------------
+
+  // One row per (queue, id), newest first, updated in place as the job goes
+  // active -> progress -> completed | failed (a retried job goes active
+  // again). The hub sends these only for jobs whose data names this user;
+  // there is nothing to re-read after a reconnect, so rows stay until the
+  // token changes or the list is cleared.
+  const MAX_JOBS = 50;
+  const JOB_STATES = ['active', 'progress', 'completed', 'failed'];
+  const jobs = {
+    rows: new Map(), // "queue\u0000id" -> {tr, job}
+    ui: {
+      table: $('jobs-table'),
+      body: $('jobs-body'),
+      empty: $('jobs-empty'),
+      count: $('jobs-count'),
+      room: $('jobs-room'),
+    },
+
+    reset() {
+      jobs.rows = new Map();
+      jobs.ui.body.replaceChildren();
+      jobs.counts();
+    },
+    counts() {
+      const n = jobs.rows.size;
+      const running = [...jobs.rows.values()].filter((r) => r.job.state === 'active' || r.job.state === 'progress').length;
+      jobs.ui.table.hidden = n === 0;
+      jobs.ui.empty.hidden = n !== 0;
+      jobs.ui.count.textContent = n ? n + (n === 1 ? ' job' : ' jobs') + (running ? ', ' + running + ' running' : '') : '';
+    },
+    // {queue, id, name, state, progress?, result?, reason?, truncated?}
+    onEvent(d) {
+      if (!isObject(d) || !JOB_STATES.includes(d.state)) return addEntry(ui.timeline, 'other', 'job', 'job', [short(d)]);
+      const key = str(d.queue) + '\u0000' + str(d.id);
+      let row = jobs.rows.get(key);
+      if (!row) {
+        const tr = el('tr');
+        tr.dataset.queue = str(d.queue);
+        tr.dataset.id = str(d.id);
+        row = { tr, job: { queue: str(d.queue), id: str(d.id) } };
+        jobs.rows.set(key, row);
+        jobs.ui.body.prepend(tr);
+        jobs.trim();
+      }
+      const j = row.job;
+      j.state = d.state;
+      j.at = new Date();
+      if (d.name !== undefined && d.name !== null) j.name = str(d.name);
+      if (d.state === 'active') {
+        delete j.result;
+        delete j.reason;
+        delete j.truncated;
+      }
+      if ('progress' in d) j.progress = d.progress;
+      if ('result' in d) j.result = d.result;
+      if ('reason' in d) j.reason = d.reason;
+      if (d.state === 'completed' || d.state === 'failed') j.truncated = d.truncated === true;
+      jobs.render(row);
+      jobs.counts();
+    },
+    // Beyond MAX_JOBS rows, the oldest finished ones go first.
+    trim() {
+      while (jobs.rows.size > MAX_JOBS) {
+        const all = [...jobs.rows.entries()];
+        const done = all.filter(([, r]) => r.job.state === 'completed' || r.job.state === 'failed');
+        const [key, r] = (done.length ? done : all).reduce((a, b) =>
+          a[1].tr.compareDocumentPosition(b[1].tr) & Node.DOCUMENT_POSITION_FOLLOWING ? b : a,
+        );
+        r.tr.remove();
+        jobs.rows.delete(key);
+      }
+    },
+    render(row) {
+      const j = row.job;
+      const tr = row.tr;
+      tr.dataset.state = j.state;
+
+      const what = el('td', 'job');
+      const name = el('div', 'job-name', j.name || '(no name)');
+      const id = el('div', 'job-id', '#' + j.id + ' · ' + j.queue);
+      name.title = name.textContent;
+      id.title = id.textContent;
+      what.append(name, id);
+
+      const state = el('td');
+      state.append(el('span', 'badge js-' + j.state, j.state));
+      state.append(el('div', 'job-when', clock(j.at)));
+
+      // A number is a percentage (BullMQ and Bull report 0-100); anything
+      // else a job reports is shown as it is. A completed job is full.
+      const prog = el('td', 'job-progress');
+      const p = j.progress;
+      const pct = j.state === 'completed' ? 100 : typeof p === 'number' && isFinite(p) ? Math.max(0, Math.min(100, p)) : null;
+      if (pct !== null) {
+        const bar = el('progress');
+        bar.max = 100;
+        bar.value = pct;
+        prog.append(bar, el('span', 'job-pct', Math.round(pct) + '%'));
+        prog.dataset.progress = String(pct);
+      } else if (p !== undefined && p !== null) {
+        prog.append(el('span', 'job-pct', short(p, 40)));
+        prog.dataset.progress = short(p, 40);
+      } else {
+        prog.append(el('span', 'faint', '–'));
+        prog.dataset.progress = '';
+      }
+
+      const out = el('td', 'job-result');
+      if (j.state === 'failed') {
+        out.classList.add('bad');
+        out.textContent = short(j.reason, 120) || 'failed';
+      } else if (j.state === 'completed') {
+        out.textContent = j.result === undefined || j.result === null ? '–' : short(j.result, 120);
+      } else {
+        out.append(el('span', 'faint', 'running…'));
+      }
+      if (j.truncated) out.append(el('span', 'faint', ' (cut at 4 KiB)'));
+      if (j.result !== undefined || j.reason !== undefined) out.title = short(j.state === 'failed' ? j.reason : j.result, 2000);
+
+      tr.replaceChildren(what, state, prog, out);
+      tr.classList.remove('flash');
+      void tr.offsetWidth; // restart the animation
+      tr.classList.add('flash');
+    },
+  };
+
+  $('jobs-clear').addEventListener('click', () => jobs.reset());
+
+  // ---- 8. job queues (role ops): GET /v1/queues, then the room queues ------
+
+  // The list is read when the connection is (re)established, after joining
+  // the room `queues`; from then on a `queues` event replaces one queue's
+  // row and a `queue-alert` event adds or removes a firing alert. A row is
+  // replaced only by one polled at the same time or later, so a GET
+  // answered late cannot undo a live update.
+  const QUEUES_ROOM = 'queues';
+  const jobq = {
+    rows: new Map(), // label -> {tr, q}
+    alerts: new Map(), // "queue\u0000alert" -> {queue, alert, measure, value, bound, at}
+    room: 'out', // out | joining | in | refused
+    available: null, // null: not known yet; false: no /v1/queues on this hub
+    pollSeconds: null,
+    seq: 0,
+    ui: {
+      table: $('queues-table'),
+      body: $('queues-body'),
+      empty: $('queues-empty'),
+      count: $('queues-count'),
+      status: $('queues-status'),
+      alerts: $('queues-alerts'),
+    },
+
+    status(text, cls) {
+      jobq.ui.status.textContent = text;
+      jobq.ui.status.className = 'status' + (cls ? ' ' + cls : '');
+    },
+    reset() {
+      jobq.seq++;
+      jobq.rows = new Map();
+      jobq.alerts = new Map();
+      jobq.room = 'out';
+      jobq.available = null;
+      jobq.pollSeconds = null;
+      jobq.ui.body.replaceChildren();
+      jobq.ui.table.hidden = true;
+      jobq.ui.empty.hidden = true;
+      jobq.ui.count.textContent = '';
+      jobq.ui.table.dataset.available = '';
+      jobq.renderAlerts();
+      if (!hasRole('ops')) jobq.status('The job queues need a token with role ops.', 'muted');
+      else jobq.status('Waiting for the connection…', 'muted');
+    },
+    // On every (re)connection of an ops token: join the room first, then
+    // read the list, so that no change falls between the two.
+    onLive() {
+      if (!hasRole('ops')) return;
+      if (jobq.available === false) return jobq.unavailable();
+      if (send({ op: 'join', room: QUEUES_ROOM })) jobq.room = 'joining';
+      jobq.fetch();
+    },
+    down() {
+      if (jobq.room !== 'refused') jobq.room = 'out';
+      if (hasRole('ops') && jobq.available !== false) jobq.status('Not connected: the list is read again when the connection is back.', 'muted');
+    },
+    joined() {
+      jobq.room = 'in';
+      jobq.liveStatus();
+    },
+    joinRefused(d) {
+      jobq.room = 'refused';
+      if (jobq.available === false) return; // an older hub: "not available" says it all
+      jobq.status('The hub refused to join the room queues: ' + str(d.code) + (d.message ? ': ' + str(d.message) : '') + '.', 'bad');
+    },
+    unavailable(why) {
+      jobq.available = false;
+      jobq.ui.table.hidden = true;
+      jobq.ui.empty.hidden = true;
+      jobq.ui.table.dataset.available = 'false';
+      jobq.ui.count.textContent = '';
+      jobq.status('Not available: ' + (why || 'this hub does not serve job queues (GET /v1/queues is not a route)') + '.', 'muted');
+    },
+    async fetch() {
+      if (!conn.live || !hasRole('ops')) return;
+      const seq = ++jobq.seq;
+      try {
+        const r = await api('GET', '/v1/queues');
+        if (seq !== jobq.seq) return;
+        if (r.ok && isObject(r.json) && Array.isArray(r.json.queues)) {
+          jobq.available = true;
+          jobq.ui.table.dataset.available = 'true';
+          jobq.pollSeconds = typeof r.json.pollSeconds === 'number' ? r.json.pollSeconds : null;
+          const seen = new Set();
+          for (const q of r.json.queues.filter(isObject)) {
+            seen.add(str(q.queue));
+            jobq.put(q);
+          }
+          for (const [label, row] of jobq.rows) {
+            if (!seen.has(label)) {
+              row.tr.remove();
+              jobq.rows.delete(label);
+            }
+          }
+          for (const [k, a] of jobq.alerts) if (!seen.has(a.queue)) jobq.alerts.delete(k);
+          jobq.renderAlerts();
+          jobq.counts();
+          jobq.liveStatus();
+        } else if (r.status === 404) {
+          jobq.unavailable();
+        } else {
+          jobq.status('The hub answered ' + apiError(r), 'bad');
+        }
+      } catch (e) {
+        if (seq === jobq.seq) jobq.status('Could not reach the hub: ' + e.message, 'bad');
+      }
+    },
+    liveStatus() {
+      if (jobq.available !== true) return;
+      if (jobq.rows.size === 0) {
+        jobq.status('');
+        return;
+      }
+      const poll = jobq.pollSeconds !== null ? 'counts read every ' + jobq.pollSeconds + ' s' : 'counts read by the hub';
+      if (jobq.room === 'in') jobq.status('Live: ' + poll + ', changes arrive as queues events. Read ' + clock() + '.', 'ok');
+      else if (jobq.room === 'joining') jobq.status('Read ' + clock() + '; joining the room queues…', 'muted');
+      else if (jobq.room !== 'refused') jobq.status('Read ' + clock() + '; not live (not in the room queues).', 'muted');
+    },
+    counts() {
+      const n = jobq.rows.size;
+      jobq.ui.table.hidden = n === 0;
+      jobq.ui.empty.hidden = n !== 0 || jobq.available !== true;
+      jobq.ui.count.textContent = n ? n + (n === 1 ? ' queue' : ' queues') : '';
+    },
+    // One queue's object (GET /v1/queues or a `queues` event).
+    put(q) {
+      const label = str(q.queue);
+      if (!label) return;
+      let row = jobq.rows.get(label);
+      if (row && typeof row.q.polledAt === 'number' && typeof q.polledAt === 'number' && q.polledAt < row.q.polledAt) return;
+      const fresh = !row;
+      if (!row) {
+        row = { tr: el('tr'), q };
+        row.tr.dataset.queue = label;
+        jobq.rows.set(label, row);
+        jobq.ui.body.append(row.tr);
+      }
+      row.q = q;
+      // The queue's firing rules: its alerts as the hub has them now.
+      const firing = new Set(Array.isArray(q.alerts) ? q.alerts.map(str) : []);
+      for (const [k, a] of jobq.alerts) if (a.queue === label && !firing.has(a.alert)) jobq.alerts.delete(k);
+      for (const text of firing) {
+        const k = label + '\u0000' + text;
+        if (!jobq.alerts.has(k)) jobq.alerts.set(k, { queue: label, alert: text, at: new Date() });
+      }
+      jobq.renderRow(row, !fresh);
+    },
+    onQueue(d) {
+      if (!isObject(d) || jobq.available === false) return;
+      jobq.put(d);
+      jobq.renderAlerts();
+      jobq.counts();
+    },
+    // {queue, alert, measure, value, bound, state: firing | cleared}
+    onAlert(d) {
+      if (!isObject(d)) return;
+      const k = str(d.queue) + '\u0000' + str(d.alert);
+      if (d.state === 'cleared') jobq.alerts.delete(k);
+      else jobq.alerts.set(k, { queue: str(d.queue), alert: str(d.alert), measure: d.measure, value: d.value, bound: d.bound, at: new Date() });
+      jobq.renderAlerts();
+    },
+    renderAlerts() {
+      const items = [...jobq.alerts.values()].map((a) => {
+        const li = el('li', 'alert');
+        li.dataset.queue = a.queue;
+        li.dataset.alert = a.alert;
+        li.append(el('span', 'pill pill-held', 'firing'), el('code', '', a.queue), document.createTextNode(' ' + a.alert));
+        const bits = [];
+        if (typeof a.value === 'number') bits.push(str(a.measure) + ' ' + a.value);
+        bits.push('since ' + clock(a.at));
+        li.append(el('span', 'faint', ' · ' + bits.join(' · ')));
+        return li;
+      });
+      jobq.ui.alerts.replaceChildren(...items);
+      jobq.ui.alerts.hidden = items.length === 0;
+    },
+    renderRow(row, flash) {
+      const q = row.q;
+      const c = isObject(q.counts) ? q.counts : {};
+      const stream = q.kind === 'stream';
+      const n = (v) => (typeof v === 'number' ? String(v) : '–');
+      const tr = row.tr;
+      tr.dataset.kind = str(q.kind);
+      tr.dataset.status = str(q.status);
+
+      const name = el('td', 'queue');
+      const head = el('div', 'queue-head');
+      head.append(el('code', 'queue-name', str(q.queue)));
+      if (q.status !== 'ok') head.append(el('span', 'pill ' + (q.status === 'error' ? 'pill-held' : 'pill-soft'), str(q.status)));
+      if (Array.isArray(q.alerts) && q.alerts.length) head.append(el('span', 'pill pill-warn', q.alerts.length + ' alert' + (q.alerts.length === 1 ? '' : 's')));
+      // What the four count columns do not show, on a line of its own.
+      const bits = [str(q.kind) + (stream ? ' ' + str(q.group) : '')];
+      for (const m of stream ? ['length', 'lag', 'consumers'] : ['paused', 'prioritized', 'waiting-children']) {
+        if (typeof c[m] === 'number' && (stream || c[m] > 0)) bits.push(m + ' ' + c[m]);
+      }
+      if (typeof q.oldestWaitingSeconds === 'number' && c.waiting > 0) bits.push('oldest waiting ' + duration(q.oldestWaitingSeconds * 1000));
+      if (typeof q.stuck === 'number' && q.stuck > 0) bits.push(q.stuck + ' stuck (> ' + q.stuckAfterSeconds + ' s)');
+      if (typeof q.stalled === 'number' && q.stalled > 0) bits.push(q.stalled + ' stalled');
+      if (q.error) bits.push(short(q.error, 80));
+      name.append(head, el('div', 'queue-meta', bits.join(' · ')));
+
+      const cell = (measure, v) => {
+        const td = el('td', 'num', n(v));
+        td.dataset.count = measure;
+        return td;
+      };
+      tr.replaceChildren(
+        name,
+        cell('waiting', c.waiting),
+        cell('active', stream ? c.pending : c.active),
+        cell('delayed', stream ? null : c.delayed),
+        cell('completed', stream ? null : c.completed),
+        cell('failed', stream ? c['dead-letters'] : c.failed),
+      );
+      tr.title = 'polled ' + (typeof q.polledAt === 'number' ? clock(new Date(q.polledAt)) : 'not yet');
+      if (flash) {
+        tr.classList.remove('flash');
+        void tr.offsetWidth; // restart the animation
+        tr.classList.add('flash');
+      }
+    },
+  };
+
   // ---- start ---------------------------------------------------------------
 
   ui.tokenForm.addEventListener('submit', (ev) => {
@@ -1243,6 +1610,8 @@
   resv.reset();
   locks.reset();
   hubs.reset();
+  jobs.reset();
+  jobq.reset();
 
   const initial = params.get('token') || hash.get('token');
   if (initial) connect(initial);

@@ -7,8 +7,14 @@
 // configuration keys, and a hub restart (reconnecting, live again, rooms
 // joined and keys watched again, new events shown). No console errors.
 // A screenshot of the final page is saved under the build tree.
+// The hub watches the BullMQ queue demo-orders (SPEC §12): a second test
+// runs real BullMQ jobs of the page's user through a real Worker and checks
+// "My jobs" (job events in the user's room) and the ops "Job queues" panel
+// (GET /v1/queues, then queues and queue-alert events), and that a hub
+// without --queues says it watches none.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
@@ -19,7 +25,20 @@ const haveChromium = fs.existsSync(CHROMIUM);
 const skip = haveChromium ? false : `no Chromium at ${CHROMIUM} (scripts/deps.sh test installs it)`;
 
 const WEB_ROOT = path.join(repoRoot, 'web-demo');
-const HUB_ARGS = ['--web-root', WEB_ROOT];
+// Every hub of this file watches one BullMQ queue, polled every 200 ms, with
+// the default alert bounds plus a low one for it that the jobs test crosses.
+const QUEUE = 'demo-orders';
+const QUEUE_ALERT = `${QUEUE}:waiting>2`;
+const HUB_ARGS = [
+  '--web-root',
+  WEB_ROOT,
+  '--queues',
+  `bullmq:${QUEUE}`,
+  '--queue-poll-ms',
+  '200',
+  '--queue-alerts',
+  `waiting>100,failed>50,stuck>300s,${QUEUE_ALERT}`,
+];
 const WAIT = { timeout: 15000 }; // every wait on the page is bounded
 
 let redis;
@@ -74,19 +93,19 @@ after(async () => {
 // `expectWsFailures()` is true, Chromium's own line for a WebSocket that
 // could not connect to this hub's /ws is expected (the hub is down on
 // purpose) and is not a problem; exactly that line, nothing else.
-async function openDemo(token, { expectWsFailures = () => false } = {}) {
+async function openDemo(token, { expectWsFailures = () => false, on = hub } = {}) {
   const page = await browser.newPage({ viewport: { width: 1440, height: 960 } });
   const problems = [];
   const wsFailed = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:(\d+)\/ws\?token=[^']*' failed: /;
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const m = wsFailed.exec(msg.text());
-    if (m && Number(m[1]) === hub.port && expectWsFailures()) return;
+    if (m && Number(m[1]) === on.port && expectWsFailures()) return;
     problems.push(`console.error: ${msg.text()}`);
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
-  const resp = await page.goto(`${hub.url}/?token=${encodeURIComponent(token)}`, { timeout: 15000 });
+  const resp = await page.goto(`${on.url}/?token=${encodeURIComponent(token)}`, { timeout: 15000 });
   assert.equal(resp.status(), 200, 'the hub served the demo page');
   return { page, problems };
 }
@@ -299,6 +318,118 @@ test('the demo page shows trades, rooms, reservations, locks and config live, an
     assert.deepEqual(odd, [], 'unknown events or hub errors in the timeline');
     assert.deepEqual(problems, [], 'console errors on the page');
   } finally {
+    await withTimeout(page.close(), 10000, 'page to close').catch(() => {});
+  }
+});
+
+// BullMQ from the tests' packages (its ESM build does not load here).
+function bullmq() {
+  const require = createRequire(import.meta.url);
+  return require('bullmq');
+}
+
+test('my jobs and the job queues: BullMQ jobs of this user, live', { skip, timeout: 120000 }, async (t) => {
+  const { Queue, Worker } = bullmq();
+  const U = userId();
+  const other = userId();
+  const connection = { host: '127.0.0.1', port: redis.port };
+  const { page, problems } = await openDemo(hub.token(U, ['service', 'ops'], 900));
+  const queue = new Queue(QUEUE, { connection });
+  let worker = null;
+  let bare = null;
+  try {
+    await waitLive(page, 'after opening');
+    assert.equal(await text(page, '#jobs-room'), `user:${U}`);
+    await page.locator('#jobs-empty').waitFor({ state: 'visible', ...WAIT });
+    // The queue is in the table from GET /v1/queues, and the page is in the
+    // room queues (the status says live).
+    const qrow = page.locator(`#queues-body tr[data-queue="${QUEUE}"]`);
+    await qrow.waitFor(WAIT);
+    assert.equal(await qrow.getAttribute('data-kind'), 'bullmq');
+    await page.locator('#queues-status.ok', { hasText: 'Live' }).waitFor(WAIT);
+
+    // Another user's job first, then three of this user's, with no worker
+    // yet: 4 waiting crosses demo-orders:waiting>2, a queue-alert fires.
+    const theirs = await queue.add('ship-order', { userId: other, order: 0 });
+    const mine = [];
+    for (let n = 1; n <= 3; n++) mine.push(await queue.add('ship-order', { userId: U, order: n }));
+    await page.waitForFunction(
+      (q) => Number(document.querySelector(`#queues-body tr[data-queue="${q}"] td[data-count="waiting"]`)?.textContent) >= 4,
+      QUEUE,
+      WAIT,
+    );
+    const alert = page.locator(`#queues-alerts li[data-queue="${QUEUE}"][data-alert="${QUEUE_ALERT}"]`);
+    await alert.waitFor(WAIT);
+    assert.match(await alert.textContent(), /firing.*demo-orders:waiting>2.*waiting [34]/);
+
+    // The worker: progress 50, then (for this user's first job) wait until
+    // the page shows it, then the result.
+    let progressSeen = null;
+    worker = new Worker(
+      QUEUE,
+      async (job) => {
+        await job.updateProgress(50);
+        if (job.id === mine[0].id) {
+          progressSeen = await page
+            .locator(`#jobs-body tr[data-id="${job.id}"][data-state="progress"] td[data-progress="50"]`)
+            .waitFor(WAIT)
+            .then(() => true, (e) => e);
+        }
+        return { ok: true, order: job.data.order };
+      },
+      { connection, concurrency: 1 },
+    );
+
+    for (const job of mine) {
+      const row = page.locator(`#jobs-body tr[data-queue="${QUEUE}"][data-id="${job.id}"][data-state="completed"]`);
+      await row.waitFor(WAIT);
+      assert.equal(await row.locator('.job-name').textContent(), 'ship-order');
+      assert.equal(await row.locator('.job-result').textContent(), `{"ok":true,"order":${job.data.order}}`);
+      assert.equal(await row.locator('td[data-progress]').getAttribute('data-progress'), '100');
+    }
+    assert.equal(progressSeen, true, `the page showed progress 50 of job ${mine[0].id}: ${progressSeen}`);
+    assert.equal(await page.locator('#jobs-body tr').count(), 3, 'one row per job, updated in place');
+    assert.equal(await page.locator(`#jobs-body tr[data-id="${theirs.id}"]`).count(), 0, 'another user\'s job');
+    assert.equal(await text(page, '#jobs-count'), '3 jobs');
+    assert.equal(await page.locator('#jobs-body tr').first().getAttribute('data-id'), mine[2].id, 'newest first');
+
+    // The ops table follows the queue: all done, the alert cleared.
+    await page.waitForFunction(
+      (q) => {
+        const c = (m) => document.querySelector(`#queues-body tr[data-queue="${q}"] td[data-count="${m}"]`)?.textContent;
+        return Number(c('completed')) >= 4 && c('waiting') === '0' && c('active') === '0';
+      },
+      QUEUE,
+      WAIT,
+    );
+    await alert.waitFor({ ...WAIT, state: 'detached' });
+    assert.equal(await qrow.getAttribute('data-status'), 'ok');
+    const shot = screenshotPath('webdemo-jobs.png');
+    await page.screenshot({ path: shot, fullPage: true, timeout: 15000 });
+    t.diagnostic(`screenshot: ${shot}`);
+
+    const odd = await page.locator('#timeline li[data-kind="other"], #timeline li[data-kind="error"]').allTextContents();
+    assert.deepEqual(odd, [], 'unknown events or hub errors in the timeline');
+    assert.deepEqual(problems, [], 'console errors on the page');
+
+    // A hub without --queues: the panel says it watches none, and nothing
+    // else on the page minds.
+    bare = await startHub({ redisUrl: redis.url, extraArgs: ['--web-root', WEB_ROOT] });
+    const second = await openDemo(bare.token(U, ['service', 'ops'], 900), { on: bare });
+    try {
+      await waitLive(second.page, 'a hub without --queues');
+      await second.page.locator('#queues-empty').waitFor({ state: 'visible', ...WAIT });
+      assert.match(await second.page.locator('#queues-empty').textContent(), /No queues watched/);
+      assert.equal(await second.page.locator('#queues-table').isHidden(), true);
+      await waitRoomsJoined(second.page);
+      assert.deepEqual(second.problems, [], 'console errors on the page (hub without --queues)');
+    } finally {
+      await withTimeout(second.page.close(), 10000, 'page to close').catch(() => {});
+    }
+  } finally {
+    if (worker) await withTimeout(worker.close(), 10000, 'the BullMQ worker to close').catch((e) => t.diagnostic(String(e)));
+    await withTimeout(queue.close(), 10000, 'the BullMQ queue to close').catch((e) => t.diagnostic(String(e)));
+    if (bare) await bare.stop().catch(() => {});
     await withTimeout(page.close(), 10000, 'page to close').catch(() => {});
   }
 });

@@ -58,7 +58,14 @@
 // more reproducers). Seeds (tests/netfuzz/seeds/*.json) always replay first.
 //
 // File format: {"netfuzz": 1, "note"?, "seed"?, "hub": {"env", "logLevel",
-// "webRoot"}, "actions": [...], "failure"?}. Actions:
+// "webRoot", "args"?}, "actions": [...], "failure"?}; args: more command-line
+// flags (half the random sequences watch job queues, SPEC §12: `--queues
+// bullmq:nfq,bull:nfb,stream:nfs/nfg/nfs-dead,bullmq:nfgone` with a short
+// poll, random alert rules and sometimes a dotted --job-user-field; their
+// Redis side is driven by `pub` and `redis` actions: BullMQ events-stream
+// entries, job hashes, Bull's event channels, a Streams queue's entries,
+// group, consumers and dead letters, and keys turned into other types).
+// Actions:
 //   {a: "open", c, ack?}         TCP connect (ack: answer the hub's close frame)
 //   {a: "send", c, d, w?, cuts?, gap?, upto?, sid?}
 //                                write d (w: then wait up to w ms for the
@@ -397,6 +404,7 @@ const BOTS = ['7', '42', 'bot_a-1'];
 const ROOMS_OK = ['bot:7', 'bot:42', 'ops', 'queues', 'bot:bot_a-1'];
 const ROOMS_BAD = ['', 'user:', 'bot:', 'bot:a b', 'x'.repeat(81), 'user:' + 'x'.repeat(65), 'lobby', 'ops ', 'bot:7\u0000', 'b\u00f6t:1', 'user:../x'];
 const CLOSE_CODES = [0, 1, 999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1015, 1016, 2999, 3000, 3999, 4000, 4001, 4008, 4999, 5000, 65535];
+const JOB_IDS = ['1', '2', '3', '42', 'nf-a'];
 const BAD_UTF8 = [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc0, 0xaf], [0xe2, 0x82], [0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]];
 
 // The generator draws every choice from its PRNG and never looks at what
@@ -414,6 +422,16 @@ class Gen {
     this.sessions = []; // Engine.IO polling sessions, as intended (pollHandshake)
     this.nextSess = 1;
     this.past = []; // native and Socket.IO connections opened, closed or not: what a recovery names
+    this.queuesOn = false; // the hub watches QUEUE_SPECS (setHub)
+    this.userField = 'userId';
+  }
+
+  // What the hub of this sequence was started with (hubSettings).
+  setHub(cfg) {
+    const a = cfg.args || [];
+    this.queuesOn = a.includes('--queues');
+    const i = a.indexOf('--job-user-field');
+    if (i >= 0) this.userField = a[i + 1];
   }
 
   // ---------------------------------------------------------- small pieces
@@ -2202,6 +2220,421 @@ class Gen {
     else if (r.chance(0.3)) out.push(this.closeConn(c, r.pick(['close', 'end'])));
   }
 
+  // ---------------------------------------------------------- job queues
+
+  // A job id: mostly one of a few (so that hashes, events and ends meet),
+  // else one no job has, a huge one, an empty one, bytes.
+  jobId() {
+    const r = this.r;
+    return r.weighted([
+      [30, r.pick(JOB_IDS)],
+      [4, String(r.range(100000, 999999))],
+      [2, 'j'.repeat(r.pick([199, 200, 201, 300, 5000]))],
+      [2, ''],
+      [1, r.pick(['a:b', 'a b', '\u00e9', '1\u0000x', '*', 'x?[a]\\'])],
+      [1, bin(r.bytes(r.range(1, 12)))],
+    ]);
+  }
+
+  // A user id to route to: mostly a connected user's, else a number or
+  // something that is not a user id.
+  jobUser() {
+    const r = this.r;
+    return r.weighted([
+      [20, this.user()],
+      [3, r.pick([76561198000000001, 0, -1, 1.5, 2 ** 63, 12345])],
+      [3, r.pick(['', 'a b', 'x'.repeat(65), '<b>', '\u00e9', 'user:u3', '..'])],
+      [2, r.pick([null, true, [], {}, ['u3'], { id: 'u3' }])],
+    ]);
+  }
+
+  // A job's data as JSON text: the user at the hub's user field (a dotted
+  // path: nested objects), or at another path, or none; or not JSON.
+  jobData({ user = this.jobUser(), shape } = {}) {
+    const r = this.r;
+    shape ??= r.weighted([
+      [20, 'ok'],
+      [3, 'other-field'],
+      [2, 'no-user'],
+      [2, 'extra'],
+      [2, 'not-json'],
+      [1, 'big'],
+      [1, 'huge'],
+      [1, 'deep'],
+      [1, 'scalar'],
+      [1, 'bytes'],
+    ]);
+    const at = (field, v) => {
+      const parts = field.split('.');
+      const o = {};
+      let cur = o;
+      parts.forEach((p, i) => {
+        cur[p] = i === parts.length - 1 ? v : {};
+        cur = cur[p];
+      });
+      return o;
+    };
+    switch (shape) {
+      case 'ok':
+        return JSON.stringify({ ...at(this.userField, user), n: r.int(100) });
+      case 'other-field':
+        return JSON.stringify(at(r.pick(['userId', 'steamId', 'owner', 'owner.id.x', 'a.b']), user));
+      case 'no-user':
+        return JSON.stringify(this.anyJson());
+      case 'extra':
+        return JSON.stringify({ ...at(this.userField, user), extra: this.anyJson() });
+      case 'not-json':
+        return this.mutate(JSON.stringify(at(this.userField, user)));
+      case 'big': // over the 4 KiB a result is cut at, under the 1 MiB read
+        return ['{"pad":"', { rep: 'p', n: r.pick([5000, 100000]) }, `",${JSON.stringify(at(this.userField, user)).slice(1)}`];
+      case 'huge': // over the 1 MiB a job's data is read at
+        return ['{"pad":"', { rep: 'h', n: 1100000 }, '"}'];
+      case 'deep':
+        return r.chance(0.5) ? '['.repeat(r.pick([100, 3000, 100000])) : `${'{"a":'.repeat(2500)}1${'}'.repeat(2500)}`;
+      case 'scalar':
+        return r.pick(['null', '1', '"u3"', '[]', '', 'true']);
+      default:
+        return bin(r.bytes(r.range(1, 40)));
+    }
+  }
+
+  // A progress, return value or reason: JSON, not JSON, long, bytes.
+  jobExtra() {
+    const r = this.r;
+    return r.weighted([
+      [10, String(r.int(101))],
+      [5, JSON.stringify(this.anyJson())],
+      [3, JSON.stringify({ pct: r.int(100), note: 'x' })],
+      [3, this.mutate(JSON.stringify({ a: [1, 2] }))],
+      [2, r.pick(['', 'boom', 'Error: nope\n    at x (y.js:1:2)', '\u00e9\u2603', 'null'])],
+      [1, ['"', { rep: 'r', n: r.pick([4095, 4096, 4097, 100000]) }, '"']],
+      [1, [{ rep: 'e', n: r.pick([4097, 100000]) }]],
+      [1, bin(r.bytes(r.range(1, 64)))],
+      [1, bin(Buffer.concat([Buffer.from('"ab'), Buffer.from(r.pick(BAD_UTF8)), Buffer.from('"')]))],
+    ]);
+  }
+
+  // One BullMQ events-stream entry (XADD <prefix>:<name>:events).
+  bullmqEvent(id = this.jobId(), ev) {
+    const r = this.r;
+    ev ??= r.weighted([
+      [6, 'active'],
+      [8, 'progress'],
+      [5, 'completed'],
+      [4, 'failed'],
+      [2, 'waiting'],
+      [1, r.pick(['added', 'stalled', 'removed', 'drained', 'delayed', 'retries-exhausted'])],
+      [1, r.pick(['', 'ACTIVE', 'garbage', 'progress\u0000', 'x'.repeat(300)])],
+      [1, bin(r.bytes(r.range(1, 8)))],
+    ]);
+    const key = r.chance(0.93) ? 'bull:nfq:events' : r.pick(['bull:nfgone:events', 'bull:nfq:events:x', 'bull:nfb:events']);
+    const f = [];
+    const xf = { progress: 'data', completed: 'returnvalue', failed: 'failedReason' }[ev];
+    if (r.chance(0.97)) f.push('event', ev);
+    if (r.chance(0.95)) f.push('jobId', id);
+    if (xf && r.chance(0.92)) f.push(xf, this.jobExtra());
+    if (r.chance(0.2)) f.push(r.pick(['prev', 'attemptsMade', 'name', 'data', 'returnvalue', 'event', 'jobId']), r.pick(['active', '1', '', '{}', 'completed']));
+    if (r.chance(0.05)) f.push(bin(r.bytes(3)), bin(r.bytes(5)));
+    if (!f.length) f.push('x', 'y');
+    const trim = r.chance(0.1) ? ['MAXLEN', '~', String(r.pick([1, 10, 1000]))] : [];
+    return { a: 'redis', args: ['XADD', key, ...trim, '*', ...f], k: `redis XADD bullmq ${ev}` };
+  }
+
+  // A job hash: the data (its user), the name; or a key of another type.
+  jobHash(q = this.r.pick(['nfq', 'nfb']), id = this.jobId(), opts = {}) {
+    const r = this.r;
+    const key = `bull:${q}:${id}`;
+    const how = opts.how ?? r.weighted([
+      [20, 'hset'],
+      [2, 'no-data'],
+      [2, 'wrongtype'],
+      [2, 'del'],
+      [1, 'expire'],
+    ]);
+    switch (how) {
+      case 'hset': {
+        const f = ['data', this.jobData(opts)];
+        if (r.chance(0.85)) f.push('name', r.pick(['backtest', 'optimise', '', '\u00e9', 'x'.repeat(300), bin(Buffer.from([0xff, 0x41]))]));
+        if (r.chance(0.3)) f.push('timestamp', String(Date.now() - r.int(100000)), 'processedOn', String(Date.now() - r.int(10000)));
+        if (r.chance(0.1)) f.push('opts', '{"attempts":2}', 'delay', r.pick(['0', '-5', 'x']));
+        return { a: 'redis', args: ['HSET', key, ...f], k: 'redis HSET job' };
+      }
+      case 'no-data':
+        return { a: 'redis', args: ['HSET', key, 'name', 'nameless', 'x', '1'], k: 'redis HSET job-nodata' };
+      case 'wrongtype':
+        return r.chance(0.5)
+          ? { a: 'redis', args: ['SET', key, r.pick(['{"userId":"u3"}', 'x'])], k: 'redis SET job-wrongtype' }
+          : { a: 'redis', args: ['LPUSH', key, 'a', 'b'], k: 'redis LPUSH job-wrongtype' };
+      case 'expire':
+        return { a: 'redis', args: ['PEXPIRE', key, String(r.pick([1, 50, 500]))], k: 'redis PEXPIRE job' };
+      default:
+        return { a: 'redis', args: ['DEL', key], k: 'redis DEL job' };
+    }
+  }
+
+  // A message on Bull v3's global event channels.
+  bullPub(id = this.jobId(), ev) {
+    const r = this.r;
+    ev ??= r.weighted([
+      [5, 'active'],
+      [7, 'progress'],
+      [5, 'completed'],
+      [4, 'failed'],
+      [1, 'other'],
+    ]);
+    if (ev === 'active') {
+      const ch = `bull:nfb:active@${r.pick(['tok', '', 'a:b', '*', '\u00e9', 'x'.repeat(100)])}`;
+      return { a: 'pub', ch, d: r.chance(0.9) ? id : this.mutate(String(id)), k: 'pub bull-active' };
+    }
+    if (ev === 'other') {
+      const ch = r.pick(['bull:nfb:progres', 'bull:nfb:completedx', 'bull:nfb:', 'bull:nfb:active', 'bull:nfq:progress', 'bull:nfb:waiting']);
+      return { a: 'pub', ch, d: JSON.stringify({ jobId: id, progress: 1 }), k: 'pub bull-other' };
+    }
+    const vf = ev === 'progress' ? 'progress' : 'val';
+    const jid = r.weighted([
+      [12, id],
+      [2, r.pick([1, 2, 3, 42, -1, 0, 2 ** 63, 1.5, 1e300])],
+      [2, r.pick([null, true, [], {}, ['1']])],
+    ]);
+    const o = { jobId: jid };
+    if (r.chance(0.93)) {
+      // progress: any JSON; completed: the result's JSON as a string; failed: the reason
+      o[vf] = ev === 'progress'
+        ? r.weighted([[6, r.int(101)], [3, this.anyJson()], [1, 'x'.repeat(r.pick([10, 5000]))]])
+        : r.weighted([[6, materializeStatic(this.jobExtra()).toString('utf8')], [2, this.anyJson()]]);
+    }
+    const text = JSON.stringify(o);
+    const d = r.weighted([
+      [12, text],
+      [3, this.mutate(text)],
+      [1, r.pick(['', '{}', 'null', '[]', '{"jobId"', `"${id}"`, '{"jobId":"1","jobId":"2"}'])],
+      [1, '{"jobId":"1","progress":' + '['.repeat(r.pick([100, 5000])) + '}'],
+    ]);
+    return { a: 'pub', ch: `bull:nfb:${ev}`, d, k: `pub bull-${ev}` };
+  }
+
+  // An entry of the Streams queue: its user as a field, in a data field
+  // holding JSON, both, or none.
+  streamAdd() {
+    const r = this.r;
+    const f = [];
+    const user = this.jobUser();
+    const plain = this.userField.includes('.') ? 'userId' : this.userField;
+    const how = r.weighted([
+      [8, 'field'],
+      [6, 'data'],
+      [2, 'both'],
+      [2, 'none'],
+      [1, 'bad-field'],
+    ]);
+    if (how === 'field' || how === 'both') f.push(plain, typeof user === 'string' ? user : JSON.stringify(user));
+    if (how === 'bad-field') f.push(plain, r.pick(['', 'a b', 'x'.repeat(200), bin(r.bytes(6))]));
+    if (how === 'data' || how === 'both') f.push('data', this.jobData({ user }));
+    if (r.chance(0.8)) f.push('name', r.pick(['backtest', 'optimise', '', 'x'.repeat(300), bin(Buffer.from([0xc3]))]));
+    if (r.chance(0.2)) f.push('payload', '{}');
+    if (!f.length) f.push('k', 'v');
+    const id = r.weighted([
+      [30, '*'],
+      [1, '18446744073709551615-18446744073709551615'],
+      [1, `${Date.now() + r.pick([0, 86400000])}-*`],
+      [1, '0-1'],
+    ]);
+    const trim = r.chance(0.05) ? ['MAXLEN', String(r.pick([1, 5]))] : [];
+    return { a: 'redis', args: ['XADD', 'nfs', ...trim, id, ...f], k: `redis XADD nfs-${how}` };
+  }
+
+  // The Streams queue's group and its consumers, by hand or by a script
+  // that acts as a worker would (taking what is pending).
+  streamWork() {
+    const r = this.r;
+    const consumer = r.pick(['c1', 'c2', 'worker-3', 'x'.repeat(100)]);
+    const what = r.weighted([
+      [3, 'create'],
+      [1, 'destroy'],
+      [1, 'setid'],
+      [8, 'read'],
+      [6, 'ack'],
+      [3, 'claim'],
+      [4, 'dead'],
+      [1, 'delconsumer'],
+      [1, 'ack-bad'],
+    ]);
+    let args;
+    switch (what) {
+      case 'create':
+        args = ['XGROUP', 'CREATE', 'nfs', 'nfg', r.pick(['$', '0']), 'MKSTREAM'];
+        break;
+      case 'destroy':
+        args = ['XGROUP', 'DESTROY', 'nfs', 'nfg'];
+        break;
+      case 'setid':
+        args = ['XGROUP', 'SETID', 'nfs', 'nfg', r.pick(['0', '$', '1-1'])];
+        break;
+      case 'read':
+        args = ['XREADGROUP', 'GROUP', 'nfg', consumer, 'COUNT', String(r.pick([1, 2, 5, 100])), 'STREAMS', 'nfs', r.chance(0.9) ? '>' : '0'];
+        break;
+      case 'ack': // the oldest pending entries, acknowledged (a worker done)
+        args = ['EVAL', "local n = 0 for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[2]))) do n = n + redis.call('XACK', KEYS[1], ARGV[1], p[1]) end return n", '1', 'nfs', 'nfg', String(r.pick([1, 2, 10]))];
+        break;
+      case 'claim':
+        args = r.chance(0.5)
+          ? ['XAUTOCLAIM', 'nfs', 'nfg', consumer, '0', '0-0', 'COUNT', String(r.pick([1, 10]))]
+          : ['EVAL', "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1) if p[1] then return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, p[1][1]) end return 0", '1', 'nfs', 'nfg', consumer];
+        break;
+      case 'dead': { // the oldest pending entry to the dead letters (its id, a reason), then acknowledged, as a worker gives up; or a dead letter of its own
+        const reason = r.weighted([[8, r.pick(['too slow', 'boom', ''])], [1, 'r'.repeat(r.pick([4097, 100000]))], [1, bin(r.bytes(10))]]);
+        const rf = r.pick(['reason', 'reason', 'error', 'failedReason', 'why']);
+        const idf = r.pick(['id', 'id', 'jobId', 'originalId', 'nope']);
+        if (r.chance(0.7)) {
+          args = ['EVAL', "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1) if not p[1] then return 0 end redis.call('XADD', KEYS[2], '*', ARGV[2], p[1][1], ARGV[3], ARGV[4]) if ARGV[5] == '1' then redis.call('XACK', KEYS[1], ARGV[1], p[1][1]) end return 1", '2', 'nfs', 'nfs-dead', 'nfg', idf, rf, reason, r.chance(0.85) ? '1' : '0'];
+        } else {
+          const f = [idf, r.pick(['1-0', `${Date.now()}-0`, 'x'.repeat(r.pick([47, 48, 100])), '', bin(r.bytes(4))]), rf, reason];
+          if (r.chance(0.4)) f.push(this.userField.includes('.') ? 'data' : this.userField, this.userField.includes('.') ? this.jobData() : String(this.user()));
+          if (r.chance(0.3)) f.push('name', 'dead-one');
+          args = ['XADD', 'nfs-dead', '*', ...f];
+        }
+        break;
+      }
+      case 'delconsumer':
+        args = ['XGROUP', 'DELCONSUMER', 'nfs', 'nfg', consumer];
+        break;
+      default:
+        args = ['XACK', 'nfs', 'nfg', r.pick(['0-1', '1-1', '18446744073709551615-18446744073709551615'])];
+    }
+    return { a: 'redis', args, k: `redis stream-${what}` };
+  }
+
+  // Keys of a queue turned into other types, back, or filled so that the
+  // counts and alerts move.
+  queueKeys() {
+    const r = this.r;
+    const what = r.weighted([
+      [4, 'wrongtype'],
+      [4, 'del'],
+      [6, 'fill'],
+      [1, 'cursor'],
+    ]);
+    if (what === 'wrongtype') {
+      const key = r.pick(['bull:nfq:wait', 'bull:nfq:events', 'nfs', 'nfs-dead', 'bull:nfb:wait', 'bull:nfb:active', 'bull:nfq:completed', 'bull:nfq:meta', 'bull:nfgone:events']);
+      const args = r.weighted([
+        [4, ['SET', key, 'not what you think']],
+        [2, ['HSET', key, 'a', '1']],
+        [1, ['ZADD', key, '1', 'a']],
+        [1, ['SADD', key, 'a']],
+        [1, ['LPUSH', key, 'a']],
+      ]);
+      return { a: 'redis', args: ['EVAL', "redis.call('DEL', KEYS[1]) return redis.call(unpack(ARGV))", '1', key, ...args], k: `redis queue-wrongtype` };
+    }
+    if (what === 'del') {
+      const keys = r.pick([['bull:nfq:wait'], ['bull:nfq:events'], ['nfs'], ['nfs-dead'], ['bull:nfb:wait', 'bull:nfb:active'], ['bull:nfq:wait', 'bull:nfq:events', 'nfs', 'nfs-dead', 'bull:nfb:wait', 'bull:nfb:active', 'bull:nfq:completed', 'bull:nfq:meta', 'bull:nfgone:events']]);
+      return { a: 'redis', args: ['DEL', ...keys], k: 'redis queue-del' };
+    }
+    if (what === 'cursor') {
+      // the positions this hub keeps (read at its start; written after reads)
+      const key = 'coordhub:queues:cursor:127.0.0.1:{{port}}';
+      const args = r.pick([
+        ['HSET', key, 'bull:nfq:events', r.pick(['garbage', '99999999999999-0', '0-0', '', 'x'.repeat(60)])],
+        ['HSET', key, 'nfs', r.pick(['1-1', 'not-an-id'])],
+        ['SET', key, 'wrongtype'],
+        ['DEL', key],
+      ]);
+      return { a: 'redis', args, k: 'redis queue-cursor' };
+    }
+    const q = r.pick(['nfq', 'nfb']);
+    const id = r.pick(JOB_IDS);
+    const args = r.weighted([
+      [4, ['LPUSH', `bull:${q}:wait`, ...Array.from({ length: r.pick([1, 3, 30]) }, () => r.pick(JOB_IDS))]],
+      [1, ['RPUSH', `bull:${q}:wait`, '0:1']],
+      [3, ['LPUSH', `bull:${q}:active`, id]],
+      [1, ['LPUSH', `bull:nfb:paused`, id]],
+      [2, ['ZADD', `bull:${q}:${r.pick(['completed', 'failed', 'delayed', 'prioritized', 'waiting-children'])}`, String(r.int(1000)), id]],
+      [2, ['HSET', `bull:${q}:${id}`, 'timestamp', r.pick([String(Date.now() - 5000), 'x', '-1', '1e400']), 'processedOn', r.pick([String(Date.now() - 5000), 'x']), 'delay', r.pick(['0', 'y'])]],
+      [1, ['SET', `bull:${q}:${id}:lock`, 'tok', 'PX', '2000']],
+      [2, ['LPOP', `bull:${q}:${r.pick(['wait', 'active'])}`, '5']],
+      [1, ['HSET', `bull:${q}:meta`, 'paused', '1']],
+    ]);
+    return { a: 'redis', args, k: 'redis queue-fill' };
+  }
+
+  // Thousands of entries at once, written by a script: BullMQ events of
+  // distinct jobs (past the table of jobs' users), Streams entries with a
+  // user (past the entries tracked), or their delivery and acknowledgement.
+  queueFlood() {
+    const r = this.r;
+    const n = String(r.pick([600, 5000, 70000]));
+    const what = r.pick(['bullmq', 'stream', 'deliver']);
+    if (what === 'bullmq') {
+      return { a: 'redis', args: ['EVAL', "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'event', ARGV[2], 'jobId', 'f' .. i, 'data', '1') end return 1", '1', 'bull:nfq:events', n, r.pick(['active', 'progress'])], k: 'redis queue-flood bullmq' };
+    }
+    if (what === 'stream') {
+      return { a: 'redis', args: ['EVAL', "for i = 1, math.min(tonumber(ARGV[1]), 10000) do redis.call('XADD', KEYS[1], '*', 'userId', ARGV[2], 'name', 'bulk') end return 1", '1', 'nfs', n, String(this.user())], k: 'redis queue-flood stream' };
+    }
+    return { a: 'redis', args: ['EVAL', "redis.call('XREADGROUP', 'GROUP', ARGV[1], 'flood', 'COUNT', 10000, 'STREAMS', KEYS[1], '>') local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000) for i, e in ipairs(p) do if i % 3 ~= 0 then redis.call('XACK', KEYS[1], ARGV[1], e[1]) end end return #p", '1', 'nfs', 'nfg'], k: 'redis queue-flood deliver' };
+  }
+
+  // One step of the job queues' Redis side.
+  queueStep(out) {
+    const r = this.r;
+    const what = r.weighted([
+      [6, 'bullmq'],
+      [4, 'hash'],
+      [5, 'bull'],
+      [4, 'stream-add'],
+      [6, 'stream-work'],
+      [3, 'keys'],
+      [3, 'life'],
+      [1, 'burst'],
+      [0.4, 'flood'],
+    ]);
+    switch (what) {
+      case 'flood':
+        out.push(this.queueFlood());
+        break;
+      case 'bullmq':
+        out.push(this.bullmqEvent());
+        break;
+      case 'hash':
+        out.push(this.jobHash());
+        break;
+      case 'bull':
+        out.push(this.bullPub());
+        break;
+      case 'stream-add':
+        out.push(this.streamAdd());
+        break;
+      case 'stream-work':
+        out.push(this.streamWork());
+        break;
+      case 'keys':
+        out.push(this.queueKeys());
+        break;
+      case 'life': {
+        // a job's whole life, for a (likely connected) user: its hash, then
+        // its events in order (or not), ended or left running
+        const id = r.chance(0.7) ? r.pick(JOB_IDS) : String(r.range(1000, 9999));
+        const bull = r.chance(0.4);
+        out.push(this.jobHash(bull ? 'nfb' : 'nfq', id, { how: 'hset', user: this.user(), shape: r.chance(0.9) ? 'ok' : undefined }));
+        const evs = ['active', ...Array.from({ length: r.range(0, 4) }, () => 'progress'), r.pick(['completed', 'failed', 'completed', null])].filter(Boolean);
+        if (r.chance(0.1)) evs.reverse();
+        for (const ev of evs) {
+          out.push(bull ? this.bullPub(id, ev) : this.bullmqEvent(id, ev));
+          if (r.chance(0.2)) out.push({ a: 'sleep', ms: r.range(1, 50), k: 'sleep' });
+        }
+        if (r.chance(0.2)) out.push({ a: 'redis', args: ['DEL', `bull:${bull ? 'nfb' : 'nfq'}:${id}`], k: 'redis DEL job' });
+        break;
+      }
+      default: {
+        // many progress events of one job, fast (the throttle), often ended
+        const id = r.pick(JOB_IDS);
+        const bull = r.chance(0.4);
+        if (r.chance(0.7)) out.push(this.jobHash(bull ? 'nfb' : 'nfq', id, { how: 'hset', user: this.user(), shape: 'ok' }));
+        for (let i = r.range(8, 40); i > 0; i--) out.push(bull ? this.bullPub(id, 'progress') : this.bullmqEvent(id, 'progress'));
+        if (r.chance(0.3)) out.push({ a: 'sleep', ms: r.range(200, 1200), k: 'sleep' });
+        if (r.chance(0.6)) out.push(bull ? this.bullPub(id, r.pick(['completed', 'failed'])) : this.bullmqEvent(id, r.pick(['completed', 'failed'])));
+      }
+    }
+  }
+
   // One step: a few actions that belong together.
   step() {
     const r = this.r;
@@ -2221,8 +2654,12 @@ class Gen {
       [3, 'sleep'],
       [11, 'poll'],
       [7, 'recover'],
+      [this.queuesOn ? 14 : 0, 'queue'],
     ]);
     switch (what) {
+      case 'queue':
+        this.queueStep(out);
+        break;
       case 'http-new': {
         this.ensureRoom(out);
         const c = this.newConn('http');
@@ -2329,7 +2766,45 @@ function hubSettings(r) {
   // second or two (both reached during a run), or recovery off
   if (r.chance(0.25)) settings.env.COORDHUB_RECOVERY_MAX_PER_ROOM = String(r.pick([1, 2, 5]));
   if (r.chance(0.15)) settings.env.COORDHUB_RECOVERY_WINDOW_MS = String(r.pick([0, 1000, 2500]));
+  // job queues (SPEC §12), half the time: a BullMQ queue, a Bull v3 queue,
+  // a Streams queue with its dead letters and a BullMQ queue that names
+  // nothing; polled often, with alert rules low enough to fire and clear
+  if (r.chance(0.5)) {
+    const args = ['--queues', QUEUE_SPECS, '--queue-poll-ms', String(r.range(100, 1000)), '--queue-alerts', queueAlerts(r)];
+    if (r.chance(0.35)) args.push('--job-user-field', r.pick(USER_FIELDS));
+    settings.args = args;
+  }
   return settings;
+}
+
+// The queues a queue-watching hub is given, and what its alerts may name.
+const QUEUE_SPECS = 'bullmq:nfq,bull:nfb,stream:nfs/nfg/nfs-dead,bullmq:nfgone';
+const QUEUE_KINDS = { nfq: 'bullmq', nfb: 'bull', nfs: 'stream', nfgone: 'bullmq' };
+const QUEUE_MEASURES = {
+  bull: ['waiting', 'active', 'delayed', 'completed', 'failed', 'paused', 'stuck', 'oldest', 'stalled'],
+  bullmq: ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children', 'stuck', 'oldest', 'stalled'],
+  stream: ['waiting', 'stuck', 'oldest', 'length', 'pending', 'lag', 'consumers', 'dead-letters'],
+};
+const ALL_MEASURES = [...new Set(Object.values(QUEUE_MEASURES).flat())];
+const USER_FIELDS = ['steamId', 'owner.id', 'a.b.c', 'meta.user', 'x'.repeat(100), 'userId'];
+
+// Valid --queue-alerts rules for QUEUE_SPECS (the hub refuses to start on
+// a bad one): global and per-queue, small bounds, durations for stuck and
+// oldest.
+function queueAlerts(r) {
+  const bound = (m) => (m === 'stuck' || m === 'oldest' ? r.pick(['0', '1', '0.5s', '200ms', '2s', '1m', '300s']) : String(r.pick([0, 1, 2, 3, 5, 20, 100, 0.5])));
+  const rules = [];
+  for (let i = r.range(1, 6); i > 0; i--) {
+    if (r.chance(0.4)) {
+      const m = r.pick(ALL_MEASURES);
+      rules.push(`${m}>${bound(m)}`);
+    } else {
+      const q = r.pick(Object.keys(QUEUE_KINDS));
+      const m = r.pick(QUEUE_MEASURES[QUEUE_KINDS[q]]);
+      rules.push(`${q}:${m}>${bound(m)}`);
+    }
+  }
+  return rules.join(',');
 }
 
 // ================================================================ the runner
@@ -2809,7 +3284,9 @@ const stats = { actions: 0, byKind: new Map(), checks: 0, hubs: 0, bytesOut: 0, 
 
 // What the hub counted of the paths the polling actions aim at, summed over
 // its runs (read from /metrics before each SIGTERM; not judged).
-const METRICS_RE = /^coordhub_(polling_\w+|slow_consumer_closes_total|frame_too_large_closes_total|binary_frame_closes_total|protocol_error_closes_total)(?:\{[^}]*\})? (\d+)$/gm;
+const METRICS_RE = /^coordhub_(polling_\w+|slow_consumer_closes_total|frame_too_large_closes_total|binary_frame_closes_total|protocol_error_closes_total|queue_job_events_unrouted_total|queue_progress_throttled_total|queue_job_lookups_total|queue_alerts_total)(?:\{[^}]*\})? (\d+)$/gm;
+// the job queues' counters by state or reason (summed over the queues)
+const QUEUE_METRICS_RE = /^coordhub_queue_(job_events|skips)_total\{queue="[^"]*",(?:state|reason)="([\w-]+)"\} (\d+)$/gm;
 // ...and the recoveries' outcomes, by framing (SPEC §9).
 const RECOVERY_RE = /^coordhub_recovery_total\{framing="(\w+)",outcome="(\w+)"\} (\d+)$/gm;
 async function collectMetrics(port) {
@@ -2817,6 +3294,12 @@ async function collectMetrics(port) {
   if (r.status !== 200) return;
   for (const m of r.body.matchAll(METRICS_RE)) stats.metrics.set(m[1], (stats.metrics.get(m[1]) || 0) + Number(m[2]));
   const rec = {};
+  for (const m of r.body.matchAll(QUEUE_METRICS_RE)) {
+    if (m[3] === '0') continue;
+    const k = `queue_${m[1]}{${m[2]}}`;
+    stats.metrics.set(k, (stats.metrics.get(k) || 0) + Number(m[3]));
+    rec[k] = (rec[k] || 0) + Number(m[3]);
+  }
   for (const m of r.body.matchAll(RECOVERY_RE)) {
     if (m[3] === '0') continue;
     rec[`${m[1]}/${m[2]}`] = Number(m[3]);
@@ -2833,7 +3316,8 @@ function countAction(act) {
 
 // Runs one sequence against a fresh redis-server and hub. `next()` yields
 // the actions (null: the end). Returns {failure, actions (as executed),
-// closeCodes, recoveries (outcomes the hub counted), ms}.
+// closeCodes, recoveries (outcomes the hub counted, and its job-queue
+// counters), ms}.
 async function runSequence(hubCfg, next, { quiet = false } = {}) {
   const t0 = Date.now();
   let tm = t0;
@@ -2847,7 +3331,7 @@ async function runSequence(hubCfg, next, { quiet = false } = {}) {
     redisUrl: redis.url,
     env: hubCfg.env || {},
     logLevel: hubCfg.logLevel || 'info',
-    extraArgs: hubCfg.webRoot ? ['--web-root', path.join(repoRoot, 'web-demo')] : [],
+    extraArgs: [...(hubCfg.webRoot ? ['--web-root', path.join(repoRoot, 'web-demo')] : []), ...(hubCfg.args || [])],
   });
   hub.checked = true; // this file judges its hubs itself
   stats.hubs++;
@@ -3033,16 +3517,19 @@ if (argv[0] === '--generate') {
   const seed = Number(argv[1] ?? 1) >>> 0;
   const n = Number(argv[2] ?? 500);
   const gen = new Gen(seed);
+  const hub = hubSettings(gen.r); // as a random sequence draws it
+  gen.setHub(hub);
   const actions = [];
   const ctx = { port: 1, lockTokens: new Map(), sids: new Map(), offsets: new Map(), pids: new Map(), token: (spec) => `<${spec}>` };
   let bytes = 0;
   while (actions.length < n) {
     for (const a of gen.step()) {
       if (a.d !== undefined) bytes += materialize(a.d, ctx).length;
+      if (a.args) for (const x of a.args) bytes += typeof x === 'string' ? Buffer.byteLength(x) : materialize(x, ctx).length;
       actions.push(a);
     }
   }
-  if (argv[3] !== 'quiet') log(JSON.stringify({ netfuzz: 1, note: `generated from seed ${seed}`, hub: hubSettings(new Rng(seed)), actions }, null, 1));
+  if (argv[3] !== 'quiet') log(JSON.stringify({ netfuzz: 1, note: `generated from seed ${seed}`, hub, actions }, null, 1));
   else log(`generated ${actions.length} actions, ${bytes} bytes`);
   clearTimeout(watchdog);
 } else if (argv[0] === '--shrink') {
@@ -3060,7 +3547,7 @@ if (argv[0] === '--generate') {
   for (const file of files) {
     test(`replay ${file}`, async (t) => {
       const r = await replayFile(path.resolve(file));
-      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; recoveries: ${JSON.stringify(r.recoveries)}`);
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; the hub counted (recoveries, job queues): ${JSON.stringify(r.recoveries)}`);
       if (r.failure) throw new Error(`${file}: ${describeFailure(r.failure)}`);
     });
   }
@@ -3073,7 +3560,7 @@ if (argv[0] === '--generate') {
       const file = path.join(SEED_DIR, f);
       const doc = loadSequence(file);
       const r = await runSequence(doc.hub || {}, fromList(doc.actions));
-      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; recoveries: ${JSON.stringify(r.recoveries)}`);
+      t.diagnostic(`${r.actions.length} actions in ${r.ms} ms; close codes seen: ${JSON.stringify(r.closeCodes)}; the hub counted (recoveries, job queues): ${JSON.stringify(r.recoveries)}`);
       if (r.failure) {
         const out = writeCrash(`seed-${f.replace(/\.json$/, '')}`, { ...doc, failure: r.failure, actions: r.actions });
         throw new Error(`seed ${f} fails: ${describeFailure(r.failure)}\nreproducer: ${out}\n${howTo('replay', out)}`);
@@ -3092,6 +3579,7 @@ if (argv[0] === '--generate') {
       const es = epochSeed(seed, epoch);
       const gen = new Gen(es);
       const hubCfg = hubSettings(gen.r);
+      gen.setHub(hubCfg);
       let batch = 0;
       let closing = null;
       let pending = [];
