@@ -201,6 +201,11 @@ api_locks(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *name)
             api_error(c, 400, "bad_request", err);
             return;
         }
+        /* A wait can outlast the client: keep reading, so its FIN ends
+         * the connection and cancels the wait (a held input would hide it
+         * and the lock would go to a client that left). */
+        if (a.wait_ms > 0)
+            gw__http_unhold(c);
         rc = lock_acquire(gw->locks, name, len, &a, on_lock_result, c, &c->api.lock);
         break;
     case GW_M_PATCH:

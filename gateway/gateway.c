@@ -257,7 +257,7 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
         goto fail;
     }
     /* lws logs only real trouble (it writes to stderr too) */
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(getenv("GW_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG) : LLL_ERR, NULL);
     gw->ctx = lws_create_context(&info);
     if (gw->ctx == NULL) {
         *err = "could not create the WebSocket context";

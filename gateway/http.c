@@ -2,15 +2,18 @@
  * gateway/http.c: the HTTP response writer.
  *
  * A response is staged on the connection (status, type, body) and written
- * from HTTP_WRITEABLE: headers in one writeable, the body in the next, as
- * lws wants one write per writeable. Staging also serves answers that come
- * later (a Redis reply): the connection is kept and asked for writeable.
+ * from HTTP_WRITEABLE, headers and body in one write. Staging also serves
+ * answers that come later (a Redis reply): the connection is kept and asked
+ * for writeable. Connections are kept alive; a request's input is held
+ * until its answer is out (gw__http_hold), so pipelined requests are
+ * answered in order.
  * The request's own state belongs to whoever serves it (api.c); this file
  * only counts the responses owed, which the graceful stop waits for.
  */
 #include "http.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +24,6 @@ drop_staged(gw_http_t *h)
     h->body = NULL;
     h->len = 0;
     h->status = 0;
-    h->headers_sent = 0;
     h->ctype = NULL;
 }
 
@@ -36,7 +38,8 @@ gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
     c->http.preflight = 0;
     c->http.head = head;
     c->http.close = 0;
-    c->http.completions = 0;
+    c->http.body_done = 0;
+    c->http.unheld = 0;
     if (!c->http.pending) {
         c->http.pending = 1;
         gw->http_inflight++;
@@ -44,17 +47,61 @@ gw__http_begin(gw_t *gw, gw_conn_t *c, struct lws *wsi, int head)
     gw->m.http_requests++;
 }
 
+static void
+ready_remove(gw_t *gw, gw_conn_t *c)
+{
+    gw_http_t *h = &c->http;
+
+    if (!h->ready)
+        return;
+    if (h->rprev)
+        h->rprev->http.rnext = h->rnext;
+    else
+        gw->http_ready = h->rnext;
+    if (h->rnext)
+        h->rnext->http.rprev = h->rprev;
+    h->ready = 0;
+    h->rnext = h->rprev = NULL;
+}
+
+static void
+on_wake(uv_idle_t *i)
+{
+    (void)i; /* only there to keep the poll phase from blocking */
+}
+
 void
 gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *body, size_t len)
 {
-    drop_staged(&c->http);
-    c->http.status = status;
-    c->http.ctype = ctype;
-    c->http.body = util_malloc(LWS_PRE + len + 1);
-    memcpy(c->http.body + LWS_PRE, body, len);
-    c->http.len = len;
-    if (c->wsi)
-        lws_callback_on_writable(c->wsi);
+    gw_t *gw = c->gw;
+    gw_http_t *h = &c->http;
+
+    drop_staged(h);
+    h->status = status;
+    h->ctype = ctype;
+    h->body = util_malloc(LWS_PRE + len + 1);
+    memcpy(h->body + LWS_PRE, body, len);
+    h->len = len;
+    if (c->wsi == NULL)
+        return;
+    if (h->close) {
+        lws_callback_on_writable(c->wsi); /* written, then closed, from there */
+        return;
+    }
+    /* Written by gw__http_flush at the end of this loop iteration (from a
+     * timer's answer: before the loop polls again), outside any lws
+     * callback: lws 4.1 does not call HTTP_WRITEABLE while the input is
+     * held, and the transaction's end rebinds the protocol, which frees
+     * the connection's state under a callback still using it. */
+    if (!h->ready) {
+        h->ready = 1;
+        h->rprev = NULL;
+        h->rnext = gw->http_ready;
+        if (gw->http_ready)
+            gw->http_ready->http.rprev = c;
+        gw->http_ready = c;
+        uv_idle_start(&gw->wake, on_wake);
+    }
 }
 
 static char *
@@ -145,46 +192,143 @@ add_cors(struct lws *wsi, const gw_http_t *h, unsigned char **p, unsigned char *
     return 0;
 }
 
-int
-gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+void
+gw__http_hold(gw_conn_t *c)
 {
-    /* lws's security headers (~320 bytes), ours, and CORS with a long
-     * origin and header list */
-    unsigned char hdr[LWS_PRE + 3072], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr;
-    gw_http_t *h = &c->http;
+    if (c->http.held || c->http.unheld || c->wsi == NULL)
+        return;
+    lws_rx_flow_control(c->wsi, 0);
+    c->http.held = 1;
+}
 
-    if (c->kind != GW_CONN_HTTP || !h->pending || h->status == 0)
-        return 0;
-    if (!h->headers_sent) {
-        if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype, h->len, &p, end) ||
-            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                        (const unsigned char *)"no-store", 8, &p, end) ||
-            /* the client's keep-alive pool must not reuse a socket we end */
-            (h->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
-                                                      (const unsigned char *)"close", 5, &p,
-                                                      end)) ||
-            add_cors(wsi, h, &p, end) || lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        h->headers_sent = 1;
-        if (h->len > 0 && !h->head) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-    } else if (lws_write(wsi, (unsigned char *)h->body + LWS_PRE, h->len, LWS_WRITE_HTTP_FINAL) !=
-               (int)h->len) {
-        return -1;
+void
+gw__http_unhold(gw_conn_t *c)
+{
+    c->http.unheld = 1;
+    if (c->http.held && c->wsi != NULL) {
+        c->http.held = 0;
+        lws_rx_flow_control(c->wsi, 1);
     }
+}
+
+/* Room for lws's security headers (~320 bytes), ours, and CORS with a long
+ * origin and header list. */
+#define HDR_ROOM 3072
+/* Answers up to this size are assembled on the stack. */
+#define STACK_BODY 4096
+
+/*
+ * Writes the staged answer: headers and body in one buffer and one write,
+ * so one send() per answer. Returns 0, or -1 when the connection failed.
+ */
+static int
+write_answer(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    unsigned char stack[LWS_PRE + HDR_ROOM + STACK_BODY], *buf = stack, *start, *p, *end;
+    gw_http_t *h = &c->http;
+    size_t body = h->head ? 0 : h->len, total;
+    int rc = -1;
+
+    if (body > STACK_BODY)
+        buf = util_malloc(LWS_PRE + HDR_ROOM + body);
+    start = p = buf + LWS_PRE;
+    end = start + HDR_ROOM;
+    if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype, h->len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        /* the client's keep-alive pool must not reuse a socket we end */
+        (h->close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                  (const unsigned char *)"close", 5, &p, end)) ||
+        add_cors(wsi, h, &p, end) || lws_finalize_http_header(wsi, &p, end))
+        goto out;
+    if (body > 0)
+        memcpy(p, h->body + LWS_PRE, body);
+    total = (size_t)(p - start) + body;
+    if (lws_write(wsi, start, total, LWS_WRITE_HTTP_FINAL) != (int)total)
+        goto out;
+    rc = 0;
+out:
+    if (buf != stack)
+        free(buf);
     drop_staged(h);
     h->pending = 0;
     gw->http_inflight--;
-    if (h->close)
-        return -1; /* the answer is written: lws flushes it, then closes */
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return rc;
+}
+
+int
+gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    gw_http_t *h = &c->http;
+
+    /* only answers that close the connection are written from here */
+    if (c->kind != GW_CONN_HTTP || !h->pending || h->status == 0 || !h->close)
+        return 0;
+    write_answer(gw, c, wsi);
+    return -1; /* written (or failed): lws flushes it, then closes */
+}
+
+void
+gw__http_flush(gw_t *gw)
+{
+    gw_conn_t *c;
+
+    while ((c = gw->http_ready) != NULL) {
+        struct lws *wsi = c->wsi;
+
+        ready_remove(gw, c);
+        if (wsi == NULL || !c->http.pending || c->http.status == 0)
+            continue;
+        if (write_answer(gw, c, wsi) != 0) {
+            /* not from inside an lws callback: have lws close it soon */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        /* What lws has read of the socket so far, kept on the wsi (the
+         * connection's state does not outlive the transaction): the next
+         * request's HTTP callback compares (gw__http_from_buffer). 0: a
+         * connection's first request; 1: not measurable. */
+        {
+            long long got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 1);
+
+            lws_set_opaque_user_data(wsi, (void *)(uintptr_t)(got < 0 ? 1 : (uintptr_t)got + 2));
+        }
+        /* Input again, then the next transaction: lws rebinds the
+         * protocol, which frees `c` (docs/libraries.md): nothing of it
+         * after this. A part of the answer the kernel did not take is
+         * lws's to send; it ends the transaction after it. */
+        if (c->http.held) {
+            c->http.held = 0;
+            lws_rx_flow_control(wsi, 1);
+        }
+        if (lws_http_transaction_completed(wsi))
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+int
+gw__http_from_buffer(struct lws *wsi, int body)
+{
+    uintptr_t mark = (uintptr_t)lws_get_opaque_user_data(wsi);
+    long long got;
+
+    lws_set_opaque_user_data(wsi, NULL);
+    if (mark == 0)
+        return 0; /* the connection's first request: read from the socket */
+    if (!body)
+        return 0; /* the mark is only wanted for a body (routes.c) */
+    if (mark == 1)
+        return 1;
+    got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 0);
+    /* lws reads the socket only when its buffer for the connection is
+     * empty: a read since the answer means none of it is left */
+    return got < 0 || (uintptr_t)got + 2 <= mark;
 }
 
 void
 gw__http_closed(gw_t *gw, gw_conn_t *c)
 {
+    ready_remove(gw, c);
     if (c->http.pending) {
         c->http.pending = 0;
         gw->http_inflight--;

@@ -18,10 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* BODY_COMPLETIONs of one request in one loop iteration taken for lws's
- * endless loop (a handful is normal). */
-#define SPIN_COMPLETIONS 64
-
 static int
 ready(const gw_t *gw)
 {
@@ -151,11 +147,31 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri)
     }
     if (cl > GW_BODY_MAX)
         return refuse_and_close(wsi, uri, 413, "too_large", "request body over 1 MiB");
-    /* One request per connection: lws 4.1 mishandles a request read from
-     * its buffer behind another one (pipelining: it re-reads freed or
-     * consumed input, docs/libraries.md), and a keep-alive connection can
-     * always carry one. The answer says `Connection: close`. */
-    gw__http_close_after(c);
+    /* A request with a body that lws parsed from its own buffer (sent
+     * behind another before that one's answer): once our HTTP callback
+     * returns, lws 4.1 feeds its buffered input to the body from the start
+     * of the very chunk it is parsing the headers from (the headers taken
+     * for body), consumes that chunk and frees it, then goes on with the
+     * body from its pointer into the freed chunk (lws_http_action's loop
+     * over the wsi's buflist, docs/libraries.md): a use-after-free. Only
+     * ending the connection here, before lws reads the body, avoids it;
+     * the answers before it have gone out. */
+    if (gw__http_from_buffer(wsi, cl > 0)) {
+        LOG_DEBUG("http", "a request with a body pipelined behind another: connection closed");
+        return -1;
+    }
+    /* Keep-alive, one request at a time: lws 4.1 mishandles a request read
+     * from its buffer behind another one whose answer is not written yet
+     * (it re-reads consumed or freed input, docs/libraries.md), so the
+     * connection's input is held from the end of a request (here when it
+     * has no body, at its completion otherwise) until its answer is out;
+     * pipelined requests are then read and answered in order. Engine.IO's
+     * polling requests keep one request per connection (`Connection:
+     * close`): a waiting GET must still see its client go away. */
+    if (is_sio_path(uri))
+        gw__http_close_after(c);
+    else if (cl == 0 && !c->http.close)
+        gw__http_hold(c);
     if (gw->shutting_down) {
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
         return 0;
@@ -204,19 +220,34 @@ gw__routes_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
 int
 gw__routes_body_done(gw_t *gw, gw_conn_t *c)
 {
-    /* lws 4.1 reports a body's completion again while the answer is not
-     * written and more input waits behind the body: once per pass over its
-     * buffered input, harmless. But a request with a body that was itself
-     * pipelined behind another makes lws re-report it in a loop that never
-     * returns to the event loop (docs/libraries.md): many in one iteration
-     * mean that loop, and the connection is ended. */
-    if (c->http.completions_iter != gw->iterations) {
-        c->http.completions_iter = gw->iterations;
-        c->http.completions = 0;
-    }
-    if (++c->http.completions > SPIN_COMPLETIONS)
+    int rc;
+
+    /* Once a request's body is complete its input is held, so lws has no
+     * reason to report the completion again, except its pipelining bug: a
+     * request with a body read from its buffer behind another is parsed in
+     * a loop that takes whatever follows the body for more of it and
+     * reports the completion again, forever, never returning to the event
+     * loop (docs/libraries.md). A second completion ends the connection;
+     * the answers to the requests before it have gone out. A client that
+     * does not pipeline bodies (wrk, browsers, Node's agents) never meets
+     * it: a request that arrives while another waits stays in the kernel
+     * until the answer is out, and lws reads it fresh.
+     * A request whose answer may wait on other clients is not held
+     * (gw__http_unhold): lws reports its completion again for every read
+     * that brings more input, i.e. a request pipelined behind it. That
+     * cannot be answered in order without holding the input, so the
+     * connection ends (the wait is cancelled; the client may retry).
+     * Without the hold for other reasons (a connection that closes after
+     * its answer), lws re-reports once per pass over its buffered input,
+     * harmless, but the same loop can spin: a bound ends it. */
+    if (c->http.body_done++ && (c->http.held || c->http.unheld || c->http.body_done > 64))
         return -1;
     if (c->poll.what == GW_POLL_POST)
-        return gw__poll_body_done(gw, c);
-    return gw__api_body_done(gw, c);
+        rc = gw__poll_body_done(gw, c);
+    else
+        rc = gw__api_body_done(gw, c);
+    /* held from here, after the dispatch: it may have asked for no hold */
+    if (rc == 0 && !c->http.close)
+        gw__http_hold(c);
+    return rc;
 }

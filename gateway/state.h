@@ -96,13 +96,17 @@ typedef struct gw_conn gw_conn_t;
 typedef struct gw_http {
     int pending; /* a response is owed on this connection */
     int status;  /* 0: not answered yet */
-    int headers_sent;
     int head;  /* a HEAD request: the headers of the answer, no body */
     int close; /* close once the answer is out (a body we cannot skip) */
-    /* lws's BODY_COMPLETIONs for this request in one loop iteration (its
-     * pipelining bug: routes.c) */
-    unsigned completions;
-    uint64_t completions_iter;
+    int held;  /* input held (rx flow off) until the answer is out */
+    /* the answer may wait on other clients (a lock acquire with wait_ms):
+     * input is not held, so that the client's leaving is seen (routes.c) */
+    int unheld;
+    int body_done; /* lws reported the body's completion (routes.c) */
+    /* on gw_t.http_ready: a keep-alive answer staged, written at the next
+     * flush (http.c) */
+    int ready;
+    gw_conn_t *rnext, *rprev;
     const char *ctype;
     char *body; /* LWS_PRE bytes of headroom, then `len` bytes */
     size_t len;
@@ -289,6 +293,7 @@ struct gw {
     size_t http_inflight;   /* HTTP responses owed (http.c) */
 
     gw_conn_t *dirty;       /* connections with frames queued since the last flush */
+    gw_conn_t *http_ready;  /* HTTP answers staged since the last flush (http.c) */
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
     unsigned char *scratch; /* GW_SCRATCH bytes */

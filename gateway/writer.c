@@ -307,6 +307,7 @@ on_flush(uv_check_t *h)
 
     gw->iterations++;
     uv_idle_stop(&gw->wake);
+    gw__http_flush(gw);
     while ((c = gw->dirty) != NULL) {
         undirty(gw, c);
         if (flush_conn(gw, c) != 0) {

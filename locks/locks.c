@@ -66,6 +66,10 @@ struct lock_op {
     lock_cb cb;
     void *privdata;
     int done;       /* the callback fired, or the request was cancelled */
+    /* OP_WAIT fell short of the replicas: the lock is given back and the
+     * refusal answered only once Redis has answered the release, so that a
+     * client that sees the 503 finds no lock left behind */
+    int refused;
     bus_req_t *req; /* its script in flight, or NULL */
     /* waiting */
     lock_name_t *ln;
@@ -501,9 +505,12 @@ on_op_reply(void *privdata, redisReply *reply)
             /* not on enough replicas: a failover could lose it, so it is
              * given back and refused (503) */
             m->metrics.replica_refusals++;
-            finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0,
-                   "the lock did not reach enough replicas in time");
-            release_orphan(op);
+            op->refused = 1;
+            op->kind = OP_RELEASE;
+            if (send_op(op) != 0) {
+                finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0, "redis unavailable");
+                op_release(op);
+            }
             return;
         }
         if (op->done) { /* cancelled meanwhile */
@@ -516,7 +523,10 @@ on_op_reply(void *privdata, redisReply *reply)
         return;
     case OP_RELEASE:
     case OP_EXTEND:
-        if (reply_int(reply, &v) != 0) {
+        if (op->refused) {
+            finish(op, UV_ENOTCONN, LOCK_DONE, 0, 0, 0,
+                   "the lock did not reach enough replicas in time");
+        } else if (reply_int(reply, &v) != 0) {
             finish(op, UV_EPROTO, LOCK_DONE, 0, 0, 0, "unexpected reply to a lock script");
         } else if (op->kind == OP_RELEASE) {
             if (v)
