@@ -268,6 +268,56 @@ gw__http_writeable(gw_t *gw, gw_conn_t *c, struct lws *wsi)
     return -1; /* written (or failed): lws flushes it, then closes */
 }
 
+/* What lws has read of the socket so far, kept on the wsi (the
+ * connection's state does not outlive the transaction) for the next
+ * request's HTTP callback to compare (gw__http_from_buffer). No mark: lws
+ * holds none of the connection's input, so the next request is read from
+ * the socket; 1: not measurable. */
+static void
+mark_read(struct lws *wsi, int buffered)
+{
+    long long got;
+
+    if (!buffered) {
+        lws_set_opaque_user_data(wsi, NULL);
+        return;
+    }
+    got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 1);
+    lws_set_opaque_user_data(wsi, (void *)(uintptr_t)(got < 0 ? 1 : (uintptr_t)got + 2));
+}
+
+/*
+ * Ends the transaction on `wsi` after its answer went out: lws rebinds the
+ * protocol, which frees the connection's state (docs/libraries.md), and
+ * waits for POLLOUT before it reads the next request. When the kernel took
+ * the whole answer and lws holds no input of the connection, the socket is
+ * writable and nothing is left to parse: lws is told so at once, which
+ * saves a round of the loop and two interest changes (each an epoll_ctl
+ * pair in lws's libuv glue). With input buffered (a pipelined request),
+ * lws's own POLLOUT is waited for: its idle handler, which parses that
+ * input, starts only from its own poll callback.
+ */
+static void
+end_transaction(gw_t *gw, struct lws *wsi, int buffered)
+{
+    int rc;
+
+    gw->http_completing = wsi;
+    gw->http_rebound = 0;
+    rc = lws_http_transaction_completed(wsi);
+    gw->http_completing = NULL;
+    if (rc != 0) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (gw->http_rebound && !buffered && !lws_partial_buffered(wsi)) {
+        struct lws_pollfd pfd = {
+            .fd = lws_get_socket_fd(wsi), .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
+
+        lws_service_fd(gw->ctx, &pfd);
+    }
+}
+
 void
 gw__http_flush(gw_t *gw)
 {
@@ -275,6 +325,7 @@ gw__http_flush(gw_t *gw)
 
     while ((c = gw->http_ready) != NULL) {
         struct lws *wsi = c->wsi;
+        int buffered;
 
         ready_remove(gw, c);
         if (wsi == NULL || !c->http.pending || c->http.status == 0)
@@ -284,25 +335,18 @@ gw__http_flush(gw_t *gw)
             lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
-        /* What lws has read of the socket so far, kept on the wsi (the
-         * connection's state does not outlive the transaction): the next
-         * request's HTTP callback compares (gw__http_from_buffer). 0: a
-         * connection's first request; 1: not measurable. */
-        {
-            long long got = gw__tcp_bytes_read(lws_get_socket_fd(wsi), 1);
-
-            lws_set_opaque_user_data(wsi, (void *)(uintptr_t)(got < 0 ? 1 : (uintptr_t)got + 2));
-        }
-        /* Input again, then the next transaction: lws rebinds the
-         * protocol, which frees `c` (docs/libraries.md): nothing of it
-         * after this. A part of the answer the kernel did not take is
-         * lws's to send; it ends the transaction after it. */
+        /* Input again. Then whether lws still holds some of it: its
+         * service timeout is 0 when a connection not held has input
+         * buffered (this one, or another: then it is assumed to be this
+         * one). A part of the answer the kernel did not take is lws's to
+         * send; it ends the transaction after it. */
         if (c->http.held) {
             c->http.held = 0;
             lws_rx_flow_control(wsi, 1);
         }
-        if (lws_http_transaction_completed(wsi))
-            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        buffered = lws_service_adjust_timeout(gw->ctx, 1, 0) == 0;
+        mark_read(wsi, buffered);
+        end_transaction(gw, wsi, buffered); /* frees c */
     }
 }
 

@@ -67,6 +67,12 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         }
         break;
 
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        /* lws_http_transaction_completed got as far as the next request */
+        if (gw != NULL && gw->http_completing == wsi)
+            gw->http_rebound = 1;
+        break;
+
     case LWS_CALLBACK_ESTABLISHED: return gw__ws_established(gw, c, wsi);
 
     case LWS_CALLBACK_RECEIVE:

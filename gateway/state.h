@@ -294,6 +294,11 @@ struct gw {
 
     gw_conn_t *dirty;       /* connections with frames queued since the last flush */
     gw_conn_t *http_ready;  /* HTTP answers staged since the last flush (http.c) */
+    /* the connection whose transaction gw__http_flush is ending, and
+     * whether lws rebound its protocol meanwhile (it then waits for
+     * POLLOUT before it reads the next request) */
+    struct lws *http_completing;
+    int http_rebound;
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
     unsigned char *scratch; /* GW_SCRATCH bytes */

@@ -18,7 +18,7 @@
 #include <sys/random.h>
 
 static void
-random_bytes(unsigned char *buf, size_t n)
+fill(unsigned char *buf, size_t n)
 {
     size_t got = 0;
 
@@ -31,6 +31,30 @@ random_bytes(unsigned char *buf, size_t n)
             abort();
         }
     }
+}
+
+/* The kernel's bytes are taken 256 at a time (one system call for about
+ * sixteen lock tokens instead of one each) and each byte given out once:
+ * it is wiped from the pool as it leaves. Per thread, so no lock. */
+#define POOL 256
+
+static void
+random_bytes(unsigned char *buf, size_t n)
+{
+    static _Thread_local unsigned char pool[POOL];
+    static _Thread_local size_t left;
+
+    if (n > POOL) {
+        fill(buf, n);
+        return;
+    }
+    if (left < n) {
+        fill(pool, POOL);
+        left = POOL;
+    }
+    memcpy(buf, pool + POOL - left, n);
+    memset(pool + POOL - left, 0, n);
+    left -= n;
 }
 
 void

@@ -110,6 +110,12 @@ all_in(const char *s, const char *alphabet)
     return 1;
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 static void
 test_random_ids(void **state)
 {
@@ -140,6 +146,23 @@ test_random_ids(void **state)
         for (int c = 0; c < 256; c++)
             kinds += used[c] > 0;
         assert_int_equal(kinds, 64);
+    }
+
+    /* bytes come from a pool refilled 256 at a time: ids of 15 and 16
+     * bytes drawn across many refills never repeat (a byte given out
+     * twice would) */
+    {
+        enum { N = 3000 };
+        static char ids[N][33];
+        for (int i = 0; i < N; i++) {
+            if (i % 2)
+                util_random_id(ids[i], 32, UTIL_ID_HEX);
+            else
+                util_random_id(ids[i], 20, UTIL_ID_B64URL);
+        }
+        qsort(ids, N, sizeof ids[0], cmp_id);
+        for (int i = 1; i < N; i++)
+            assert_string_not_equal(ids[i - 1], ids[i]);
     }
 }
 
