@@ -6,7 +6,9 @@
  * adds at least one key and reports no reason; one that does not names a
  * reason and leaves the set as it was (all or nothing: the one HS256
  * secret added first is still its only key); a token verified against the
- * set either fills a valid subject or names a reason.
+ * set either fills a valid subject or names a reason; verified again (from
+ * the set's cache of verified tokens when it passed) it gives the same
+ * answer and claims, and at its exp it is refused.
  */
 #include "jwt_common.h"
 
@@ -33,13 +35,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(wire_keyset_size(ks) == 1);
     }
     if (nul != NULL) {
+        const char *tok = (const char *)nul + 1;
+        size_t tlen = size - jlen - 1;
+        wire_claims_t again;
+
         why = NULL;
         memset(&cl, 0x55, sizeof cl);
-        if (wire_jwt_verify_keys(ks, (const char *)nul + 1, size - jlen - 1, FUZZ_JWT_NOW, &cl,
-                                 &why) == 0)
+        rc = wire_jwt_verify_keys(ks, tok, tlen, FUZZ_JWT_NOW, &cl, &why);
+        if (rc == 0)
             fuzz_check_claims(&cl);
         else
             FUZZ_CHECK(why != NULL);
+        memset(&again, 0x55, sizeof again);
+        FUZZ_CHECK(wire_jwt_verify_keys(ks, tok, tlen, FUZZ_JWT_NOW, &again, &why) == rc);
+        if (rc == 0) {
+            FUZZ_CHECK(strcmp(again.sub, cl.sub) == 0 && again.roles == cl.roles &&
+                       again.exp == cl.exp);
+            FUZZ_CHECK(wire_jwt_verify_keys(ks, tok, tlen, (time_t)cl.exp, &again, &why) != 0);
+        }
     }
     wire_keyset_free(ks);
     return 0;

@@ -43,6 +43,12 @@ static const lws_retry_bo_t no_validity_timers = {
 void
 gw_set_keys(gw_t *gw, wire_keyset_t *keys)
 {
+    uint64_t hits, misses;
+
+    /* the cache of verified tokens goes with the old keys; its counts stay */
+    wire_keyset_cache_stats(gw->keys, &hits, &misses);
+    gw->m.token_hits_before += hits;
+    gw->m.token_misses_before += misses;
     wire_keyset_free(gw->keys);
     gw->keys = keys;
 }

@@ -132,6 +132,17 @@ gw__metrics_render(const gw_t *gw, size_t *len)
             "Connections the hub closed with 1002 (packets that do not parse).",
             m->protocol_closes);
     counter(&b, "coordhub_auth_failures_total", "Refused tokens: WebSocket upgrades, Socket.IO CONNECTs and API requests.", m->auth_failures);
+    {
+        uint64_t hits, misses;
+
+        wire_keyset_cache_stats(gw->keys, &hits, &misses);
+        counter(&b, "coordhub_token_cache_hits_total",
+                "Tokens found verified in the cache (the same token again before its exp).",
+                m->token_hits_before + hits);
+        counter(&b, "coordhub_token_cache_misses_total",
+                "Tokens looked up in the cache and verified in full.",
+                m->token_misses_before + misses);
+    }
     counter(&b, "coordhub_ws_accepted_total", "WebSocket connections accepted.", m->ws_accepted);
     counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);
     counter(&b, "coordhub_http_requests_total", "HTTP requests received.", m->http_requests);

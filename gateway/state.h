@@ -68,6 +68,7 @@ struct gw_metrics {
     uint64_t protocol_closes;  /* 1002 sent by us (Socket.IO packets that do not parse) */
     uint64_t utf8_closes;      /* 1007: a text message that is not UTF-8 */
     uint64_t auth_failures;    /* refused tokens, every entry point */
+    uint64_t token_hits_before, token_misses_before; /* of key sets replaced (SIGHUP) */
     uint64_t expired_closes;   /* 4001: the token ended on a live connection */
     uint64_t refreshes;        /* tokens refreshed on a live connection */
     uint64_t ws_accepted;

@@ -11,9 +11,12 @@
  * an HMAC verification fetches nothing from OpenSSL (RSA and EC fetch their
  * digest by name each time). A `crit` header is refused. Then the claims: `exp` (an
  * integer in the future), `nbf`, `sub`, `roles`, and `iss`/`aud` when the
- * set asks for them.
+ * set asks for them. A token that verified is kept with its claims until
+ * its `exp` (tokcache.c): the same token again is not verified again.
  */
 #include "wire.h"
+
+#include "tokcache.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -44,6 +47,7 @@ struct wire_keyset {
     size_t n;
     char *iss, *aud; /* required claims, NULL: not checked */
     EVP_MAC *hmac;
+    tokcache_t *cache; /* from the first token verified; NULL before */
 };
 
 static int
@@ -133,6 +137,10 @@ wire_keyset_free(wire_keyset_t *ks)
     free(ks->iss);
     free(ks->aud);
     EVP_MAC_free(ks->hmac);
+    if (ks->cache != NULL) {
+        tokcache_clear(ks->cache);
+        free(ks->cache);
+    }
     free(ks);
 }
 
@@ -502,7 +510,8 @@ aud_ok(json_t *aud, const char *want)
 }
 
 static int
-claims_check(const wire_keyset_t *ks, json_t *c, time_t now, wire_claims_t *out, const char **why)
+claims_check(const wire_keyset_t *ks, json_t *c, time_t now, wire_claims_t *out,
+             long long *nbf_out, const char **why)
 {
     long long exp = 0, nbf = 0;
     json_t *sub = json_object_get(c, "sub"), *roles = json_object_get(c, "roles"), *r;
@@ -560,7 +569,28 @@ claims_check(const wire_keyset_t *ks, json_t *c, time_t now, wire_claims_t *out,
     }
     memcpy(out->sub, json_string_value(sub), json_string_length(sub) + 1);
     out->exp = exp;
+    *nbf_out = nbf;
     return 0;
+}
+
+/* Keeps a token that verified (the cache is made on the first one: a key
+ * set that never verifies a token, as the one of wire_jwt_verify often,
+ * allocates none). */
+static void
+keep(wire_keyset_t *ks, const char *token, size_t len, long long nbf, const wire_claims_t *claims)
+{
+    if (ks->cache == NULL && (ks->cache = calloc(1, sizeof *ks->cache)) == NULL)
+        return;
+    tokcache_put(ks->cache, token, len, nbf, claims);
+}
+
+void
+wire_keyset_cache_stats(const wire_keyset_t *ks, uint64_t *hits, uint64_t *misses)
+{
+    int some = ks != NULL && ks->cache != NULL;
+
+    *hits = some ? ks->cache->hits : 0;
+    *misses = some ? ks->cache->misses : 0;
 }
 
 int
@@ -574,6 +604,7 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
     json_t *header = NULL, *claims = NULL;
     const alg_t *a = NULL;
     const char *alg, *kid;
+    long long nbf = 0;
     int verified = 0, rc = -EINVAL;
 
     *why = "malformed token";
@@ -585,6 +616,8 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
         *why = len ? "token too long" : "empty token";
         return -EINVAL;
     }
+    if (ks->cache != NULL && tokcache_get(ks->cache, token, len, now, out))
+        return 0;
     d1 = memchr(token, '.', len);
     d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
     if (d1 == NULL || d2 == NULL || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) != NULL)
@@ -631,7 +664,9 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
         *why = "claims are not JSON";
         goto done;
     }
-    rc = claims_check(ks, claims, now, out, why);
+    rc = claims_check(ks, claims, now, out, &nbf, why);
+    if (rc == 0)
+        keep(ks, token, len, nbf, out);
 done:
     if (rc != 0)
         ERR_clear_error(); /* a failed verify or decode leaves OpenSSL errors queued */

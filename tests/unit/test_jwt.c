@@ -555,6 +555,89 @@ test_sign_bad_input(void **state)
     assert_int_equal(wire_jwt_sign(SECRET, "x", NULL, 60, NOW, NULL), -EINVAL);
 }
 
+/* ---- verified tokens kept until their exp (tokcache.c) ---- */
+
+static void
+test_jwt_cache(void **state)
+{
+    wire_keyset_t *ks = NULL, *other = NULL;
+    wire_claims_t cl;
+    const char *why;
+    uint64_t hits, misses;
+    char claims[160];
+    char *tok, *late, *bad;
+    (void)state;
+
+    assert_int_equal(wire_keyset_new(NULL, NULL, &ks), 0);
+    assert_int_equal(wire_keyset_add_secret(ks, SECRET), 0);
+    snprintf(claims, sizeof claims, "{\"sub\":\"alice\",\"exp\":%lld,\"roles\":[\"service\"]}",
+             (long long)NOW + 60);
+    tok = make_hs256(claims);
+    snprintf(claims, sizeof claims, "{\"sub\":\"bob\",\"exp\":%lld,\"nbf\":%lld}",
+             (long long)NOW + 100, (long long)NOW + 10);
+    late = make_hs256(claims);
+    bad = strdup(tok);
+    assert_non_null(bad);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A'; /* same length */
+
+    /* verified once in full, then from the cache with the same claims */
+    assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW, &cl, &why), 0);
+    memset(&cl, 0, sizeof cl);
+    assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW + 1, &cl, &why), 0);
+    wire_keyset_cache_stats(ks, &hits, &misses);
+    assert_int_equal(hits, 1);
+    assert_string_equal(cl.sub, "alice");
+    assert_int_equal(cl.roles, WIRE_ROLE_SERVICE);
+    assert_int_equal(cl.exp, (long long)NOW + 60);
+
+    /* a token differing in one byte of its signature is verified, and
+     * refused, and does not evict the good one */
+    assert_int_equal(wire_jwt_verify_keys(ks, bad, strlen(bad), NOW + 1, &cl, &why), -EINVAL);
+    assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW + 2, &cl, &why), 0);
+    wire_keyset_cache_stats(ks, &hits, &misses);
+    assert_int_equal(hits, 2);
+
+    /* at exp the cached token is refused as expired; a clock set back
+     * finds it verified in full again */
+    assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW + 60, &cl, &why), -EINVAL);
+    assert_string_equal(why, "token expired");
+    assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW + 3, &cl, &why), 0);
+    wire_keyset_cache_stats(ks, &hits, &misses);
+    assert_int_equal(hits, 2);
+
+    /* nbf: not before it, from the cache neither */
+    assert_int_equal(wire_jwt_verify_keys(ks, late, strlen(late), NOW, &cl, &why), -EINVAL);
+    assert_int_equal(wire_jwt_verify_keys(ks, late, strlen(late), NOW + 10, &cl, &why), 0);
+    assert_int_equal(wire_jwt_verify_keys(ks, late, strlen(late), NOW + 11, &cl, &why), 0);
+    wire_keyset_cache_stats(ks, &hits, &misses);
+    assert_int_equal(hits, 3);
+    assert_int_equal(wire_jwt_verify_keys(ks, late, strlen(late), NOW + 5, &cl, &why), -EINVAL);
+    assert_string_equal(why, "token not valid yet (nbf)");
+
+    /* many tokens: the cache stays bounded (its slots are evicted; the
+     * sanitizers see every copy freed with the key set) */
+    for (int i = 0; i < 2000; i++) {
+        char *t;
+        snprintf(claims, sizeof claims, "{\"sub\":\"u%d\",\"exp\":%lld}", i, (long long)NOW + 60);
+        t = make_hs256(claims);
+        assert_int_equal(wire_jwt_verify_keys(ks, t, strlen(t), NOW, &cl, &why), 0);
+        free(t);
+    }
+
+    /* the cache is the key set's: another set (a reload) verifies anew */
+    assert_int_equal(wire_keyset_new(NULL, NULL, &other), 0);
+    assert_int_equal(wire_keyset_add_secret(other, "another-secret"), 0);
+    assert_int_equal(wire_jwt_verify_keys(other, late, strlen(late), NOW + 11, &cl, &why), -EINVAL);
+    wire_keyset_cache_stats(NULL, &hits, &misses);
+    assert_int_equal(hits + misses, 0);
+
+    wire_keyset_free(other);
+    wire_keyset_free(ks);
+    free(bad);
+    free(late);
+    free(tok);
+}
+
 int
 main(void)
 {
@@ -564,7 +647,7 @@ main(void)
         cmocka_unit_test(test_jwt_header_swap),  cmocka_unit_test(test_jwt_tampered),
         cmocka_unit_test(test_jwt_garbage),      cmocka_unit_test(test_jwt_unterminated),
         cmocka_unit_test(test_jwt_size_limit),   cmocka_unit_test(test_sign_round_trip),
-        cmocka_unit_test(test_sign_bad_input),
+        cmocka_unit_test(test_sign_bad_input),   cmocka_unit_test(test_jwt_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
