@@ -285,6 +285,7 @@ fail:
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
+    uv_close((uv_handle_t *)&gw->lws_kick, NULL);
     uv_close((uv_handle_t *)&gw->sweep, NULL);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);
     uv_close((uv_handle_t *)&gw->sio_timer, NULL);
@@ -311,6 +312,7 @@ finish_shutdown(gw_t *gw)
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&gw->flush, NULL);
     uv_close((uv_handle_t *)&gw->wake, NULL);
+    uv_close((uv_handle_t *)&gw->lws_kick, NULL);
     uv_close((uv_handle_t *)&gw->sweep, NULL);
     gw__poll_free_all(gw);
     uv_close((uv_handle_t *)&gw->poll_reap, NULL);

@@ -296,7 +296,22 @@ mark_read(struct lws *wsi, int buffered)
  * pair in lws's libuv glue). With input buffered (a pipelined request),
  * lws's own POLLOUT is waited for: its idle handler, which parses that
  * input, starts only from its own poll callback.
+ *
+ * That idle handler is also what schedules lws's timeouts on the loop (a
+ * timeout set outside it, as the keep-alive one the transaction's end
+ * sets, waits for the next run of it): after serving lws here, a timer
+ * wakes lws (lws_cancel_service) within 100 ms, once for all the answers
+ * of that time, so an idle keep-alive connection is still closed after
+ * lws's 5 s.
  */
+static void
+on_lws_kick(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+
+    lws_cancel_service(gw->ctx);
+}
+
 static void
 end_transaction(gw_t *gw, struct lws *wsi, int buffered)
 {
@@ -315,6 +330,8 @@ end_transaction(gw_t *gw, struct lws *wsi, int buffered)
             .fd = lws_get_socket_fd(wsi), .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
 
         lws_service_fd(gw->ctx, &pfd);
+        if (!uv_is_active((uv_handle_t *)&gw->lws_kick))
+            uv_timer_start(&gw->lws_kick, on_lws_kick, 100, 0);
     }
 }
 

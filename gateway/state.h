@@ -302,6 +302,7 @@ struct gw {
     int http_rebound;
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
+    uv_timer_t lws_kick;    /* lws's timeouts rescheduled after the flush served it (http.c) */
     unsigned char *scratch; /* GW_SCRATCH bytes */
     uint64_t iterations;    /* loop iterations seen by the flush check */
     uv_timer_t sweep;       /* liveness: idle pings, dead peers */

@@ -326,6 +326,8 @@ gw__out_init(gw_t *gw)
     gw->flush.data = gw;
     uv_check_start(&gw->flush, on_flush);
     uv_idle_init(gw->loop, &gw->wake);
+    uv_timer_init(gw->loop, &gw->lws_kick);
+    gw->lws_kick.data = gw;
 }
 
 static const char *

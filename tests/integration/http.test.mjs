@@ -258,6 +258,23 @@ test('a body request pipelined with part of its body behind another: the connect
   assert.equal((await httpGet(`${hub.url}/healthz`)).status, 200);
 });
 
+test('an idle keep-alive connection whose last answer came from Redis is closed after lws\'s keep-alive timeout', async () => {
+  // The answer to a lock request is written when Redis replies, outside
+  // lws's callbacks; the keep-alive timeout lws sets then must still be
+  // scheduled (without the hub's wake-up it waited for lws's next 30 s
+  // check). lws's timeout is 5 s; the bound leaves room for a slow run.
+  const tok = hub.token('svc-idle', ['service'], 3600);
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.write(req('POST', `/v1/locks/idle:${userId()}`, { token: tok, body: '{"ttl_ms":1000}' }));
+  const a = (await rd.next(1))[0];
+  assert.equal(a.status, 200, a.body);
+  const t0 = Date.now();
+  await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 20000, 'the hub closes the idle connection');
+  assert.ok(Date.now() - t0 >= 4000, `closed after ${Date.now() - t0} ms, before lws's keep-alive timeout`);
+  sock.destroy();
+});
+
 test('keep-alive requests with a body one after another are all answered (each read fresh)', async () => {
   const tok = hub.token('svc-kb', ['service'], 3600);
   const sock = await rawTcp(hub.port);
