@@ -12,6 +12,8 @@
  */
 #include "http.h"
 
+#include "writer.h"
+
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -293,45 +295,39 @@ mark_read(struct lws *wsi, int buffered)
  * the whole answer and lws holds no input of the connection, the socket is
  * writable and nothing is left to parse: lws is told so at once, which
  * saves a round of the loop and two interest changes (each an epoll_ctl
- * pair in lws's libuv glue). With input buffered (a pipelined request),
- * lws's own POLLOUT is waited for: its idle handler, which parses that
- * input, starts only from its own poll callback.
- *
- * That idle handler is also what schedules lws's timeouts on the loop (a
- * timeout set outside it, as the keep-alive one the transaction's end
- * sets, waits for the next run of it): after serving lws here, a timer
- * wakes lws (lws_cancel_service) within 100 ms, once for all the answers
- * of that time, so an idle keep-alive connection is still closed after
- * lws's 5 s.
+ * pair in lws's libuv glue), and woken later for the timeout it set
+ * (gw__out_wake_lws). With input buffered (a pipelined request), lws's own
+ * POLLOUT is waited for: its idle handler, which parses that input, starts
+ * only from its own poll callback.
+ * When lws ends the transaction later instead (part of the answer still
+ * to send, or a body not read to its end), it may read the next request
+ * into its buffer meanwhile: the mark says "not measurable", so a request
+ * with a body there ends the connection (gw__http_from_buffer).
  */
-static void
-on_lws_kick(uv_timer_t *t)
-{
-    gw_t *gw = t->data;
-
-    lws_cancel_service(gw->ctx);
-}
-
 static void
 end_transaction(gw_t *gw, struct lws *wsi, int buffered)
 {
     int rc;
 
+    mark_read(wsi, buffered);
     gw->http_completing = wsi;
     gw->http_rebound = 0;
     rc = lws_http_transaction_completed(wsi);
     gw->http_completing = NULL;
     if (rc != 0) {
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        gw__out_timeout(gw, wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    if (gw->http_rebound && !buffered && !lws_partial_buffered(wsi)) {
+    if (!gw->http_rebound) {
+        lws_set_opaque_user_data(wsi, (void *)(uintptr_t)1);
+        return;
+    }
+    if (!buffered && !lws_partial_buffered(wsi)) {
         struct lws_pollfd pfd = {
             .fd = lws_get_socket_fd(wsi), .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
 
         lws_service_fd(gw->ctx, &pfd);
-        if (!uv_is_active((uv_handle_t *)&gw->lws_kick))
-            uv_timer_start(&gw->lws_kick, on_lws_kick, 100, 0);
+        gw__out_wake_lws(gw);
     }
 }
 
@@ -349,7 +345,7 @@ gw__http_flush(gw_t *gw)
             continue;
         if (write_answer(gw, c, wsi) != 0) {
             /* not from inside an lws callback: have lws close it soon */
-            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            gw__out_timeout(gw, wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
         /* Input again. Then whether lws still holds some of it: its
@@ -362,7 +358,6 @@ gw__http_flush(gw_t *gw)
             lws_rx_flow_control(wsi, 1);
         }
         buffered = lws_service_adjust_timeout(gw->ctx, 1, 0) == 0;
-        mark_read(wsi, buffered);
         end_transaction(gw, wsi, buffered); /* frees c */
     }
 }
@@ -375,7 +370,8 @@ gw__http_from_buffer(struct lws *wsi, int body)
 
     lws_set_opaque_user_data(wsi, NULL);
     if (mark == 0)
-        return 0; /* the connection's first request: read from the socket */
+        return 0; /* a first request, or nothing buffered at the last answer:
+                   * read from the socket */
     if (!body)
         return 0; /* the mark is only wanted for a body (routes.c) */
     if (mark == 1)

@@ -54,7 +54,7 @@ on_sweep(uv_timer_t *t)
                 gw->m.idle_drops++;
                 gw__out_drop(c);
                 c->ws.idle_dropped = 1;
-                lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+                gw__out_timeout(gw, c->wsi, PENDING_TIMEOUT_USER_OK,
                                 lws_partial_buffered(c->wsi) ? LWS_TO_KILL_ASYNC
                                                              : LWS_TO_KILL_SYNC);
             }

@@ -272,7 +272,7 @@ gw__poll_check(gw_t *gw, gw_conn_t *s)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         /* the client went: lws closes the connection, whose CLOSED_HTTP
          * closes the session (gw__poll_reset), as the reference server */
-        lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        gw__out_timeout(gw, h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
 }
 

@@ -313,9 +313,31 @@ on_flush(uv_check_t *h)
         if (flush_conn(gw, c) != 0) {
             /* not from inside an lws callback: have lws close it soon */
             gw__outq_clear(&c->ws.q);
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            gw__out_timeout(gw, c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
+}
+
+static void
+on_lws_kick(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+
+    lws_cancel_service(gw->ctx);
+}
+
+void
+gw__out_wake_lws(gw_t *gw)
+{
+    if (!uv_is_active((uv_handle_t *)&gw->lws_kick))
+        uv_timer_start(&gw->lws_kick, on_lws_kick, 100, 0);
+}
+
+void
+gw__out_timeout(gw_t *gw, struct lws *wsi, enum pending_timeout reason, int secs)
+{
+    lws_set_timeout(wsi, reason, secs);
+    gw__out_wake_lws(gw);
 }
 
 void

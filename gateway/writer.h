@@ -12,6 +12,14 @@
 /* Starts the flush (a uv_check after each iteration's I/O); the handles
  * close with the gateway (gateway.c). */
 void gw__out_init(gw_t *gw);
+/* lws_set_timeout from outside lws's own poll callbacks (a timer, the
+ * flush, a Redis reply): lws puts a timeout on the loop only from its idle
+ * handler, which only its poll callback starts, so lws is also woken
+ * (lws_cancel_service) within 100 ms, once for every such call of that
+ * time (docs/libraries.md). */
+void gw__out_timeout(gw_t *gw, struct lws *wsi, enum pending_timeout reason, int secs);
+/* Only the wake-up: after serving lws outside its poll callbacks. */
+void gw__out_wake_lws(gw_t *gw);
 /* Queues a frame for `c` (takes a reference). Past the slow-consumer bound
  * the queue is dropped and the connection closed with 4008 instead. */
 void gw__out_frame(gw_t *gw, gw_conn_t *c, gw_frame_t *f);

@@ -8,6 +8,11 @@
  * out of memory does: a lock token or a session id that is not
  * unpredictable would break a promise silently, which is worse than a
  * restart.
+ *
+ * State: a per-thread pool of kernel bytes (the one exception to "no
+ * globals outside main.c" in util/, for one system call per sixteen ids
+ * instead of one each). The hub never forks, so no two processes can hand
+ * out the same bytes.
  */
 #include "util.h"
 

@@ -137,10 +137,7 @@ wire_keyset_free(wire_keyset_t *ks)
     free(ks->iss);
     free(ks->aud);
     EVP_MAC_free(ks->hmac);
-    if (ks->cache != NULL) {
-        tokcache_clear(ks->cache);
-        free(ks->cache);
-    }
+    wire__tokcache_free(ks->cache);
     free(ks);
 }
 
@@ -579,9 +576,9 @@ claims_check(const wire_keyset_t *ks, json_t *c, time_t now, wire_claims_t *out,
 static void
 keep(wire_keyset_t *ks, const char *token, size_t len, long long nbf, const wire_claims_t *claims)
 {
-    if (ks->cache == NULL && (ks->cache = calloc(1, sizeof *ks->cache)) == NULL)
+    if (ks->cache == NULL && (ks->cache = wire__tokcache_new()) == NULL)
         return;
-    tokcache_put(ks->cache, token, len, nbf, claims);
+    wire__tokcache_put(ks->cache, token, len, nbf, claims);
 }
 
 void
@@ -616,7 +613,7 @@ wire_jwt_verify_keys(wire_keyset_t *ks, const char *token, size_t len, time_t no
         *why = len ? "token too long" : "empty token";
         return -EINVAL;
     }
-    if (ks->cache != NULL && tokcache_get(ks->cache, token, len, now, out))
+    if (ks->cache != NULL && wire__tokcache_get(ks->cache, token, len, now, out))
         return 0;
     d1 = memchr(token, '.', len);
     d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;

@@ -13,15 +13,20 @@
  */
 #include "tokcache.h"
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a: spreads tokens over the slots; nothing depends on it resisting
- * an attacker (only verified tokens get in; a collision evicts). */
+/* FNV-1a from a random start: spreads tokens over the slots. Nothing
+ * depends on it resisting an attacker (only verified tokens get in; a
+ * collision evicts; the comparison takes the same time wherever the
+ * tokens differ); the random start only keeps slots from being chosen
+ * ahead. */
 static size_t
-slot_of(const char *token, size_t len)
+slot_of(const tokcache_t *tc, const char *token, size_t len)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = 14695981039346656037ull ^ tc->seed;
 
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)token[i];
@@ -37,12 +42,34 @@ empty(tokcache_entry_t *e)
     memset(e, 0, sizeof *e);
 }
 
-int
-tokcache_get(tokcache_t *tc, const char *token, size_t len, time_t now, wire_claims_t *out)
+tokcache_t *
+wire__tokcache_new(void)
 {
-    tokcache_entry_t *e = &tc->slot[slot_of(token, len)];
+    tokcache_t *tc = calloc(1, sizeof *tc);
 
-    if (e->token == NULL || e->len != len || memcmp(e->token, token, len) != 0) {
+    /* without randomness the start is fixed: slower to spread, no less sound */
+    if (tc != NULL && RAND_bytes((unsigned char *)&tc->seed, sizeof tc->seed) != 1)
+        tc->seed = 0;
+    return tc;
+}
+
+void
+wire__tokcache_free(tokcache_t *tc)
+{
+    if (tc == NULL)
+        return;
+    for (size_t i = 0; i < TOKCACHE_SLOTS; i++)
+        empty(&tc->slot[i]);
+    free(tc);
+}
+
+int
+wire__tokcache_get(tokcache_t *tc, const char *token, size_t len, time_t now,
+                   wire_claims_t *out)
+{
+    tokcache_entry_t *e = &tc->slot[slot_of(tc, token, len)];
+
+    if (e->token == NULL || e->len != len || CRYPTO_memcmp(e->token, token, len) != 0) {
         tc->misses++;
         return 0;
     }
@@ -58,10 +85,10 @@ tokcache_get(tokcache_t *tc, const char *token, size_t len, time_t now, wire_cla
 }
 
 void
-tokcache_put(tokcache_t *tc, const char *token, size_t len, long long nbf,
-             const wire_claims_t *claims)
+wire__tokcache_put(tokcache_t *tc, const char *token, size_t len, long long nbf,
+                   const wire_claims_t *claims)
 {
-    tokcache_entry_t *e = &tc->slot[slot_of(token, len)];
+    tokcache_entry_t *e = &tc->slot[slot_of(tc, token, len)];
     char *copy = malloc(len);
 
     if (copy == NULL)
@@ -72,11 +99,4 @@ tokcache_put(tokcache_t *tc, const char *token, size_t len, long long nbf,
     e->len = len;
     e->nbf = nbf;
     e->claims = *claims;
-}
-
-void
-tokcache_clear(tokcache_t *tc)
-{
-    for (size_t i = 0; i < TOKCACHE_SLOTS; i++)
-        empty(&tc->slot[i]);
 }

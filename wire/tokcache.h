@@ -25,18 +25,24 @@ typedef struct tokcache_entry {
 
 typedef struct tokcache {
     tokcache_entry_t slot[TOKCACHE_SLOTS];
+    uint64_t seed; /* of the slot hash, random per cache */
     uint64_t hits, misses;
 } tokcache_t;
 
+/* An empty cache, or NULL without memory. */
+tokcache_t *wire__tokcache_new(void);
+/* Frees every token kept and the cache (NULL is fine). */
+void wire__tokcache_free(tokcache_t *tc);
 /* 1 and `out` filled when the very same token was verified before and is
  * still valid at `now` (nbf <= now < exp); else 0 (a slot holding it while
- * it is no longer valid is emptied). */
-int tokcache_get(tokcache_t *tc, const char *token, size_t len, time_t now, wire_claims_t *out);
+ * it is no longer valid is emptied). The token is compared in constant
+ * time: a client cannot learn another client's token from how long a
+ * refusal took. */
+int wire__tokcache_get(tokcache_t *tc, const char *token, size_t len, time_t now,
+                       wire_claims_t *out);
 /* Keeps a token just verified with its claims; without memory, keeps
  * nothing. */
-void tokcache_put(tokcache_t *tc, const char *token, size_t len, long long nbf,
-                  const wire_claims_t *claims);
-/* Empties every slot (the cache itself is the caller's). */
-void tokcache_clear(tokcache_t *tc);
+void wire__tokcache_put(tokcache_t *tc, const char *token, size_t len, long long nbf,
+                        const wire_claims_t *claims);
 
 #endif

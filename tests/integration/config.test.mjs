@@ -481,7 +481,11 @@ test('category reads: items, bundle invalidation on both paths, a category chang
     'cat.x2': { key: 'cat.x2', value: 2, version: 1 },
   });
   // the platform's bundle in L2
-  const bundle = JSON.parse(await redis.command(['GET', 'configurationCategory:catA:0']));
+  // (written to Redis after the answer: the answer may arrive first)
+  const bundle = await waitUntil(
+    async () => JSON.parse(await redis.command(['GET', 'configurationCategory:catA:0'])),
+    { what: 'configurationCategory:catA:0 written' },
+  );
   assert.equal(bundle.length, 2, `configurationCategory:catA:0 = ${JSON.stringify(bundle)}`);
   const h0 = await metric(B, 'coordhub_config_cache_hits_total', { tier: 'l1' });
   await listOk(B, 'catA');

@@ -263,16 +263,23 @@ test('an idle keep-alive connection whose last answer came from Redis is closed 
   // lws's callbacks; the keep-alive timeout lws sets then must still be
   // scheduled (without the hub's wake-up it waited for lws's next 30 s
   // check). lws's timeout is 5 s; the bound leaves room for a slow run.
-  const tok = hub.token('svc-idle', ['service'], 3600);
-  const sock = await rawTcp(hub.port);
-  const rd = answerReader(sock);
-  sock.write(req('POST', `/v1/locks/idle:${userId()}`, { token: tok, body: '{"ttl_ms":1000}' }));
-  const a = (await rd.next(1))[0];
-  assert.equal(a.status, 200, a.body);
-  const t0 = Date.now();
-  await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 20000, 'the hub closes the idle connection');
-  assert.ok(Date.now() - t0 >= 4000, `closed after ${Date.now() - t0} ms, before lws's keep-alive timeout`);
-  sock.destroy();
+  // A hub of its own: any other socket's activity on a shared hub would
+  // run lws's scheduling and hide a missing wake-up.
+  const own = await startHub({ redisUrl: redis.url });
+  try {
+    const tok = own.token('svc-idle', ['service'], 3600);
+    const sock = await rawTcp(own.port);
+    const rd = answerReader(sock);
+    sock.write(req('POST', `/v1/locks/idle:${userId()}`, { token: tok, body: '{"ttl_ms":1000}' }));
+    const a = (await rd.next(1))[0];
+    assert.equal(a.status, 200, a.body);
+    const t0 = Date.now();
+    await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 20000, 'the hub closes the idle connection');
+    assert.ok(Date.now() - t0 >= 4000, `closed after ${Date.now() - t0} ms, before lws's keep-alive timeout`);
+    sock.destroy();
+  } finally {
+    await own.stop();
+  }
 });
 
 test('keep-alive requests with a body one after another are all answered (each read fresh)', async () => {

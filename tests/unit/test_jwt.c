@@ -590,8 +590,8 @@ test_jwt_cache(void **state)
     assert_int_equal(cl.roles, WIRE_ROLE_SERVICE);
     assert_int_equal(cl.exp, (long long)NOW + 60);
 
-    /* a token differing in one byte of its signature is verified, and
-     * refused, and does not evict the good one */
+    /* a token differing in one byte of its signature (same length) is
+     * verified in full, and refused; the good one still answers */
     assert_int_equal(wire_jwt_verify_keys(ks, bad, strlen(bad), NOW + 1, &cl, &why), -EINVAL);
     assert_int_equal(wire_jwt_verify_keys(ks, tok, strlen(tok), NOW + 2, &cl, &why), 0);
     wire_keyset_cache_stats(ks, &hits, &misses);
@@ -624,7 +624,18 @@ test_jwt_cache(void **state)
         free(t);
     }
 
-    /* the cache is the key set's: another set (a reload) verifies anew */
+    /* the cache is the key set's: a set reloaded with the same secret
+     * verifies the token in full first, then has its own hit; one whose
+     * secret changed refuses a token the old set had kept */
+    assert_int_equal(wire_keyset_new(NULL, NULL, &other), 0);
+    assert_int_equal(wire_keyset_add_secret(other, SECRET), 0);
+    assert_int_equal(wire_jwt_verify_keys(other, late, strlen(late), NOW + 11, &cl, &why), 0);
+    wire_keyset_cache_stats(other, &hits, &misses);
+    assert_int_equal(hits, 0);
+    assert_int_equal(wire_jwt_verify_keys(other, late, strlen(late), NOW + 12, &cl, &why), 0);
+    wire_keyset_cache_stats(other, &hits, &misses);
+    assert_int_equal(hits, 1);
+    wire_keyset_free(other);
     assert_int_equal(wire_keyset_new(NULL, NULL, &other), 0);
     assert_int_equal(wire_keyset_add_secret(other, "another-secret"), 0);
     assert_int_equal(wire_jwt_verify_keys(other, late, strlen(late), NOW + 11, &cl, &why), -EINVAL);
