@@ -299,10 +299,6 @@ mark_read(struct lws *wsi, int buffered)
  * (gw__out_wake_lws). With input buffered (a pipelined request), lws's own
  * POLLOUT is waited for: its idle handler, which parses that input, starts
  * only from its own poll callback.
- * When lws ends the transaction later instead (part of the answer still
- * to send, or a body not read to its end), it may read the next request
- * into its buffer meanwhile: the mark says "not measurable", so a request
- * with a body there ends the connection (gw__http_from_buffer).
  */
 static void
 end_transaction(gw_t *gw, struct lws *wsi, int buffered)
@@ -318,11 +314,7 @@ end_transaction(gw_t *gw, struct lws *wsi, int buffered)
         gw__out_timeout(gw, wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    if (!gw->http_rebound) {
-        lws_set_opaque_user_data(wsi, (void *)(uintptr_t)1);
-        return;
-    }
-    if (!buffered && !lws_partial_buffered(wsi)) {
+    if (gw->http_rebound && !buffered && !lws_partial_buffered(wsi)) {
         struct lws_pollfd pfd = {
             .fd = lws_get_socket_fd(wsi), .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
 
