@@ -287,6 +287,38 @@ CORPORA = {
         "nul-after": b"1-2\x00",
         "over-40": "1-" + "0" * 39,
     },
+    "http1": {
+        # one control byte (fuzz_http1.c: a small max of 3 * byte + 1, the
+        # decoders' capacity in its low 6 bits, an argument name's length in
+        # its top 3), then the bytes of a connection
+        "get": b"\x7f" + b"GET /a/b?token=x%2Fy&offset=1-2 HTTP/1.1\r\nHost: h\r\n"
+                         b"User-Agent: t\r\n\r\n",
+        "post-body": b"\x7f" + b"POST /locks/a HTTP/1.1\r\nHost: h\r\n"
+                               b"Content-Type: application/json\r\nContent-Length: 17\r\n"
+                               b"Expect: 100-continue\r\n\r\n{\"ttl_ms\":900000}",
+        "upgrade": b"\x7f" + b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\n"
+                             b"Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                             b"Origin: https://app.example\r\nAuthorization: Bearer a.b.c\r\n"
+                             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             b"Sec-WebSocket-Version: 13\r\n\r\n",
+        "pipelined": b"\x7f" + b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n\r\n"
+                               b"HEAD /2?x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        "options-star": b"\x7f" + b"OPTIONS * HTTP/1.1\r\nHost: h\r\nOrigin: o\r\n"
+                                  b"Access-Control-Request-Headers: authorization\r\n\r\n",
+        "http10-keep-alive": b"\x7f" + b"\r\nGET /healthz HTTP/1.0\r\n"
+                                       b"Connection: Keep-Alive\r\n\r\n",
+        "chunked": b"\x7f" + b"PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nhello\r\n0\r\n\r\n",
+        "small-max": b"\x05" + b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "need-more": b"\x7f" + b"GET /a HTTP/1.1\r\nHost: h\r\n",
+        "query-arg": b"\xbf" + b"tokentoken=%41b%20c&tok=1&token=2",
+        "bad-cl-te": b"\x7f" + b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n",
+        "bad-obs-fold": b"\x7f" + b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+        "bad-bare-lf": b"\x7f" + b"GET / HTTP/1.1\nHost: h\n\n",
+        "h2-preface": b"\x7f" + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "garbage": b"\x7f\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n\x00\xff",
+    },
     "queuespec": {
         # the list, then (after a newline) the alerts; no newline: the
         # default alerts
@@ -359,6 +391,13 @@ DICTS = {
                   "waiting", "active", "delayed", "completed", "failed", "paused", "prioritized",
                   "waiting-children", "stuck", "oldest", "stalled", "length", "pending", "lag",
                   "consumers", "dead-letters", "ms", "s", "m", "0.5", "1e12", " ", '"', "\\"],
+    "http1": ["GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "CONNECT", "HEAD", " / ", "*",
+              " HTTP/1.1\r\n", " HTTP/1.0\r\n", " HTTP/2.0\r\n", "\r\n", "\r\n\r\n", "\n", ": ",
+              "Host: ", "Content-Length: ", "Transfer-Encoding: chunked", "Connection: ", "close",
+              "keep-alive", "Upgrade: websocket", "upgrade", "Expect: 100-continue",
+              "Authorization: Bearer ", "Origin: ", "Access-Control-Request-Headers: ", "?", "&",
+              "=", "%", "%2F", "%00", "%0A", "token=", "offset=", ",", "\t", "999999999999999999",
+              "\x7f"],
     "config": JSON_TOKENS + ['"value"', '"category"', "tradeDisabled", b"\xff", "\x00"],
 }
 

@@ -34,7 +34,7 @@ jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 # What each parser needs to see: frames up to the 64 KiB limit and a bit
 # over; tokens just past WIRE_TOKEN_MAX; bodies and payloads of a few KiB (a
 # 1,001-asset reserve body is ~7 KiB); URLs past their 1 KiB limit; offsets
-# past their 40 bytes.
+# past their 40 bytes; HTTP heads past the 8 KiB max (plus a control byte).
 max_len_of() {
     case "$1" in
         clientmsg | sio) echo 70000 ;;
@@ -42,6 +42,7 @@ max_len_of() {
         jwt_claims) echo 3200 ;;
         url) echo 1100 ;;
         offset) echo 64 ;;
+        http1) echo 8300 ;;
         reserve | config) echo 16384 ;;
         *) echo 8192 ;;
     esac

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int dispatch(gw_t *gw, gw_conn_t *c);
+static void dispatch(gw_t *gw, gw_conn_t *c, const gw_req_t *r);
 static void api_error(gw_conn_t *c, int status, const char *code, const char *message);
 
 void
@@ -43,62 +43,33 @@ gw__api_reset(gw_conn_t *c)
     free(c->api.body);
     c->api.body = NULL;
     c->api.len = c->api.cap = 0;
-    c->api.body_state = GW_BODY_IGNORE;
     free(c->api.path);
     c->api.path = NULL;
 }
 
-int
-gw__api_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri, int method, size_t cl)
+void
+gw__api_request(gw_t *gw, gw_conn_t *c, const gw_req_t *r)
 {
-    /* lws decodes %XX while it parses the request line, so an encoded CR or
-     * LF ends that line early: the path is cut short and the HTTP version
-     * never seen. Refuse such a request rather than act on a truncated name
-     * (POST /v1/locks/ctl%0Ab must not take the lock "ctl"). */
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) == 0) {
-        gw__http_reject_now(wsi, 400, "bad_request", "malformed request line");
-        return -1;
-    }
-    if (strlen(uri) >= 512) {
+    if (strlen(r->path) >= 512) {
         api_error(c, 400, "bad_request", "path too long");
-        return 0;
+        return;
     }
-    free(c->api.path);
-    c->api.path = util_strdup(uri);
-    c->api.method = method;
+    c->api.path = util_strdup(r->path);
+    c->api.method = r->method;
     {
-        /* sized for the longest argument lws will split (it stops at one
-         * longer than the buffer) */
-        char q[WIRE_TOKEN_MAX + 16];
-        const char *v = lws_get_urlarg_by_name(wsi, "category=", q, sizeof q);
-        if (v != NULL)
-            snprintf(c->api.query, sizeof c->api.query, "%s",
-                     strlen(v) < sizeof c->api.query ? v : "\x01");
+        char q[sizeof c->api.query];
+        int n = wire_http_query_arg(r->query, "category", q, sizeof q);
+        if (n >= 0)
+            memcpy(c->api.query, q, (size_t)n + 1);
+        else if (n == -2) /* there, but too long or not decodable: refused */
+            snprintf(c->api.query, sizeof c->api.query, "\x01");
     }
-    if (cl > 0) {
-        c->api.body = util_malloc(cl);
-        c->api.cap = cl;
-        c->api.len = 0;
-        c->api.body_state = GW_BODY_WAIT;
-        return 0; /* dispatched at BODY_COMPLETION */
+    if (r->len > 0) {
+        c->api.body = util_malloc(r->len);
+        memcpy(c->api.body, r->body, r->len);
+        c->api.len = c->api.cap = r->len;
     }
-    /* No body: dispatch now. lws may still report an empty body and its
-     * completion (it does for Content-Length: 0); body_state makes both a
-     * no-op. */
-    return dispatch(gw, c);
-}
-
-int
-gw__api_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len)
-{
-    (void)gw;
-    if (len == 0 || c->api.body_state != GW_BODY_WAIT)
-        return 0; /* not a body the API asked for: discarded */
-    if (len > c->api.cap - c->api.len)
-        return -1; /* more than Content-Length said: not HTTP we speak */
-    memcpy(c->api.body + c->api.len, in, len);
-    c->api.len += len;
-    return 0;
+    dispatch(gw, c, r);
 }
 
 /* ---- locks ---- */
@@ -201,11 +172,10 @@ api_locks(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *name)
             api_error(c, 400, "bad_request", err);
             return;
         }
-        /* A wait can outlast the client: keep reading, so its FIN ends
-         * the connection and cancels the wait (a held input would hide it
-         * and the lock would go to a client that left). */
+        /* A wait can outlast the client: its FIN ends the connection and
+         * cancels the wait (the lock must not go to a client that left). */
         if (a.wait_ms > 0)
-            gw__http_unhold(c);
+            gw__http_leave_cancels(c);
         rc = lock_acquire(gw->locks, name, len, &a, on_lock_result, c, &c->api.lock);
         break;
     case GW_M_PATCH:
@@ -464,15 +434,6 @@ api_config(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims, const char *rest
 
 /* ---- dispatch ---- */
 
-int
-gw__api_body_done(gw_t *gw, gw_conn_t *c)
-{
-    if (c->api.body_state != GW_BODY_WAIT)
-        return 0; /* another route's request, or one already dispatched */
-    c->api.body_state = GW_BODY_IGNORE;
-    return dispatch(gw, c);
-}
-
 static void
 on_hubs(void *privdata, redisReply *reply)
 {
@@ -532,51 +493,46 @@ api_queues(gw_t *gw, gw_conn_t *c, const wire_claims_t *claims)
     free(body);
 }
 
-static int
-dispatch(gw_t *gw, gw_conn_t *c)
+static void
+dispatch(gw_t *gw, gw_conn_t *c, const gw_req_t *r)
 {
     wire_claims_t claims;
     const char *path = c->api.path, *why;
 
     assert(path != NULL);
-    if (c->api.len != c->api.cap) {
-        api_error(c, 400, "bad_request", "body shorter than its Content-Length");
-        return 0;
-    }
-    if (gw__auth_request(gw, c->wsi, GW_AUTH_HEADER, &claims, &why) != 0) {
+    if (gw__auth_req(gw, r, GW_AUTH_HEADER, &claims, &why) != 0) {
         gw->m.auth_failures++;
         LOG_DEBUG("gw", "API request refused: %s", why);
         api_error(c, 401, "unauthorized", "missing or invalid bearer token");
-        return 0;
+        return;
     }
     if (strncmp(path, "/v1/locks/", 10) == 0 && gw->locks != NULL) {
         if (strchr(path + 10, '/') != NULL)
             api_error(c, 400, "bad_request", "lock names may not contain '/'");
         else
             api_locks(gw, c, &claims, path + 10);
-        return 0;
+        return;
     }
     if (gw->cache != NULL &&
         (strcmp(path, "/v1/config") == 0 || strcmp(path, "/v1/config/") == 0)) {
         api_config(gw, c, &claims, NULL);
-        return 0;
+        return;
     }
     if (gw->cache != NULL && strncmp(path, "/v1/config/", 11) == 0) {
         api_config(gw, c, &claims, path + 11);
-        return 0;
+        return;
     }
     if (strncmp(path, "/v1/reservations/", 17) == 0 && gw->resv != NULL) {
         api_reservations(gw, c, &claims, path + 17);
-        return 0;
+        return;
     }
     if (strcmp(path, "/v1/hubs") == 0) {
         api_hubs(gw, c, &claims);
-        return 0;
+        return;
     }
     if (strcmp(path, "/v1/queues") == 0) {
         api_queues(gw, c, &claims);
-        return 0;
+        return;
     }
     api_error(c, 404, "not_found", "no such route");
-    return 0;
 }

@@ -49,6 +49,30 @@ gw__auth_request(gw_t *gw, struct lws *wsi, enum gw_auth_from from, wire_claims_
 }
 
 int
+gw__auth_req(gw_t *gw, const gw_req_t *r, enum gw_auth_from from, wire_claims_t *claims,
+             const char **why)
+{
+    char tok[WIRE_TOKEN_MAX + 16];
+    const char *p = NULL;
+    size_t n = 0;
+    int q;
+
+    if (r->authorization.n > 7 && strncasecmp(r->authorization.p, "Bearer ", 7) == 0) {
+        p = r->authorization.p + 7;
+        n = r->authorization.n - 7;
+    } else if (from == GW_AUTH_HEADER_OR_QUERY &&
+               (q = wire_http_query_arg(r->query, "token", tok, sizeof tok)) > 0) {
+        p = tok;
+        n = (size_t)q;
+    }
+    if (n == 0) {
+        *why = "missing token";
+        return UV_EINVAL;
+    }
+    return wire_jwt_verify_keys(gw->keys, p, n, time(NULL), claims, why) == 0 ? 0 : UV_EINVAL;
+}
+
+int
 gw__auth_token(gw_t *gw, const char *tok, size_t len, wire_claims_t *claims)
 {
     const char *why;

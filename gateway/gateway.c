@@ -9,6 +9,7 @@
  */
 #include "state.h"
 
+#include "front.h"
 #include "liveness.h"
 #include "polling.h"
 #include "protocol.h"
@@ -76,45 +77,9 @@ fd_limit(void)
     return (unsigned)rl.rlim_cur;
 }
 
-/* Can `host`:`port` be listened on? lws 4.1 answers a failed listen with a
- * half-destroyed context whose teardown runs libuv close callbacks inside
- * the event-library plugin after it was unloaded (a crash,
- * docs/libraries.md), so the common failure, an address in use or not
- * ours, is found first with a socket of our own. 0, or a UV_E* code. */
-static int
-probe_listen(const char *host, int port)
-{
-    struct addrinfo hints, *ai = NULL;
-    char service[16];
-    int fd, rc = 0, one = 1;
-
-    if (port == 0)
-        return 0; /* any free port */
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(service, sizeof service, "%d", port);
-    if (getaddrinfo(host, service, &hints, &ai) != 0 || ai == NULL)
-        return 0; /* not an address (an interface name?): lws decides */
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-        rc = -errno; /* UV_E* on Unix */
-    } else {
-        /* as lws does, so that a port in TIME_WAIT is not refused */
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1) != 0)
-            rc = -errno; /* UV_E* on Unix */
-        close(fd);
-    }
-    freeaddrinfo(ai);
-    return rc;
-}
-
-/* The listen address as a numeric one: lws takes any other name for an
- * interface's, and a name it cannot find (e.g. "localhost") leaves it
- * listening nowhere while the hub says it is ready. A name that does not
- * resolve is kept as it is (an interface name, lws decides). */
+/* The listen address as a numeric one, IPv4 first ("localhost" then
+ * means 127.0.0.1 wherever ::1 sorts first). A name that does not resolve
+ * is kept as it is: the listen then fails and says so. */
 static char *
 numeric_host(const char *host)
 {
@@ -138,6 +103,17 @@ numeric_host(const char *host)
         snprintf(num, sizeof num, "%s", host);
     freeaddrinfo(ai);
     return util_strdup(num);
+}
+
+/* lws's log lines, to stderr as lws writes them, but for the two it
+ * writes at error level each time it is handed a socket with bytes read
+ * (adopt_socket_readbuf in lws 4.1): that is every WebSocket here. */
+static void
+lws_log(int level, const char *line)
+{
+    if (strstr(line, "adopt_socket_readbuf") != NULL)
+        return;
+    lwsl_emit_stderr(level, line);
 }
 
 static void
@@ -240,10 +216,15 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     gw__poll_init(gw);
     gw__rec_init(gw, opt);
     gw__hubs_init(gw, opt);
+    gw__front_init(gw);
 
+    /* the hub listens, not lws (front.c): lws gets the upgrades */
+    if (gw__front_listen(gw, gw->host, opt->port) != 0) {
+        *err = "could not listen (address in use or not available)";
+        goto fail;
+    }
     memset(&info, 0, sizeof info);
-    info.port = opt->port;
-    info.iface = gw->host;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = gw__protocols;
     info.vhost_name = "default";
     /* UTF-8 of text messages is checked by the hub (ws.c), not by lws's
@@ -258,29 +239,28 @@ gw_new(uv_loop_t *loop, const gw_options_t *opt, gw_t **out, const char **err)
     info.timeout_secs = 10;
     info.retry_and_idle_policy = &no_validity_timers;
 
-    if (probe_listen(gw->host, opt->port) != 0) {
-        *err = "could not listen (address in use or not available)";
-        goto fail;
-    }
     /* lws logs only real trouble (it writes to stderr too) */
-    lws_set_log_level(getenv("GW_LWS_DEBUG") ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG) : LLL_ERR, NULL);
+    lws_set_log_level(getenv("GW_LWS_DEBUG")
+                          ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG)
+                          : LLL_ERR,
+                      lws_log);
     gw->ctx = lws_create_context(&info);
     if (gw->ctx == NULL) {
         *err = "could not create the WebSocket context";
         goto fail;
     }
-    /* lws 4.1 returns a context even when the listen failed (docs/libraries.md) */
+    /* lws 4.1 returns a context even when its vhost failed (docs/libraries.md) */
     gw->vhost = lws_get_vhost_by_name(gw->ctx, "default");
     if (gw->vhost == NULL) {
-        *err = "could not listen (address in use or not available)";
+        *err = "could not create the WebSocket context";
         drain_failed_context(loop, gw->ctx);
         gw->ctx = NULL;
         goto fail;
     }
-    gw->port = lws_get_vhost_listen_port(gw->vhost);
     *out = gw;
     return 0;
 fail:
+    gw__front_close(gw);
     uv_close((uv_handle_t *)&gw->reserve_timer, NULL);
     uv_close((uv_handle_t *)&gw->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&gw->flush, NULL);
@@ -320,6 +300,7 @@ finish_shutdown(gw_t *gw)
     gw__rec_flush(gw);
     gw__rec_close(gw);
     gw__hubs_close(gw);
+    gw__front_close(gw);
     gw->timers_closed = 1;
     gw->shutdown_done = NULL;
     lws_context_destroy(gw->ctx); /* first half: starts closing */

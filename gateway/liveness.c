@@ -12,7 +12,6 @@
 #include "liveness.h"
 
 #include "conn.h"
-#include "polling.h"
 #include "writer.h"
 
 #include <time.h>
@@ -37,12 +36,8 @@ on_sweep(uv_timer_t *t)
         gw__conn_expiry(gw, c, now_s); /* one compare per connection per sweep */
         if (c->ws.close_code)
             continue;
-        if (c->wsi == NULL) {
-            /* a polling session: Engine.IO's pings only (socketio.c), and
-             * whether the client of its waiting GET is still there */
-            gw__poll_check(gw, c);
-            continue;
-        }
+        if (c->wsi == NULL)
+            continue; /* a polling session: Engine.IO's pings only (socketio.c) */
         if (c->ws.ping_sent != 0) {
             if (now - c->ws.ping_sent >= gw->ws_idle_drop_ms) {
                 /* It cannot take a close frame either: close it, once.

@@ -26,11 +26,9 @@
 #include "socketio.h"
 #include "writer.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 static const char ERR_TRANSPORT[] = "{\"code\":0,\"message\":\"Transport unknown\"}";
 static const char ERR_SID[] = "{\"code\":1,\"message\":\"Session ID unknown\"}";
@@ -46,27 +44,38 @@ refuse(gw_conn_t *h, const char *body)
     gw__http_respond(h, 400, "application/json", body, strlen(body));
 }
 
+/* The longest Access-Control-Request-Headers echoed to a preflight. */
+#define ALLOW_HEADERS_MAX 1024
+
 /* Sets the CORS answer of request `h` when its Origin is allowed. */
 static void
-cors(gw_t *gw, gw_conn_t *h, struct lws *wsi, int preflight)
+cors(gw_t *gw, gw_conn_t *h, const gw_req_t *r, int preflight)
 {
     char origin[sizeof h->http.allow_origin];
+    wire_span_t ac = r->ac_request_headers;
     int ok = 0;
 
-    if (gw->cors_origins == NULL ||
-        lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    if (gw->cors_origins == NULL || r->origin.n == 0 || r->origin.n >= sizeof origin)
         return;
+    memcpy(origin, r->origin.p, r->origin.n);
+    origin[r->origin.n] = '\0';
     for (char **o = gw->cors_origins; *o && !ok; o++)
         ok = strcmp(*o, "*") == 0 || strcasecmp(*o, origin) == 0;
     if (!ok)
         return;
     memcpy(h->http.allow_origin, origin, sizeof origin);
     h->http.preflight = preflight;
+    if (preflight && ac.n > 0 && ac.n <= ALLOW_HEADERS_MAX) {
+        /* the front's parser let no control character through */
+        h->http.allow_headers = util_malloc(ac.n + 1);
+        memcpy(h->http.allow_headers, ac.p, ac.n);
+        h->http.allow_headers[ac.n] = '\0';
+    }
 }
 
 /* A new session, its open packet the answer to the handshake GET `h`. */
 static void
-handshake(gw_t *gw, gw_conn_t *h, struct lws *wsi)
+handshake(gw_t *gw, gw_conn_t *h, const gw_req_t *r)
 {
     gw_conn_t *s = util_malloc(sizeof *s);
     wire_claims_t claims;
@@ -77,7 +86,7 @@ handshake(gw_t *gw, gw_conn_t *h, struct lws *wsi)
     gw__conn_session_add(gw, s);
     /* a ?token= of the handshake serves a CONNECT without one, as for a
      * WebSocket's upgrade */
-    if (gw__auth_request(gw, wsi, GW_AUTH_HEADER_OR_QUERY, &claims, &why) == 0) {
+    if (gw__auth_req(gw, r, GW_AUTH_HEADER_OR_QUERY, &claims, &why) == 0) {
         s->ws.sio.have_claims = 1;
         s->ws.claims = claims;
     }
@@ -88,47 +97,50 @@ handshake(gw_t *gw, gw_conn_t *h, struct lws *wsi)
     gw__out_poll(gw, s);
 }
 
-int
-gw__poll_request(gw_t *gw, gw_conn_t *h, struct lws *wsi, int method, size_t cl)
+static void post_done(gw_t *gw, gw_conn_t *h);
+
+void
+gw__poll_request(gw_t *gw, gw_conn_t *h, const gw_req_t *r)
 {
-    char arg[WIRE_TOKEN_MAX + 16]; /* lws stops at the first longer argument (a ?token=) */
-    const char *v, *sid;
+    char arg[32], sid[32];
+    int method = r->method;
     gw_conn_t *s;
 
     gw->m.polls++;
-    cors(gw, h, wsi, method == GW_M_OPTIONS);
+    cors(gw, h, r, method == GW_M_OPTIONS);
     if (method == GW_M_OPTIONS) { /* a CORS preflight */
         gw__http_respond(h, 204, "text/plain", "", 0);
-        return 0;
+        return;
     }
-    v = lws_get_urlarg_by_name(wsi, "EIO=", arg, sizeof arg);
-    if (v == NULL || strcmp(v, "4") != 0) {
+    if (wire_http_query_arg(r->query, "EIO", arg, sizeof arg) < 0 || strcmp(arg, "4") != 0) {
         refuse(h, ERR_VERSION);
-        return 0;
+        return;
     }
-    v = lws_get_urlarg_by_name(wsi, "transport=", arg, sizeof arg);
-    if (v == NULL || (strcmp(v, "polling") != 0 && strcmp(v, "websocket") != 0)) {
+    if (wire_http_query_arg(r->query, "transport", arg, sizeof arg) < 0 ||
+        (strcmp(arg, "polling") != 0 && strcmp(arg, "websocket") != 0)) {
         refuse(h, ERR_TRANSPORT);
-        return 0;
+        return;
     }
-    if (strcmp(v, "websocket") == 0) { /* the WebSocket transport without an upgrade */
+    if (strcmp(arg, "websocket") == 0) { /* the WebSocket transport without an upgrade */
         refuse(h, method == GW_M_GET ? ERR_BAD : ERR_METHOD);
-        return 0;
+        return;
     }
-    sid = lws_get_urlarg_by_name(wsi, "sid=", arg, sizeof arg);
-    if (sid == NULL) {
+    switch (wire_http_query_arg(r->query, "sid", sid, sizeof sid)) {
+    case -1: /* no session yet: the handshake */
         if (method != GW_M_GET)
             refuse(h, ERR_METHOD);
         else if (gw->npolling >= gw->max_sessions) /* each holds memory, none a socket */
             gw__http_respond(h, 503, "application/json", ERR_FULL, sizeof ERR_FULL - 1);
         else
-            handshake(gw, h, wsi);
-        return 0;
+            handshake(gw, h, r);
+        return;
+    case -2: refuse(h, ERR_SID); return; /* longer than any of ours */
+    default: break;
     }
     s = gw__conn_session_find(gw, sid, strlen(sid));
     if (s == NULL || gw__sio_overdue(gw, s)) {
         refuse(h, ERR_SID);
-        return 0;
+        return;
     }
     if (method == GW_M_GET) {
         if (s->ws.sio.get != NULL) {
@@ -136,57 +148,41 @@ gw__poll_request(gw_t *gw, gw_conn_t *h, struct lws *wsi, int method, size_t cl)
              * and closes the session */
             refuse(h, ERR_BAD);
             gw__out_close(s, LWS_CLOSE_STATUS_PROTOCOL_ERR);
-            return 0;
+            return;
         }
         s->ws.sio.get = h;
         h->poll.session = s;
         h->poll.what = GW_POLL_GET;
-        /* no lws timeout while it waits: the ping schedule bounds it. And
-         * no reading: lws 4.1 reads nothing more from a connection whose
-         * answer is owed, so a peer's FIN would leave the socket readable
-         * and the loop spinning on it (a closed tab: a core for up to the
-         * ping interval). gw__poll_check notices that FIN instead. */
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-        lws_rx_flow_control(wsi, 0);
+        /* it waits until the ping schedule's next packet at the latest; a
+         * client that leaves meanwhile closes the session (gw__poll_reset) */
+        gw__http_leave_cancels(h);
         gw__out_poll(gw, s);
-        return 0;
+        return;
     }
     if (method != GW_M_POST) {
         refuse(h, ERR_BAD);
-        return 0;
+        return;
     }
     if (s->ws.sio.post != NULL) {
         refuse(h, ERR_BAD);
         gw__out_close(s, LWS_CLOSE_STATUS_PROTOCOL_ERR);
-        return 0;
+        return;
     }
-    if (cl > gw->max_frame) { /* over the maxPayload the open packet gave */
+    if (r->len > gw->max_frame) { /* over the maxPayload the open packet gave */
         gw->m.too_large_closes++;
         gw__http_respond(h, 413, "application/json", ERR_BAD, sizeof ERR_BAD - 1);
         gw__out_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-        return 0;
+        return;
     }
     s->ws.sio.post = h;
     h->poll.session = s;
     h->poll.what = GW_POLL_POST;
-    if (cl == 0)
-        return gw__poll_body_done(gw, h);
-    h->poll.body = util_malloc(cl);
-    h->poll.cap = cl;
-    return 0; /* handled at BODY_COMPLETION */
-}
-
-int
-gw__poll_body(gw_t *gw, gw_conn_t *h, const void *in, size_t len)
-{
-    (void)gw;
-    if (h->poll.what != GW_POLL_POST || h->poll.body == NULL || len == 0)
-        return 0;
-    if (len > h->poll.cap - h->poll.len)
-        return -1; /* more than its Content-Length: not HTTP */
-    memcpy(h->poll.body + h->poll.len, in, len);
-    h->poll.len += len;
-    return 0;
+    if (r->len > 0) {
+        h->poll.body = util_malloc(r->len);
+        memcpy(h->poll.body, r->body, r->len);
+        h->poll.len = h->poll.cap = r->len;
+    }
+    post_done(gw, h);
 }
 
 /* The packets of a POST, one by one, as a WebSocket's messages: 0, or the
@@ -217,27 +213,21 @@ receive_payload(gw_t *gw, gw_conn_t *s, const char *p, size_t len)
     return 0;
 }
 
-int
-gw__poll_body_done(gw_t *gw, gw_conn_t *h)
+/* A POST's packets, its body read whole. */
+static void
+post_done(gw_t *gw, gw_conn_t *h)
 {
     gw_conn_t *s = h->poll.session;
     int code;
 
-    if (h->poll.what != GW_POLL_POST)
-        return 0;
     h->poll.session = NULL;
     h->poll.what = GW_POLL_NONE;
     if (s != NULL)
         s->ws.sio.post = NULL;
-    if (s == NULL || s->ws.close_code) { /* closed while its body was read */
+    if (s == NULL || s->ws.close_code) { /* closed meanwhile */
         gw__poll_reset(gw, h);
         refuse(h, ERR_SID);
-        return 0;
-    }
-    if (h->poll.len < h->poll.cap) {
-        gw__poll_reset(gw, h);
-        refuse(h, ERR_BAD); /* shorter than its Content-Length */
-        return 0;
+        return;
     }
     gw__conn_alive(gw, s);
     code = h->poll.len > 0 ? receive_payload(gw, s, h->poll.body, h->poll.len)
@@ -251,29 +241,9 @@ gw__poll_body_done(gw_t *gw, gw_conn_t *h)
             gw->m.protocol_closes++;
         gw__out_close(s, code);
         refuse(h, ERR_BAD);
-        return 0;
+        return;
     }
     gw__http_respond(h, 200, "text/html", "ok", 2);
-    return 0;
-}
-
-void
-gw__poll_check(gw_t *gw, gw_conn_t *s)
-{
-    gw_conn_t *h = s->ws.sio.get;
-    char b;
-    ssize_t n;
-    int fd;
-
-    (void)gw;
-    if (h == NULL || h->wsi == NULL || (fd = lws_get_socket_fd(h->wsi)) < 0)
-        return;
-    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        /* the client went: lws closes the connection, whose CLOSED_HTTP
-         * closes the session (gw__poll_reset), as the reference server */
-        gw__out_timeout(gw, h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
 }
 
 void
@@ -284,9 +254,8 @@ gw__poll_reset(gw_t *gw, gw_conn_t *h)
     (void)gw;
     if (s != NULL) {
         if (s->ws.sio.get == h) {
-            /* a poll the client gave up (lws reports its close at the
-             * latest when the answer is written): the reference server
-             * closes the session */
+            /* a poll the client gave up (the front saw it leave): the
+             * reference server closes the session */
             s->ws.sio.get = NULL;
             gw__out_close(s, LWS_CLOSE_STATUS_NORMAL);
         }

@@ -5,16 +5,14 @@
  * connection to the vhost's default protocol and a WebSocket upgrade that
  * names no subprotocol to it as well (docs/libraries.md: otherwise such a
  * client is bound to the HTTP protocol and silently gets nothing). This
- * file only routes callback reasons: HTTP requests to routes.c and api.c,
- * their answers to http.c, WebSockets to ws.c, writer.c and conn.c.
+ * file only routes callback reasons: the upgrade to ws.c, WebSockets to
+ * ws.c, writer.c and conn.c. lws sees no other HTTP: the front (front.c)
+ * serves it and hands lws the upgrades.
  */
 #include "protocol.h"
 
-#include "api.h"
 #include "conn.h"
 #include "http.h"
-#include "polling.h"
-#include "routes.h"
 #include "state.h"
 #include "writer.h"
 #include "ws.h"
@@ -42,36 +40,20 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in
         return gw__ws_confirm_upgrade(gw, wsi);
     }
 
-    case LWS_CALLBACK_HTTP: return gw__routes_request(gw, c, wsi, in);
+    case LWS_CALLBACK_HTTP:
+        /* lws is handed WebSocket upgrades only (front.c); a request that
+         * reaches it anyway (after a refused upgrade, on the same
+         * connection) is refused and the connection closed */
+        gw__http_reject_now(wsi, 400, "bad_request", "only WebSocket upgrades here");
+        return -1;
 
     case LWS_CALLBACK_HTTP_BODY:
-        return c->kind == GW_CONN_HTTP ? gw__routes_body(gw, c, in, len) : 0;
-
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return c->kind == GW_CONN_HTTP ? gw__routes_body_done(gw, c) : 0;
-
-    case LWS_CALLBACK_HTTP_WRITEABLE: return gw__http_writeable(gw, c, wsi);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return -1;
 
     case LWS_CALLBACK_RAW_ADOPT:
     case LWS_CALLBACK_RAW_RX:
-        /* CONNECT: lws turns the connection into a raw socket bound to us.
-         * The hub tunnels nothing: close it. */
+        /* a raw socket: the hub has none */
         return -1;
-
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* an upgrade frees the HTTP half */
-    case LWS_CALLBACK_CLOSED_HTTP:
-        if (c != NULL && c->kind == GW_CONN_HTTP) {
-            gw__api_reset(c);
-            gw__poll_reset(gw, c);
-            gw__http_closed(gw, c);
-        }
-        break;
-
-    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
-        /* lws_http_transaction_completed got as far as the next request */
-        if (gw != NULL && gw->http_completing == wsi)
-            gw->http_rebound = 1;
-        break;
 
     case LWS_CALLBACK_ESTABLISHED: return gw__ws_established(gw, c, wsi);
 

@@ -7,12 +7,14 @@
 
 #include "state.h"
 
-/* LWS_CALLBACK_HTTP for `uri`: answers (now or later, through http.c) or
- * hands the request to the API. 0, or -1 to close the connection. */
-int gw__routes_request(gw_t *gw, gw_conn_t *c, struct lws *wsi, const char *uri);
-/* HTTP_BODY / HTTP_BODY_COMPLETION of the request on `c`: to the API when
- * it asked for the body, dropped otherwise. 0, or -1 to close. */
-int gw__routes_body(gw_t *gw, gw_conn_t *c, const void *in, size_t len);
-int gw__routes_body_done(gw_t *gw, gw_conn_t *c);
+/* A request the front has read whole (its body included) and whose
+ * framing it checked: answered now or later, through http.c. */
+void gw__routes_request(gw_t *gw, gw_conn_t *c, const gw_req_t *r);
+/* A request the front refuses before any route (its head malformed, its
+ * body unframeable or over the limit): `status` with the error shape, or
+ * Engine.IO's 400 under /socket.io (`path` still encoded, p NULL when
+ * unknown); the connection closes after it. */
+void gw__routes_refuse(gw_t *gw, gw_conn_t *c, wire_span_t path, int status, const char *code,
+                       const char *message);
 
 #endif

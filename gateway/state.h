@@ -14,6 +14,7 @@
 #include "reserve.h"
 #include "rooms.h"
 #include "deadline.h"
+#include "http1.h"
 #include "throttle.h"
 #include "util.h"
 #include "wire.h"
@@ -25,7 +26,7 @@
 #define GW_BODY_MAX (1024 * 1024) /* request bodies (README: 413 above) */
 #define GW_SCRATCH (64 * 1024)    /* one send's worth of coalesced frames */
 
-/* lws's method index (lws_http_get_uri_and_method) */
+/* HTTP methods, as wire/http1.h numbers them */
 enum gw_method {
     GW_M_GET = 0,
     GW_M_POST = 1,
@@ -34,7 +35,8 @@ enum gw_method {
     GW_M_PATCH = 4,
     GW_M_DELETE = 5,
     GW_M_CONNECT = 6,
-    GW_M_HEAD = 7
+    GW_M_HEAD = 7,
+    GW_M_OTHER = 8 /* a method no route has */
 };
 
 /* How a recovery ended (SPEC §9, docs/recovery.md): recovered, or why not. */
@@ -92,29 +94,37 @@ struct gw_metrics {
 
 typedef struct gw_conn gw_conn_t;
 
-/* HTTP, the response being written (http.c): one at a time, reset at each
- * request of a keep-alive connection. */
-typedef struct gw_http {
-    int pending; /* a response is owed on this connection */
-    int status;  /* 0: not answered yet */
-    int head;  /* a HEAD request: the headers of the answer, no body */
-    int close; /* close once the answer is out (a body we cannot skip) */
-    int held;  /* input held (rx flow off) until the answer is out */
-    /* the answer may wait on other clients (a lock acquire with wait_ms):
-     * input is not held, so that the client's leaving is seen (routes.c) */
-    int unheld;
-    int body_done; /* lws reported the body's completion (routes.c) */
-    /* on gw_t.http_ready: a keep-alive answer staged, written at the next
-     * flush (http.c) */
-    int ready;
-    gw_conn_t *rnext, *rprev;
-    const char *ctype;
-    char *body; /* LWS_PRE bytes of headroom, then `len` bytes */
+/* The request being dispatched, as the HTTP front (front.c) parsed it:
+ * valid during the dispatch call only (it points into the front's input);
+ * what a route keeps for later it copies. */
+typedef struct gw_req {
+    int method;       /* enum gw_method */
+    const char *path; /* percent-decoded, NUL-terminated */
+    wire_span_t query, authorization, origin, ac_request_headers;
+    int has_length;   /* a Content-Length was given */
+    const char *body; /* Content-Length bytes (len 0: none) */
     size_t len;
+} gw_req_t;
+
+struct gw_fconn; /* a connection of the HTTP front (front.c) */
+
+/* HTTP, the answer owed on a connection of the front (http.c): one at a
+ * time, reset at each request of a keep-alive connection. */
+typedef struct gw_http {
+    struct gw_fconn *front; /* the connection the answer goes to */
+    int pending; /* an answer is owed on this connection */
+    int head;    /* a HEAD request: the headers of the answer, no body */
+    int close;   /* close once the answer is out */
+    int keep_alive_header; /* an HTTP/1.0 keep-alive: say so in the answer */
+    /* the answer may wait on other clients (a lock acquire with wait_ms,
+     * a polling GET): the client's leaving (its FIN) cancels it instead of
+     * being answered after it (front.c) */
+    int leave_cancels;
     /* CORS: the request's Origin, echoed when --cors-origins allows it
      * (polling.c), with credentials; empty: no CORS headers */
     char allow_origin[256];
     int preflight; /* an OPTIONS preflight: the allowed methods and headers too */
+    char *allow_headers; /* a preflight's Access-Control-Request-Headers, or NULL */
 } gw_http_t;
 
 /* HTTP, the /v1/ request being served (api.c). */
@@ -123,11 +133,6 @@ typedef struct gw_api {
     char *path;   /* malloc'd per request */
     char *body;   /* Content-Length bytes, read before dispatch */
     size_t len, cap;
-    /* Whether BODY / BODY_COMPLETION concern the API: only a /v1/ request
-     * that declared a non-empty body waits for them. Every other request
-     * (another route, an empty body, one already answered) ignores them,
-     * whatever lws delivers, so no route runs twice or without its path. */
-    enum { GW_BODY_IGNORE = 0, GW_BODY_WAIT } body_state;
     struct lock_op *lock;    /* a lock request in flight: cancelled if the client goes */
     struct resv_op *resv;    /* a reservation request in flight, likewise */
     struct cache_req *cache; /* a configuration request in flight, likewise */
@@ -262,6 +267,24 @@ typedef struct gw_rec {
     uint64_t pass_bytes, pass_keys, redis_bytes, redis_keys;
 } gw_rec_t;
 
+/* The HTTP front (front.c): the hub's listening socket and its HTTP/1.1
+ * connections; WebSocket upgrades are handed to lws. */
+typedef struct gw_front {
+    int fd;                    /* the listening socket, -1 once closed */
+    uv_poll_t listener;
+    uv_timer_t accept_pause;   /* accepting again after EMFILE */
+    uv_timer_t timer;          /* at the earliest deadline of the three lists */
+    uint64_t timer_at;
+    gw_slist_t idle;           /* keep-alive, between requests */
+    gw_slist_t reading;        /* a request (or the first) not complete yet */
+    gw_slist_t linger;         /* closing: the client's last bytes read and dropped */
+    struct gw_fconn *conns;    /* every connection */
+    struct gw_fconn *resume;   /* answered, with the next request buffered */
+    size_t nconns;
+    char *rx;                  /* one read's buffer, shared */
+    util_ratelog_t log;
+} gw_front_t;
+
 struct gw {
     uv_loop_t *loop;
     struct lws_context *ctx;
@@ -294,15 +317,9 @@ struct gw {
     size_t http_inflight;   /* HTTP responses owed (http.c) */
 
     gw_conn_t *dirty;       /* connections with frames queued since the last flush */
-    gw_conn_t *http_ready;  /* HTTP answers staged since the last flush (http.c) */
-    /* the connection whose transaction gw__http_flush is ending, and
-     * whether lws rebound its protocol meanwhile (it then waits for
-     * POLLOUT before it reads the next request) */
-    struct lws *http_completing;
-    int http_rebound;
     uv_check_t flush;       /* after each loop iteration's I/O: flush `dirty` */
     uv_idle_t wake;         /* active while `dirty` is not empty: poll must not block */
-    uv_timer_t lws_kick;    /* lws's timeouts rescheduled after the flush served it (http.c) */
+    uv_timer_t lws_kick;    /* lws's timeouts rescheduled (writer.c) */
     unsigned char *scratch; /* GW_SCRATCH bytes */
     uint64_t iterations;    /* loop iterations seen by the flush check */
     uv_timer_t sweep;       /* liveness: idle pings, dead peers */
@@ -324,6 +341,7 @@ struct gw {
     int timers_closed;
 
     gw_rec_t rec;
+    gw_front_t front;
 
     /* the registry of hubs (hubs.c) */
     struct {

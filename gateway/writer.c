@@ -17,6 +17,8 @@
  */
 #include "writer.h"
 
+#include "front.h"
+
 #include "http.h"
 #include "metrics.h"
 
@@ -67,8 +69,6 @@ poll_answer(gw_conn_t *s, const char *body, size_t len)
 
     s->ws.sio.get = NULL;
     h->poll.session = NULL;
-    if (h->wsi != NULL)
-        lws_rx_flow_control(h->wsi, 1); /* as polling.c stopped it while the GET waited */
     gw__http_respond(h, 200, "text/plain; charset=UTF-8", body, len);
 }
 
@@ -307,7 +307,7 @@ on_flush(uv_check_t *h)
 
     gw->iterations++;
     uv_idle_stop(&gw->wake);
-    gw__http_flush(gw);
+    gw__front_resume(gw);
     while ((c = gw->dirty) != NULL) {
         undirty(gw, c);
         if (flush_conn(gw, c) != 0) {
@@ -324,6 +324,12 @@ on_lws_kick(uv_timer_t *t)
     gw_t *gw = t->data;
 
     lws_cancel_service(gw->ctx);
+}
+
+void
+gw__out_wake(gw_t *gw)
+{
+    uv_idle_start(&gw->wake, on_wake);
 }
 
 void

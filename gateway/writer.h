@@ -18,6 +18,9 @@ void gw__out_init(gw_t *gw);
  * (lws_cancel_service) within 100 ms, once for every such call of that
  * time (docs/libraries.md). */
 void gw__out_timeout(gw_t *gw, struct lws *wsi, enum pending_timeout reason, int secs);
+/* The loop's next poll does not block: the flush (and the front's
+ * resume) runs first. */
+void gw__out_wake(gw_t *gw);
 /* Only the wake-up: after serving lws outside its poll callbacks. */
 void gw__out_wake_lws(gw_t *gw);
 /* Queues a frame for `c` (takes a reference). Past the slow-consumer bound

@@ -352,7 +352,10 @@ test('a write through hub A is read on hub B at once (the next GET after the PUT
 
 test('a SET configuration:<key> done around the hubs (redis-cli) is read on hub B at once', async (t) => {
   const K = 'xhub.bypass';
+  const p0 = (await cacheMetrics(B)).publish;
   const w = await put(A, K, { value: 'v0', category: 'bp' });
+  // a barrier: A's answer can leave before its invalidation reaches B
+  await waitUntil(async () => (await cacheMetrics(B)).publish > p0, { what: "B counts A's invalidation" });
   const times = [];
   let firstTry = 0;
   const ROUNDS = 20;

@@ -150,7 +150,7 @@ test('pipelined requests are answered in order, those that wait on Redis include
   const name = `pipe:${userId()}`;
   const sock = await rawTcp(hub.port);
   const rd = answerReader(sock);
-  // one write: lws reads them all at once
+  // one write: the hub reads them all at once
   sock.write(
     req('GET', '/healthz') +
       req('GET', `/v1/locks/${name}`, { token: tok }) +
@@ -199,12 +199,11 @@ test('a second request sent while the first waits on Redis gets its own answer, 
   rc.close();
 });
 
-test('a request pipelined behind a lock acquire that waits ends the connection; the wait is cancelled', async () => {
-  // The one exception to in-order pipelining: an acquire with wait_ms does
-  // not hold its input, so that its client's leaving is seen; what lws
-  // reads behind it ends the connection (docs/gateway.md).
-  const tok = hub.token('svc-kw', ['service'], 3600);
-  const name = `kw:${userId()}`;
+const closedP = (sock, rd) => new Promise((r) => (rd.closed ? r() : sock.once('close', r)));
+
+// Lock `name` held by another owner, and an acquire on a raw connection
+// that waits for it (counted by the hub). {sock, rd, release()}.
+async function waitingAcquire(tok, name) {
   const other = await httpJson(`${hub.url}/v1/locks/${name}`, { method: 'POST', token: tok, body: { ttl_ms: 60000 } });
   assert.equal(other.status, 200);
   const waits0 = await hub.metric('coordhub_lock_waits_total');
@@ -212,59 +211,87 @@ test('a request pipelined behind a lock acquire that waits ends the connection; 
   const rd = answerReader(sock);
   sock.write(req('POST', `/v1/locks/${name}`, { token: tok, body: '{"ttl_ms":60000,"wait_ms":10000}' }));
   await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, { what: 'the acquire waits' });
+  const release = async () => {
+    const rel = await httpJson(`${hub.url}/v1/locks/${name}`, { method: 'DELETE', token: tok, body: { token: other.json.token } });
+    assert.equal(rel.status, 200);
+  };
+  return { sock, rd, release };
+}
+
+test('a request pipelined behind a lock acquire that waits is answered after it, in order', async () => {
+  const tok = hub.token('svc-kw', ['service'], 3600);
+  const name = `kw:${userId()}`;
+  const { sock, rd, release } = await waitingAcquire(tok, name);
   sock.write(req('POST', `/v1/locks/${name}:2`, { token: tok, body: '{"ttl_ms":60000}' }));
-  await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 5000, 'the connection ends');
-  assert.equal(rd.answers.length, 0);
-  const rel = await httpJson(`${hub.url}/v1/locks/${name}`, { method: 'DELETE', token: tok, body: { token: other.json.token } });
-  assert.equal(rel.status, 200);
-  await new Promise((r) => setTimeout(r, 200));
-  // neither the cancelled waiter nor the request behind it took a lock
-  for (const n of [name, `${name}:2`]) {
-    const g = await httpJson(`${hub.url}/v1/locks/${n}`, { token: tok });
-    assert.equal(g.status, 200);
-    assert.equal(g.json.held, false, `${n} is held`);
-  }
+  // the first answer can only come after the release: were the second
+  // answered first (out of order), a[0] would name it
+  await release();
+  const a = await rd.next(2);
+  assert.equal(a[0].status, 200, a[0].body);
+  assert.equal(JSON.parse(a[0].body).name, name);
+  assert.equal(a[1].status, 200, a[1].body);
+  assert.equal(JSON.parse(a[1].body).name, `${name}:2`);
+  assert.equal(rd.closed, false);
+  sock.destroy();
 });
 
-test('a request with a body pipelined behind another: the answers before it, then the connection ends (lws 4.1), the hub lives', async () => {
+test('a client that leaves while its lock acquire waits cancels the wait: the lock does not go to it', async () => {
+  const tok = hub.token('svc-kl', ['service'], 3600);
+  const name = `kl:${userId()}`;
+  const { sock, rd, release } = await waitingAcquire(tok, name);
+  sock.end(); // our FIN: the hub closes its side and cancels the wait
+  await withTimeout(closedP(sock, rd), 5000, 'the hub to close the connection');
+  // a second waiter: had the first wait not been cancelled, the release
+  // would give the lock to it and this one would still be waiting
+  const waits0 = await hub.metric('coordhub_lock_waits_total');
+  const second = httpJson(`${hub.url}/v1/locks/${name}`, { method: 'POST', token: tok, body: { ttl_ms: 60000, wait_ms: 8000 } });
+  await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, { what: 'the second acquire waits' });
+  await release();
+  const r = await second;
+  assert.equal(r.status, 200, `the second waiter got ${r.status}: the lock went to the client that left`);
+});
+
+test('requests with a body pipelined behind others are answered in order, on the same connection', async () => {
   const tok = hub.token('svc-pb', ['service'], 3600);
   const name = `pb:${userId()}`;
   const sock = await rawTcp(hub.port);
   const rd = answerReader(sock);
   sock.write(req('GET', '/healthz') + req('POST', `/v1/locks/${name}`, { token: tok, body: '{"ttl_ms":1000}' }) + req('GET', '/healthz'));
-  const a = await rd.next(1);
-  assert.equal(a[0].status, 200);
-  await new Promise((r) => (rd.closed ? r() : sock.once('close', r)));
-  assert.equal((await httpGet(`${hub.url}/healthz`)).status, 200);
+  const a = await rd.next(3);
+  assert.deepEqual(a.map((x) => x.status), [200, 200, 200]);
+  assert.equal(JSON.parse(a[1].body).name, name);
+  assert.equal(JSON.parse(a[2].body).status, 'ok');
+  assert.equal(rd.closed, false);
+  sock.destroy();
 });
 
-test('a body request pipelined with part of its body behind another: the connection ends before lws reads the body (lws 4.1 freed the chunk it was reading: use-after-free), the hub lives', async () => {
-  // lws keeps what follows the GET in its buffer while the GET's answer is
-  // owed, and parses the POST's headers from that chunk once it is out.
-  // With the body declared longer than the chunk, lws 4.1 fed the whole
-  // chunk to the body, freed it, then read the body from the freed chunk.
+test('a body request pipelined with part of its body behind another is answered once the rest of its body comes', async () => {
   const tok = hub.token('svc-pf', ['service'], 3600);
   const name = `pf:${userId()}`;
   const body = '{"ttl_ms":1000}' + ' '.repeat(1985); // 2000 bytes, valid JSON
   const post = req('POST', `/v1/locks/${name}`, { token: tok, body });
+  const cut = post.length - body.length + 100;
   const sock = await rawTcp(hub.port);
   const rd = answerReader(sock);
   // the GET, the POST's headers and 100 bytes of its body in one write
-  sock.write(req('GET', '/healthz') + post.slice(0, post.length - body.length + 100));
+  sock.write(req('GET', '/healthz') + post.slice(0, cut));
   const a = await rd.next(1);
   assert.equal(a[0].status, 200);
-  await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 5000, 'the connection to end');
-  assert.equal(rd.answers.length, 1);
-  assert.equal((await httpGet(`${hub.url}/healthz`)).status, 200);
+  sock.write(post.slice(cut));
+  const b = await rd.next(2);
+  assert.equal(b[1].status, 200, b[1].body);
+  assert.equal(JSON.parse(b[1].body).name, name);
+  assert.equal(rd.closed, false);
+  sock.destroy();
 });
 
-test('an idle keep-alive connection whose last answer came from Redis is closed after lws\'s keep-alive timeout', async () => {
-  // The answer to a lock request is written when Redis replies, outside
-  // lws's callbacks; the keep-alive timeout lws sets then must still be
-  // scheduled (without the hub's wake-up it waited for lws's next 30 s
-  // check). lws's timeout is 5 s; the bound leaves room for a slow run.
-  // A hub of its own: any other socket's activity on a shared hub would
-  // run lws's scheduling and hide a missing wake-up.
+test('an idle keep-alive connection whose last answer came from Redis is closed after the keep-alive timeout', async () => {
+  // The answer to a lock request is written when Redis replies; the
+  // keep-alive deadline (5 s) must then be set (under lws, whose timeouts
+  // were scheduled only from its own poll callbacks, it waited for a
+  // 30 s check). The bound leaves room for a slow run. A hub of its own:
+  // any other socket's activity on a shared hub could hide a missing
+  // deadline.
   const own = await startHub({ redisUrl: redis.url });
   try {
     const tok = own.token('svc-idle', ['service'], 3600);
@@ -275,7 +302,7 @@ test('an idle keep-alive connection whose last answer came from Redis is closed 
     assert.equal(a.status, 200, a.body);
     const t0 = Date.now();
     await withTimeout(new Promise((r) => (rd.closed ? r() : sock.once('close', r))), 20000, 'the hub closes the idle connection');
-    assert.ok(Date.now() - t0 >= 4000, `closed after ${Date.now() - t0} ms, before lws's keep-alive timeout`);
+    assert.ok(Date.now() - t0 >= 4000, `closed after ${Date.now() - t0} ms, before the keep-alive timeout`);
     sock.destroy();
   } finally {
     await own.stop();
@@ -291,6 +318,119 @@ test('keep-alive requests with a body one after another are all answered (each r
     const a = (await rd.next(i))[i - 1];
     assert.equal(a.status, 200, a.body);
   }
+  assert.equal(rd.closed, false);
+  sock.destroy();
+});
+
+// The hub's own HTTP/1.1 front (issue 20, gateway/front.c).
+
+
+test('a request head over 16 KiB is refused with 431 and the connection closed', async () => {
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+  const a = (await rd.next(1))[0];
+  assert.equal(a.status, 431);
+  assert.equal(JSON.parse(a.body).error.code, 'header_too_large');
+  assert.match(a.head, /\r\nconnection: close/i);
+  await withTimeout(closedP(sock, rd), 5000, 'the hub to close the connection');
+});
+
+test('HTTP/1.0: closed after the answer, unless it asks for keep-alive (then told so)', async () => {
+  const s1 = await rawTcp(hub.port);
+  const r1 = answerReader(s1);
+  s1.write('GET /healthz HTTP/1.0\r\n\r\n');
+  assert.equal((await r1.next(1))[0].status, 200);
+  await withTimeout(closedP(s1, r1), 5000, 'the hub to close the HTTP/1.0 connection');
+
+  const s2 = await rawTcp(hub.port);
+  const r2 = answerReader(s2);
+  for (let i = 1; i <= 3; i++) {
+    s2.write('GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    const a = (await r2.next(i))[i - 1];
+    assert.equal(a.status, 200);
+    assert.match(a.head, /\r\nconnection: keep-alive/i);
+  }
+  assert.equal(r2.closed, false);
+  s2.destroy();
+});
+
+test('Expect: 100-continue gets "100 Continue" before the body is sent, then the answer', async () => {
+  const tok = hub.token('svc-ex', ['service'], 3600);
+  const body = '{"ttl_ms":1000}';
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.write(`POST /v1/locks/ex:${userId()} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+  assert.equal((await rd.next(1))[0].status, 100);
+  sock.write(body);
+  const a = (await rd.next(2))[1];
+  assert.equal(a.status, 200, a.body);
+  sock.destroy();
+});
+
+test('a client that half-closes after its request still gets the answer (one that waits on Redis)', async () => {
+  const tok = hub.token('svc-hc', ['service'], 3600);
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.end(req('POST', `/v1/locks/hc:${userId()}`, { token: tok, body: '{"ttl_ms":1000}' }));
+  const a = (await rd.next(1))[0];
+  assert.equal(a.status, 200, a.body);
+  await withTimeout(closedP(sock, rd), 5000, 'the hub to close after answering');
+});
+
+test('a body over 1 MiB sent at once with its head: the 413 arrives whole, not lost to a reset', async () => {
+  const tok = hub.token('svc-big', ['service'], 3600);
+  const big = '{"ttl_ms":1000}' + ' '.repeat(2 * 1024 * 1024);
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.on('error', () => {}); // the hub may stop reading; what matters is the answer
+  sock.write(req('POST', `/v1/locks/big:${userId()}`, { token: tok, body: big }));
+  const a = (await rd.next(1))[0];
+  assert.equal(a.status, 413);
+  assert.equal(JSON.parse(a.body).error.code, 'too_large');
+  await withTimeout(closedP(sock, rd), 10000, 'the hub to close the connection');
+});
+
+test('a WebSocket upgrade on a connection that served HTTP requests first is handed to the WebSocket side', async () => {
+  const tok = hub.token('u-up', ['user'], 3600);
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  sock.write(req('GET', '/healthz') + req('GET', '/readyz'));
+  const a = await rd.next(2);
+  assert.deepEqual(a.map((x) => x.status), [200, 200]);
+  const key = Buffer.from('0123456789abcdef').toString('base64');
+  sock.write(`GET /ws?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  const up = (await rd.next(3))[2];
+  assert.equal(up.status, 101, up.head);
+  assert.match(up.head, /\r\nupgrade: websocket/i);
+  // a masked text frame {"op":"ping"}: the answer is a text frame with "pong"
+  const payload = Buffer.from('{"op":"ping"}');
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
+  const got = new Promise((resolve) => {
+    let acc = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      acc = Buffer.concat([acc, d]);
+      if (acc.includes('pong')) resolve(acc.toString('latin1'));
+    });
+  });
+  sock.write(frame);
+  assert.match(await withTimeout(got, 5000, 'the pong frame'), /"event":"pong"/);
+  sock.destroy();
+});
+
+test('120 KiB of requests pipelined behind one that waits: input stops at the bound, then all are answered in order', async () => {
+  const tok = hub.token('svc-fl', ['service'], 3600);
+  const name = `fl:${userId()}`;
+  const { sock, rd, release } = await waitingAcquire(tok, name);
+  const one = req('GET', '/healthz');
+  const n = Math.ceil((120 * 1024) / one.length);
+  sock.write(one.repeat(n));
+  await release();
+  const a = await rd.next(n + 1);
+  assert.equal(a[0].status, 200, a[0].body);
+  assert.equal(JSON.parse(a[0].body).name, name);
+  assert.ok(a.slice(1).every((x) => x.status === 200 && x.body === '{"status":"ok"}'));
   assert.equal(rd.closed, false);
   sock.destroy();
 });
