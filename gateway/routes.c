@@ -123,10 +123,6 @@ gw__routes_request(gw_t *gw, gw_conn_t *c, const gw_req_t *r)
 
     gw__api_reset(c);
     gw__poll_reset(gw, c);
-    /* Engine.IO's polling requests keep one request per connection
-     * (`Connection: close`), as they always have */
-    if (is_sio_path(uri))
-        gw__http_close_after(c);
     if (gw->shutting_down) {
         gw__http_error(c, 503, "shutting_down", "the hub is stopping");
         return;
