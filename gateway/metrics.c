@@ -147,6 +147,10 @@ gw__metrics_render(const gw_t *gw, size_t *len)
     counter(&b, "coordhub_client_errors_total", "Error frames sent to clients.", m->client_errors);
     counter(&b, "coordhub_http_requests_total", "HTTP requests received.", m->http_requests);
     put(&b,
+        "# HELP coordhub_http_connections HTTP connections open (the front's, upgrades "
+        "not counted).\n# TYPE coordhub_http_connections gauge\ncoordhub_http_connections %zu\n",
+        gw->front.nconns);
+    put(&b,
         "# HELP coordhub_redis_connected 1 while Redis is connected and every subscription "
         "is active.\n# TYPE coordhub_redis_connected gauge\ncoordhub_redis_connected %d\n",
         gw->bus ? bus_ready(gw->bus) : 0);

@@ -16,9 +16,8 @@
 // by \x1e.
 //
 // --keepalive 0 (default): no keep-alive, so every request is a new TCP
-// connection (`Connection: close`), as coordhub answers every request anyway;
-// --keepalive 1 reuses connections where the server lets it (the Node peer
-// does; coordhub does not). --http raw (default) or node: see "HTTP" below.
+// connection (`Connection: close`); --keepalive 1 reuses connections where
+// the server lets it (both servers do). --http raw (default) or node: see "HTTP" below.
 //
 // The publisher is a raw RESP connection on the same event loop: PUBLISH
 // tradestate {"steamId":"<sub>","token":"t","state":"s","msg":"<ns>"} to a

@@ -98,7 +98,7 @@ o.push(
 );
 o.push('');
 o.push(
-  'Rows: **coordhub** and **Node peer** with a client that opens a new TCP connection for every request (`Connection: close`; coordhub answers every request with `Connection: close` anyway, so this is like for like); **Node peer, keep-alive client**: the same peer, the client keeping one connection for its GETs and one for its POSTs, as a browser does.',
+  'Rows: **coordhub** and **Node peer** with a client that opens a new TCP connection for every request (`Connection: close`); **coordhub, keep-alive client** and **Node peer, keep-alive client**: the same servers, the client keeping one connection for its GETs and one for its POSTs, as a browser does.',
 );
 o.push('');
 

@@ -6,7 +6,7 @@
 #   RUNS=2 bench/polling/run.sh      # two runs back to back, both in one report
 #   QUICK=1 bench/polling/run.sh     # a smoke run of under a minute (checks the tool, not figures)
 #
-# For each row (ROWS, default "hub peer peer-keepalive"): a private
+# For each row (ROWS, default "hub hub-keepalive peer peer-keepalive"): a private
 # redis-server and a fresh server, the server pinned to CPU 0 and the
 # generator + Redis to CPU 1 (taskset, when there are two CPUs); the
 # generator (gen.mjs) connects CLIENTS polling clients, one user each, and
@@ -17,12 +17,10 @@
 # generator exits, the server's CPU over AFTER_SECONDS while the clients'
 # abandoned polls are closed. Rows:
 #   hub             build/coordhub, every request a new TCP connection
-#                   (coordhub answers each with `Connection: close`)
 #   peer            node bench/peer/server.mjs --transports polling,websocket,
 #                   same client: a new TCP connection per request
 #   peer-keepalive  the peer, the client keeping its connections alive
-#   hub-keepalive   (not in the default) coordhub with a keep-alive client:
-#                   the same as `hub`, since the hub closes every connection
+#   hub-keepalive   coordhub, the client keeping its connections alive
 # Writes RESULTS (default bench/polling/results.md) and prints it; raw JSON
 # lines and every process's log in OUT (default build/bench/polling). With
 # QUICK=1 both go to build/bench/polling-quick/.
@@ -46,7 +44,7 @@ cd "$repo"
 
 QUICK=${QUICK:-0}
 RUNS=${RUNS:-1}
-ROWS=${ROWS:-hub peer peer-keepalive}
+ROWS=${ROWS:-hub hub-keepalive peer peer-keepalive}
 if [ "$QUICK" = 1 ]; then
   CLIENTS=${CLIENTS:-50}
   RATES=${RATES:-100,500}

@@ -434,3 +434,25 @@ test('120 KiB of requests pipelined behind one that waits: input stops at the bo
   assert.equal(rd.closed, false);
   sock.destroy();
 });
+
+test('coordhub_http_connections counts the open HTTP connections, not the upgraded ones', async () => {
+  // a hub of its own: no other client's connections come and go; each
+  // reading of the gauge is made over a connection of its own (counted)
+  const own = await startHub({ redisUrl: redis.url });
+  try {
+    const gauge = () => own.metric('coordhub_http_connections');
+    await waitUntil(async () => (await gauge()) === 1, { what: 'only the reading connection' });
+    const socks = await Promise.all([1, 2, 3].map(() => rawTcp(own.port)));
+    await waitUntil(async () => (await gauge()) === 4, { what: 'three more connections' });
+    const ws = await own.connect('u-gauge');
+    assert.equal(await gauge(), 4, 'an upgraded connection is not an HTTP one');
+    await ws.close();
+    const rds = socks.map((s) => answerReader(s));
+    for (const s of socks) s.end(req('GET', '/healthz'));
+    for (let i = 0; i < 3; i++) assert.equal((await rds[i].next(1))[0].status, 200);
+    await Promise.all(socks.map((s, i) => withTimeout(closedP(s, rds[i]), 5000, 'the hub to close')));
+    await waitUntil(async () => (await gauge()) === 1, { what: 'the gauge back to the reading connection' });
+  } finally {
+    await own.stop();
+  }
+});
