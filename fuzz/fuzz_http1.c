@@ -121,6 +121,7 @@ check_head(const char *buf, size_t n, size_t skip, const wire_http_head_t *h)
     size_t tokn;
 
     FUZZ_CHECK(hl >= skip + 4 && hl <= n && memcmp(buf + hl - 4, "\r\n\r\n", 4) == 0);
+    FUZZ_CHECK(h->skip == skip);
     /* no bare CR or LF, no folded line */
     for (size_t i = skip; i < hl; i++) {
         if (buf[i] == '\r')

@@ -42,7 +42,7 @@ gw__api_reset(gw_conn_t *c)
     c->api.query[0] = '\0';
     free(c->api.body);
     c->api.body = NULL;
-    c->api.len = c->api.cap = 0;
+    c->api.len = 0;
     free(c->api.path);
     c->api.path = NULL;
 }
@@ -67,7 +67,7 @@ gw__api_request(gw_t *gw, gw_conn_t *c, const gw_req_t *r)
     if (r->len > 0) {
         c->api.body = util_malloc(r->len);
         memcpy(c->api.body, r->body, r->len);
-        c->api.len = c->api.cap = r->len;
+        c->api.len = r->len;
     }
     dispatch(gw, c, r);
 }

@@ -21,11 +21,15 @@
  *
  * Deadlines, on three lists of one fixed duration each (deadline.h): a
  * request (the first one from the accept) must be complete within
- * READ_MS, and an answer the kernel could not take at once taken as soon; a keep-alive connection may idle IDLE_MS between requests; a
- * connection closing after its answer reads and drops the client's last
- * bytes for LINGER_MS (so that they do not turn the close into a reset
- * that destroys the answer). An answer owed has no deadline here: what it
- * waits for (Redis, a lock's wait_ms, Engine.IO's ping) bounds it.
+ * READ_MS of its first byte; an answer the kernel could not take at once
+ * must make progress every READ_MS; a keep-alive connection may idle
+ * IDLE_MS between requests; a connection closing after its answer reads
+ * and drops the client's last bytes for LINGER_MS (so that they do not
+ * turn the close into a reset that destroys the answer). An answer owed
+ * has no deadline here: what it waits for (Redis, a lock's wait_ms,
+ * Engine.IO's ping) bounds it. While input is paused (BUFFERED_MAX) on a
+ * request that a leaving client cancels, the socket is still watched for
+ * the client's FIN (UV_DISCONNECT).
  *
  * Ownership: the front owns each connection (gw_fconn_t) and the request
  * state in it (`c`, the gw_conn_t routes.c, api.c and polling.c serve);
@@ -69,20 +73,24 @@ typedef struct gw_fconn {
     int events;  /* what `poll` watches (UV_READABLE | UV_WRITABLE) */
     gw_conn_t c; /* the request: routes.c, api.c, polling.c */
     char *in;    /* input not handled yet (a partial or pipelined request) */
-    size_t inlen;
+    size_t inlen, incap;
+    /* the request being read: bytes of fc->in known to hold no complete
+     * head yet, or (need > 0) the head is in and its whole is `need` bytes */
+    size_t scanned, need;
     char *out; /* answer bytes the kernel has not taken yet */
     size_t outlen, outoff;
     gw_snode_t dl; /* on one of the front's deadline lists, or none */
-    unsigned owed : 1;      /* a request handed to routes.c, not answered yet */
-    unsigned busy : 1;      /* inside advance(): it settles the connection itself */
-    unsigned eof : 1;       /* the client's FIN was read */
+    enum { DL_NONE = 0, DL_REQUEST, DL_OUTPUT, DL_IDLE, DL_LINGER } dl_kind;
+    unsigned owed : 1;        /* a request handed to routes.c, not answered yet */
+    unsigned busy : 1;        /* inside advance(): it settles the connection itself */
+    unsigned eof : 1;         /* the client's FIN was read */
     unsigned close_after : 1; /* close once the answer is out */
-    unsigned lingering : 1; /* our FIN is sent; the client's last bytes are dropped */
-    unsigned continued : 1; /* "100 Continue" sent for the request being read */
-    unsigned begun : 1;     /* its head is in: an answer is owed (http.c counts it) */
-    unsigned broken : 1;    /* a write failed: closed by the next settle */
+    unsigned lingering : 1;   /* our FIN is sent; the client's last bytes are dropped */
+    unsigned continued : 1;   /* "100 Continue" sent for the request being read */
+    unsigned begun : 1;       /* its head is in: an answer is owed (http.c counts it) */
+    unsigned broken : 1;      /* a write failed: closed by the next settle */
     unsigned closed : 1;
-    unsigned queued : 1; /* on front.resume */
+    unsigned queued : 1;            /* on front.resume */
     struct gw_fconn *next, *prev;   /* front.conns */
     struct gw_fconn *rnext, *rprev; /* front.resume */
 } gw_fconn_t;
@@ -104,8 +112,11 @@ on_deadline(uv_timer_t *t)
     for (size_t i = 0; i < 3; i++) {
         while ((n = gw__sched_due(lists[i], now)) != NULL) {
             gw_fconn_t *fc = UTIL_CONTAINER_OF(n, gw_fconn_t, dl);
-            if (lists[i] == &f->reading)
-                LOG_DEBUG("http", "a request not complete within %d ms: closed", READ_MS);
+            if (fc->dl_kind == DL_REQUEST || fc->dl_kind == DL_OUTPUT)
+                LOG_DEBUG("http", "%s within %d ms: closed",
+                          fc->dl_kind == DL_REQUEST ? "a request not complete"
+                                                    : "an answer not taken",
+                          READ_MS);
             fc_close(fc); /* takes it off the list */
         }
         if (lists[i]->head != NULL && (next == 0 || lists[i]->head->at < next))
@@ -117,11 +128,21 @@ on_deadline(uv_timer_t *t)
 }
 
 static void
-deadline(gw_fconn_t *fc, gw_slist_t *l, unsigned ms)
+no_deadline(gw_fconn_t *fc)
+{
+    gw__sched_cancel(&fc->dl);
+    fc->dl_kind = DL_NONE;
+}
+
+static void
+deadline(gw_fconn_t *fc, int kind)
 {
     gw_front_t *f = &fc->gw->front;
+    gw_slist_t *l = kind == DL_IDLE ? &f->idle : kind == DL_LINGER ? &f->linger : &f->reading;
+    unsigned ms = kind == DL_IDLE ? IDLE_MS : kind == DL_LINGER ? LINGER_MS : READ_MS;
     uint64_t now = uv_now(fc->gw->loop), at = now + ms;
 
+    fc->dl_kind = kind;
     gw__sched_put(l, &fc->dl, at);
     if (f->timer_at == 0 || at < f->timer_at) {
         f->timer_at = at;
@@ -144,6 +165,8 @@ watch(gw_fconn_t *fc)
         return;
     if (!fc->eof && (fc->lingering || fc->inlen < BUFFERED_MAX || !(fc->owed || pending_out)))
         ev |= UV_READABLE;
+    else if (!fc->eof && fc->owed && fc->c.http.leave_cancels)
+        ev |= UV_DISCONNECT; /* input paused: the client's FIN still cancels */
     if (pending_out)
         ev |= UV_WRITABLE;
     if (ev == fc->events)
@@ -236,7 +259,7 @@ keep(gw_fconn_t *fc, const char *p, size_t n)
     if (n == 0) {
         free(fc->in);
         fc->in = NULL;
-        fc->inlen = 0;
+        fc->inlen = fc->incap = 0;
         return;
     }
     if (fc->in != NULL && p >= fc->in && p < fc->in + fc->inlen) {
@@ -246,6 +269,7 @@ keep(gw_fconn_t *fc, const char *p, size_t n)
         memcpy(in, p, n);
         free(fc->in);
         fc->in = in;
+        fc->incap = n;
     }
     fc->inlen = n;
 }
@@ -253,7 +277,10 @@ keep(gw_fconn_t *fc, const char *p, size_t n)
 static void
 append(gw_fconn_t *fc, const char *p, size_t n)
 {
-    fc->in = util_realloc(fc->in, fc->inlen + n);
+    if (fc->inlen + n > fc->incap) { /* geometric: a body read in small pieces */
+        fc->incap = fc->inlen + n > 2 * fc->incap ? fc->inlen + n : 2 * fc->incap;
+        fc->in = util_realloc(fc->in, fc->incap);
+    }
     memcpy(fc->in + fc->inlen, p, n);
     fc->inlen += n;
 }
@@ -271,6 +298,7 @@ flush_out(gw_fconn_t *fc)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
         fc->outoff += (size_t)n;
+        deadline(fc, DL_OUTPUT); /* the client takes its answer: time again */
     }
     free(fc->out);
     fc->out = NULL;
@@ -316,24 +344,24 @@ write_bytes(gw_fconn_t *fc, const void *bytes, size_t len)
  * connection closes after the answer, since what follows cannot be told
  * apart from this request's body. */
 static void
-refuse(gw_fconn_t *fc, const wire_http_head_t *h, int status, const char *code,
-       const char *message)
+refuse(gw_fconn_t *fc, const wire_http_head_t *h, int status, const char *code, const char *message)
 {
     if (!fc->begun)
         gw__http_begin(fc->gw, &fc->c, h != NULL && h->method == GW_M_HEAD);
     fc->begun = 0;
     fc->owed = 1;
-    gw__routes_refuse(fc->gw, &fc->c, h ? h->path : (wire_span_t){NULL, 0}, status, code,
-                      message);
+    gw__routes_refuse(fc->gw, &fc->c, h ? h->path : (wire_span_t){NULL, 0}, status, code, message);
 }
 
+/* A WebSocket upgrade: the socket and the bytes from its request line on
+ * go to lws. */
 static void
 handoff(gw_fconn_t *fc, const char *p, size_t n)
 {
     gw_t *gw = fc->gw;
     int fd = fc->fd;
 
-    fc->fd = -1; /* lws's from here on: it closes it */
+    fc->fd = -1;  /* lws's from here on: it closes it */
     fc_close(fc); /* no longer watched: lws watches it now */
     if (lws_adopt_socket_vhost_readbuf(gw->vhost, fd, p, n) == NULL)
         LOG_DEBUG("http", "lws did not take an upgrade (it closed the socket)");
@@ -355,10 +383,8 @@ dispatch(gw_fconn_t *fc, const wire_http_head_t *h, const char *body)
     fc->owed = 1;
     c->http.close = !h->keep_alive || gw->shutting_down;
     c->http.keep_alive_header = h->keep_alive && h->minor == 0;
-    if (h->path.p == NULL) { /* "*", or CONNECT's authority */
-        gw__http_close_after(c);
-        gw__http_error(c, h->method == GW_M_OPTIONS ? 400 : 405, "method_not_allowed",
-                       "no route takes this request target");
+    if (h->path.p == NULL) { /* "*" (CONNECT was refused before) */
+        gw__http_error(c, 400, "bad_request", "no route takes the request target *");
         return;
     }
     if (h->path.n >= PATH_BYTES) {
@@ -393,19 +419,32 @@ next_request(gw_fconn_t *fc, const char *p, size_t n)
 {
     wire_http_head_t h;
     const char *why;
-    int rc = wire_http_parse(p, n, HEAD_MAX, &h, &why);
-    size_t total;
+    size_t total, from;
+    int rc;
 
-    if (rc == 0)
+    /* a read of a few bytes costs a look at those bytes, not at the whole
+     * head or body again (a client that trickles them in) */
+    if (fc->need > 0 && n < fc->need)
         return 0;
+    if (fc->scanned > 0 && fc->need == 0 && n < HEAD_MAX) {
+        from = fc->scanned > 3 ? fc->scanned - 3 : 0;
+        if (memmem(p + from, n - from, "\r\n\r\n", 4) == NULL) {
+            fc->scanned = n;
+            return 0;
+        }
+    }
+    rc = wire_http_parse(p, n, HEAD_MAX, &h, &why);
+    if (rc == 0) {
+        fc->scanned = n;
+        return 0;
+    }
     if (rc < 0) {
         LOG_DEBUG("http", "request refused: %s", why);
-        refuse(fc, NULL, -rc,
-               rc == -WIRE_HTTP_TOO_LARGE ? "header_too_large" : "bad_request", why);
+        refuse(fc, NULL, -rc, rc == -WIRE_HTTP_TOO_LARGE ? "header_too_large" : "bad_request", why);
         return n;
     }
     if (h.websocket && h.method == GW_M_GET) {
-        handoff(fc, p, n);
+        handoff(fc, p + h.skip, n - h.skip); /* lws takes no empty line first */
         return n;
     }
     /* A method no route has is refused before its body's framing: the
@@ -434,6 +473,7 @@ next_request(gw_fconn_t *fc, const char *p, size_t n)
     }
     total = h.head_len + (size_t)h.length;
     if (n < total) {
+        fc->need = total;
         if (h.expect_continue && !fc->continued && h.minor == 1) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             fc->continued = 1;
@@ -460,6 +500,7 @@ advance(gw_fconn_t *fc, const char *p, size_t n)
         if (got == 0)
             break;
         used += got;
+        fc->scanned = fc->need = 0; /* the next request starts there */
     }
     fc->busy = 0;
     return used;
@@ -497,20 +538,37 @@ linger(gw_fconn_t *fc)
     }
     fc->lingering = 1;
     keep(fc, NULL, 0);
-    deadline(fc, &fc->gw->front.linger, LINGER_MS);
+    deadline(fc, DL_LINGER);
     watch(fc);
+}
+
+/* Drops empty lines between requests (RFC 9112 §2.2), so that a client
+ * that ends its request with an extra CRLF idles as any other. */
+static void
+drop_empty_lines(gw_fconn_t *fc)
+{
+    size_t i = 0;
+
+    while (i + 1 < fc->inlen && fc->in[i] == '\r' && fc->in[i + 1] == '\n')
+        i += 2;
+    if (i > 0) {
+        keep(fc, fc->in + i, fc->inlen - i);
+        fc->scanned = 0;
+    }
 }
 
 /*
  * Puts the connection in the state its flags call for, once nothing of
  * ours runs on it: closed after a failure, left alone while an answer is
- * owed or going out, closed (or lingering) after its last answer, else
- * waiting for its next request (buffered ones are served first).
+ * owed, given time while its answer goes out, closed (or lingering) after
+ * its last answer, else waiting for its next request (buffered ones are
+ * served first). From the graceful stop on, a connection with no request
+ * begun is closed instead of waiting.
  */
 static void
 settle(gw_fconn_t *fc)
 {
-    gw_front_t *f = &fc->gw->front;
+    int stopping = fc->gw->shutting_down;
 
     for (;;) {
         if (fc->closed || fc->lingering)
@@ -520,13 +578,13 @@ settle(gw_fconn_t *fc)
             return;
         }
         if (fc->owed) {
-            gw__sched_cancel(&fc->dl); /* what it waits for has its own bounds */
+            no_deadline(fc); /* what it waits for has its own bounds */
             watch(fc);
             return;
         }
         if (fc->outoff < fc->outlen) { /* the client must take its answer in time */
-            if (fc->dl.in != &f->reading)
-                deadline(fc, &f->reading, READ_MS);
+            if (fc->dl_kind != DL_OUTPUT)
+                deadline(fc, DL_OUTPUT);
             watch(fc);
             return;
         }
@@ -534,12 +592,17 @@ settle(gw_fconn_t *fc)
             linger(fc);
             return;
         }
+        drop_empty_lines(fc);
         if (fc->inlen == 0) {
             if (fc->eof) {
                 fc_close(fc);
                 return;
             }
-            deadline(fc, &f->idle, IDLE_MS);
+            if (stopping) { /* nothing unread: the close is a FIN */
+                fc_close(fc);
+                return;
+            }
+            deadline(fc, DL_IDLE);
             watch(fc);
             return;
         }
@@ -555,11 +618,29 @@ settle(gw_fconn_t *fc)
             fc_close(fc);
             return;
         }
-        if (fc->dl.in != &f->reading) /* counted from the request's first byte */
-            deadline(fc, &f->reading, READ_MS);
+        if (stopping && !fc->begun) { /* a request not begun when the hub stops */
+            fc_close(fc);
+            return;
+        }
+        if (fc->dl_kind != DL_REQUEST) /* counted from the request's first byte */
+            deadline(fc, DL_REQUEST);
         watch(fc);
         return;
     }
+}
+
+/* The client's FIN (read, or reported while input is paused). */
+static void
+peer_done(gw_fconn_t *fc)
+{
+    fc->eof = 1;
+    if (fc->lingering || (fc->owed && fc->c.http.leave_cancels)) {
+        /* the client left: its wait is cancelled (a lock not taken for
+         * nobody), or its last bytes are in */
+        fc_close(fc);
+        return;
+    }
+    settle(fc); /* an answer owed is still written (a half-close) */
 }
 
 static void
@@ -576,18 +657,10 @@ on_read(gw_fconn_t *fc)
             fc_close(fc); /* a reset: nothing can be answered */
         return;
     }
-    if (n > 0) {
+    if (n > 0)
         feed(fc, gw->front.rx, (size_t)n);
-        return;
-    }
-    fc->eof = 1;
-    if (fc->lingering || (fc->owed && fc->c.http.leave_cancels)) {
-        /* the client left: its wait is cancelled (a lock not taken for
-         * nobody), or its last bytes are in */
-        fc_close(fc);
-        return;
-    }
-    settle(fc); /* an answer owed is still written (a half-close) */
+    else
+        peer_done(fc);
 }
 
 static void
@@ -608,6 +681,8 @@ on_io(uv_poll_t *p, int status, int events)
     }
     if ((events & UV_READABLE) && !fc->closed)
         on_read(fc);
+    else if ((events & UV_DISCONNECT) && !fc->closed && !fc->eof)
+        peer_done(fc);
 }
 
 /* ---- answers (http.c) ---- */
@@ -655,6 +730,7 @@ open_conn(gw_t *gw, int fd)
     fc->c.kind = GW_CONN_HTTP;
     fc->c.http.front = fc;
     if (uv_poll_init(gw->loop, &fc->poll, fd) != 0) {
+        gw->m.accept_errors++;
         close(fd);
         free(fc);
         return;
@@ -665,7 +741,7 @@ open_conn(gw_t *gw, int fd)
         f->conns->prev = fc;
     f->conns = fc;
     f->nconns++;
-    deadline(fc, &f->reading, READ_MS);
+    deadline(fc, DL_REQUEST);
     watch(fc);
 }
 
@@ -676,7 +752,7 @@ on_accept_pause(uv_timer_t *t)
 {
     gw_t *gw = t->data;
 
-    if (gw->front.fd >= 0)
+    if (gw->front.fd >= 0 && !uv_is_closing((uv_handle_t *)&gw->front.listener))
         uv_poll_start(&gw->front.listener, UV_READABLE, on_accept);
 }
 
@@ -687,16 +763,23 @@ on_accept(uv_poll_t *p, int status, int events)
     gw_front_t *f = &gw->front;
 
     (void)events;
-    if (status < 0)
+    if (status < 0) {
+        /* libuv has stopped the handle: accepting again after a pause */
+        gw->m.accept_errors++;
+        LOG_WARN("http", "the listening socket failed (%s); accepting again in %d ms",
+                 uv_strerror(status), ACCEPT_PAUSE_MS);
+        uv_timer_start(&f->accept_pause, on_accept_pause, ACCEPT_PAUSE_MS, 0);
         return;
+    }
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept4(f->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                gw->m.accept_errors++;
                 unsigned n = util_ratelog_allow(&f->log, uv_now(gw->loop), 1);
                 if (n)
-                    LOG_WARN("http", "cannot accept: %s (%u times); pausing %d ms",
-                             strerror(errno), n, ACCEPT_PAUSE_MS);
+                    LOG_WARN("http", "cannot accept: %s (%u times); pausing %d ms", strerror(errno),
+                             n, ACCEPT_PAUSE_MS);
                 uv_poll_stop(&f->listener);
                 uv_timer_start(&f->accept_pause, on_accept_pause, ACCEPT_PAUSE_MS, 0);
             }
@@ -772,6 +855,27 @@ on_listener_closed(uv_handle_t *h)
     gw->front.fd = -1;
 }
 
+static void
+close_listener(gw_front_t *f)
+{
+    uv_timer_stop(&f->accept_pause);
+    if (f->fd >= 0 && !uv_is_closing((uv_handle_t *)&f->listener))
+        uv_close((uv_handle_t *)&f->listener, on_listener_closed);
+}
+
+void
+gw__front_stop(gw_t *gw)
+{
+    gw_front_t *f = &gw->front;
+
+    close_listener(f);
+    for (gw_fconn_t *fc = f->conns, *next; fc; fc = next) {
+        next = fc->next; /* settle closes fc, and only fc */
+        if (!fc->busy)
+            settle(fc);
+    }
+}
+
 void
 gw__front_close(gw_t *gw)
 {
@@ -779,8 +883,7 @@ gw__front_close(gw_t *gw)
 
     while (f->conns != NULL)
         fc_close(f->conns);
-    if (f->fd >= 0 && !uv_is_closing((uv_handle_t *)&f->listener))
-        uv_close((uv_handle_t *)&f->listener, on_listener_closed);
+    close_listener(f);
     uv_close((uv_handle_t *)&f->timer, NULL);
     uv_close((uv_handle_t *)&f->accept_pause, NULL);
     free(f->rx);

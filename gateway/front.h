@@ -10,8 +10,8 @@
 
 #include "state.h"
 
-/* The front's timers and read buffer (gw_new, first: every fail path
- * closes them through gw__front_close). */
+/* The front's timers and read buffer (gw_new, before anything can fail
+ * after it: every fail path closes them through gw__front_close). */
 void gw__front_init(gw_t *gw);
 /* Listens on `host` (a numeric address) and `port` (0: any free one):
  * 0 with gw->port set, or a UV_E* code. */
@@ -25,6 +25,9 @@ void gw__front_answer(gw_conn_t *c, const void *bytes, size_t len, int close);
  * outside their own read go on: their next request, already buffered, is
  * served now; or they wait for it; or they close. */
 void gw__front_resume(gw_t *gw);
+/* The graceful stop begins: no more accepts; connections with no request
+ * begun close now, the others after their answer. */
+void gw__front_stop(gw_t *gw);
 /* At the graceful stop's end: closes the listener and every connection
  * (requests still owed are given up). */
 void gw__front_close(gw_t *gw);

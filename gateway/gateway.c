@@ -315,14 +315,16 @@ on_shutdown_poll(uv_timer_t *t)
 
     /* the Socket.IO sessions saved at the sockets' close are written
      * before the bus closes (recovery across a SIGTERM, SPEC §9) */
-    if ((gw->conns == NULL && gw->http_inflight == 0 && gw->rec.saves == 0 &&
-         gw->hubs.pending == 0) ||
+    if ((gw->conns == NULL && gw->http_inflight == 0 && gw->front.nconns == 0 &&
+         gw->rec.saves == 0 && gw->hubs.pending == 0) ||
         uv_now(gw->loop) >= gw->shutdown_deadline) {
-        if (gw->conns != NULL || gw->http_inflight != 0 || gw->rec.saves != 0)
+        if (gw->conns != NULL || gw->http_inflight != 0 || gw->front.nconns != 0 ||
+            gw->rec.saves != 0)
             LOG_WARN("gw",
-                     "shutdown deadline passed with %zu sockets, %zu requests and %zu session "
-                     "saves open",
-                     gw->nconns[0] + gw->nconns[1], gw->http_inflight, gw->rec.saves);
+                     "shutdown deadline passed with %zu sockets, %zu requests (%zu HTTP "
+                     "connections) and %zu session saves open",
+                     gw->nconns[0] + gw->nconns[1], gw->http_inflight, gw->front.nconns,
+                     gw->rec.saves);
         finish_shutdown(gw);
     }
 }
@@ -337,6 +339,7 @@ gw_shutdown(gw_t *gw, unsigned deadline_ms, void (*done)(void *privdata), void *
     gw->shutdown_privdata = privdata;
     gw->shutdown_deadline = uv_now(gw->loop) + deadline_ms;
     uv_timer_stop(&gw->reserve_timer);
+    gw__front_stop(gw);
     gw__hubs_leave(gw);
     for (gw_conn_t *c = gw->conns; c; c = c->ws.next)
         gw__out_close(c, LWS_CLOSE_STATUS_GOINGAWAY);

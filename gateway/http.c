@@ -13,7 +13,9 @@
 
 #include "front.h"
 
+#include <assert.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +70,7 @@ gw__http_reject_body(struct lws *wsi, int status, const char *text)
     memcpy(body + LWS_PRE, text, len);
     if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
-        rc = -1; /* just hang up */
+        rc = -1;                                                   /* just hang up */
     else if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) == 0 && /* HEAD: no body */
              lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
         rc = -1;
@@ -134,39 +136,52 @@ static const char SECURITY[] =
     "x-frame-options: deny\r\n"
     "referrer-policy: no-referrer\r\n";
 
-/* The CORS headers of an allowed Origin (polling.c decides), at `p` (room
- * for them: cors_room). Returns the bytes written. */
-static size_t
-add_cors(char *p, const gw_http_t *h)
+/* Appends to the answer being made, `cap` bytes in all: its room was sized
+ * for everything it holds (head_room), so a header that does not fit is a
+ * bug here, not the client's. */
+static void __attribute__((format(printf, 4, 5)))
+appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
 {
-    size_t n;
+    va_list ap;
+    int k;
 
+    va_start(ap, fmt);
+    k = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    assert(k >= 0 && (size_t)k < cap - *n);
+    if (k < 0 || (size_t)k >= cap - *n) /* NDEBUG: cut, never past the end */
+        k = (int)(cap - *n - 1);
+    *n += (size_t)k;
+}
+
+/* The CORS headers of an allowed Origin (polling.c decides). */
+static void
+add_cors(char *buf, size_t cap, size_t *n, const gw_http_t *h)
+{
     if (h->allow_origin[0] == '\0')
-        return 0;
-    n = (size_t)sprintf(p,
-                        "access-control-allow-origin: %s\r\n"
-                        "access-control-allow-credentials: true\r\n"
-                        "vary: Origin\r\n",
-                        h->allow_origin);
-    if (h->preflight) {
-        n += (size_t)sprintf(p + n, "access-control-allow-methods: GET, POST, OPTIONS\r\n");
-        if (h->allow_headers != NULL)
-            n += (size_t)sprintf(p + n, "access-control-allow-headers: %s\r\n",
-                                 h->allow_headers);
-    }
-    return n;
+        return;
+    appendf(buf, cap, n,
+            "access-control-allow-origin: %s\r\naccess-control-allow-credentials: true\r\n"
+            "vary: Origin\r\n",
+            h->allow_origin);
+    if (h->preflight)
+        appendf(buf, cap, n, "access-control-allow-methods: GET, POST, OPTIONS\r\n");
+    if (h->preflight && h->allow_headers != NULL)
+        appendf(buf, cap, n, "access-control-allow-headers: %s\r\n", h->allow_headers);
 }
 
+/* Room for the answer's head: the status line, SECURITY, our headers (a
+ * content type is a short static string), CORS with what it echoes. */
 static size_t
-cors_room(const gw_http_t *h)
+head_room(const gw_http_t *h)
 {
-    return h->allow_origin[0] == '\0'
-               ? 0
-               : 256 + strlen(h->allow_origin) + (h->allow_headers ? strlen(h->allow_headers) : 0);
+    size_t room = 256 + sizeof SECURITY;
+
+    if (h->allow_origin[0] != '\0')
+        room += 256 + strlen(h->allow_origin) + (h->allow_headers ? strlen(h->allow_headers) : 0);
+    return room;
 }
 
-/* Room for the status line, SECURITY, our headers (CORS apart). */
-#define HDR_ROOM 1024
 /* Answers up to this size are assembled on the stack. */
 #define STACK_BYTES 8192
 
@@ -174,23 +189,28 @@ void
 gw__http_respond(gw_conn_t *c, int status, const char *ctype, const char *body, size_t len)
 {
     gw_http_t *h = &c->http;
-    size_t blen = h->head ? 0 : len, room = HDR_ROOM + cors_room(h) + blen, n;
+    size_t blen = h->head ? 0 : len, cap = head_room(h) + blen, n = 0;
     char stack[STACK_BYTES], *buf = stack;
 
     if (!h->pending)
         return; /* answered already, or the client has gone */
-    if (room > sizeof stack)
-        buf = util_malloc(room);
-    n = (size_t)sprintf(buf, "HTTP/1.1 %d %s\r\n%scontent-type: %s\r\ncontent-length: %zu\r\n"
-                             "cache-control: no-store\r\n%s",
-                        status, reason(status), SECURITY, ctype, len,
-                        /* the client's keep-alive pool must not reuse a
-                         * socket we end */
-                        h->close ? "connection: close\r\n"
-                                 : h->keep_alive_header ? "connection: keep-alive\r\n" : "");
-    n += add_cors(buf + n, h);
-    memcpy(buf + n, "\r\n", 2);
-    n += 2;
+    if (cap > sizeof stack)
+        buf = util_malloc(cap);
+    else
+        cap = sizeof stack;
+    appendf(buf, cap, &n,
+            "HTTP/1.1 %d %s\r\n%scontent-type: %s\r\ncontent-length: %zu\r\n"
+            "cache-control: no-store\r\n%s",
+            status, reason(status), SECURITY, ctype, len,
+            /* the client's keep-alive pool must not reuse a socket we end */
+            h->close               ? "connection: close\r\n"
+            : h->keep_alive_header ? "connection: keep-alive\r\n"
+                                   : "");
+    add_cors(buf, cap, &n, h);
+    appendf(buf, cap, &n, "\r\n");
+    assert(cap - n >= blen);
+    if (blen > cap - n) /* NDEBUG: as above */
+        blen = cap - n;
     if (blen > 0)
         memcpy(buf + n, body, blen);
     h->pending = 0;

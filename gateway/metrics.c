@@ -150,6 +150,9 @@ gw__metrics_render(const gw_t *gw, size_t *len)
         "# HELP coordhub_http_connections HTTP connections open (the front's, upgrades "
         "not counted).\n# TYPE coordhub_http_connections gauge\ncoordhub_http_connections %zu\n",
         gw->front.nconns);
+    counter(&b, "coordhub_http_accept_errors_total",
+            "Connections the HTTP front could not take (descriptors exhausted and the like).",
+            m->accept_errors);
     put(&b,
         "# HELP coordhub_redis_connected 1 while Redis is connected and every subscription "
         "is active.\n# TYPE coordhub_redis_connected gauge\ncoordhub_redis_connected %d\n",

@@ -106,7 +106,7 @@ gw__routes_refuse(gw_t *gw, gw_conn_t *c, wire_span_t path, int status, const ch
 {
     (void)gw;
     gw__http_close_after(c);
-    if (path.p != NULL && path.n >= 10 && is_sio_path_n(path.p, path.n)) {
+    if (path.p != NULL && is_sio_path_n(path.p, path.n)) {
         /* Engine.IO answers in its own words */
         static const char bad[] = "{\"code\":3,\"message\":\"Bad request\"}";
         gw__http_respond(c, 400, "application/json", bad, sizeof bad - 1);

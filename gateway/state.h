@@ -76,6 +76,7 @@ struct gw_metrics {
     uint64_t ws_accepted;
     uint64_t client_errors; /* error frames sent */
     uint64_t http_requests;
+    uint64_t accept_errors;    /* the front's: EMFILE and the like, a failed listener */
     uint64_t polls;            /* Engine.IO polling requests (GET and POST) */
     uint64_t poll_sessions;    /* polling sessions opened */
     uint64_t upgrades;         /* polling sessions upgraded to WebSocket */
@@ -131,8 +132,8 @@ typedef struct gw_http {
 typedef struct gw_api {
     int method;   /* enum gw_method */
     char *path;   /* malloc'd per request */
-    char *body;   /* Content-Length bytes, read before dispatch */
-    size_t len, cap;
+    char *body;   /* a copy of the request's body (len bytes), or NULL */
+    size_t len;
     struct lock_op *lock;    /* a lock request in flight: cancelled if the client goes */
     struct resv_op *resv;    /* a reservation request in flight, likewise */
     struct cache_req *cache; /* a configuration request in flight, likewise */
@@ -216,13 +217,14 @@ typedef struct gw_ws {
 enum gw_conn_kind { GW_CONN_NONE = 0, GW_CONN_HTTP, GW_CONN_WS };
 
 /*
- * Per-session data, allocated and zeroed by lws for each connection; or,
- * for an Engine.IO polling session, by polling.c (then `wsi` is NULL and
- * `ws.sio.polling` 1: a WebSocket-kind connection whose output is read by
- * HTTP requests). An
- * HTTP connection that upgrades gets a fresh, zeroed one at ESTABLISHED
- * (lws rebinds the protocol), so the two kinds never mix: `kind` says which
- * half of the union is live, and every close path checks it.
+ * A connection's state: for a WebSocket, allocated and zeroed by lws; for
+ * an HTTP connection, embedded in the front's own (front.c, `wsi` NULL);
+ * for an Engine.IO polling session, allocated by polling.c (then `wsi` is
+ * NULL and `ws.sio.polling` 1: a WebSocket-kind connection whose output is
+ * read by HTTP requests). An upgrade leaves the front's connection and
+ * gets a fresh, zeroed one from lws at ESTABLISHED, so the two kinds never
+ * mix: `kind` says which half of the union is live, and every close path
+ * checks it.
  */
 struct gw_conn {
     gw_t *gw;
@@ -276,10 +278,10 @@ typedef struct gw_front {
     uv_timer_t timer;          /* at the earliest deadline of the three lists */
     uint64_t timer_at;
     gw_slist_t idle;           /* keep-alive, between requests */
-    gw_slist_t reading;        /* a request (or the first) not complete yet */
+    gw_slist_t reading;        /* a request not complete yet, or an answer not taken */
     gw_slist_t linger;         /* closing: the client's last bytes read and dropped */
     struct gw_fconn *conns;    /* every connection */
-    struct gw_fconn *resume;   /* answered, with the next request buffered */
+    struct gw_fconn *resume;   /* answered outside the front's own loop: settled at the check */
     size_t nconns;
     char *rx;                  /* one read's buffer, shared */
     util_ratelog_t log;

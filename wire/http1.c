@@ -52,8 +52,8 @@ static const struct {
     const char *name;
     int method;
 } methods[] = {
-    {"GET", WIRE_HTTP_GET},         {"POST", WIRE_HTTP_POST},     {"OPTIONS", WIRE_HTTP_OPTIONS},
-    {"PUT", WIRE_HTTP_PUT},         {"PATCH", WIRE_HTTP_PATCH},   {"DELETE", WIRE_HTTP_DELETE},
+    {"GET", WIRE_HTTP_GET},         {"POST", WIRE_HTTP_POST},   {"OPTIONS", WIRE_HTTP_OPTIONS},
+    {"PUT", WIRE_HTTP_PUT},         {"PATCH", WIRE_HTTP_PATCH}, {"DELETE", WIRE_HTTP_DELETE},
     {"CONNECT", WIRE_HTTP_CONNECT}, {"HEAD", WIRE_HTTP_HEAD},
 };
 
@@ -132,8 +132,8 @@ parse_length(wire_span_t v, unsigned long long *out)
 
 /* One "name: value" line in [p, e). 0, or a refusal. */
 static int
-header_line(const char *p, const char *e, wire_http_head_t *h, int *conn_close,
-            int *conn_keep, int *conn_upgrade, wire_span_t *upgrade, const char **why)
+header_line(const char *p, const char *e, wire_http_head_t *h, int *conn_close, int *conn_keep,
+            int *conn_upgrade, wire_span_t *upgrade, const char **why)
 {
     const char *n = p, *v;
     wire_span_t name, val;
@@ -253,6 +253,7 @@ wire_http_parse(const char *buf, size_t len, size_t max, wire_http_head_t *h, co
     h->keep_alive = h->minor == 1 ? !conn_close : conn_keep && !conn_close;
     h->websocket = h->upgrade && conn_upgrade && list_has(upgrade, "websocket");
     h->head_len = skip + (size_t)(end - p);
+    h->skip = skip;
     return 1;
 }
 

@@ -34,20 +34,21 @@ typedef struct wire_span {
 } wire_span_t;
 
 typedef struct wire_http_head {
-    int method;          /* enum wire_http_method */
-    wire_span_t target;  /* the request target as sent */
-    wire_span_t path;    /* target up to '?', still percent-encoded */
-    wire_span_t query;   /* after '?' (p NULL: no '?') */
-    int minor;           /* HTTP/1.<minor>: 0 or 1 */
-    int keep_alive;      /* 1.1 unless "Connection: close"; 1.0 only with keep-alive */
-    int has_length;      /* a Content-Length was given */
+    int method;                /* enum wire_http_method */
+    wire_span_t target;        /* the request target as sent */
+    wire_span_t path;          /* target up to '?', still percent-encoded */
+    wire_span_t query;         /* after '?' (p NULL: no '?') */
+    int minor;                 /* HTTP/1.<minor>: 0 or 1 */
+    int keep_alive;            /* 1.1 unless "Connection: close"; 1.0 only with keep-alive */
+    int has_length;            /* a Content-Length was given */
     unsigned long long length; /* its value */
-    int chunked;         /* any Transfer-Encoding (the hub takes none) */
-    int upgrade;         /* an Upgrade header was given */
-    int websocket;       /* ... naming websocket, with "Connection: upgrade" */
-    int expect_continue; /* "Expect: 100-continue" */
+    int chunked;               /* any Transfer-Encoding (the hub takes none) */
+    int upgrade;               /* an Upgrade header was given */
+    int websocket;             /* ... naming websocket, with "Connection: upgrade" */
+    int expect_continue;       /* "Expect: 100-continue" */
     wire_span_t authorization, origin, ac_request_headers, host;
-    size_t head_len;     /* bytes of the head, its blank line included */
+    size_t head_len; /* bytes of the head, its blank line included */
+    size_t skip;     /* of those, the empty lines before the request line */
 } wire_http_head_t;
 
 /* Refusals, as the HTTP status that says so. */
@@ -63,8 +64,7 @@ typedef struct wire_http_head {
  * between pipelined requests, RFC 9112 §2.2) is skipped: h->target and the
  * other spans then start after it, head_len counts it.
  */
-int wire_http_parse(const char *buf, size_t len, size_t max, wire_http_head_t *h,
-                    const char **why);
+int wire_http_parse(const char *buf, size_t len, size_t max, wire_http_head_t *h, const char **why);
 
 /*
  * Percent-decodes `in` into `out` (NUL-terminated; `cap` bytes with the

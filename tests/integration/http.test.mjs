@@ -218,6 +218,19 @@ async function waitingAcquire(tok, name) {
   return { sock, rd, release };
 }
 
+// After the waiting client's FIN: the hub closes, and a second waiter gets
+// the lock at the release (had the first wait not been cancelled, the lock
+// would go to it and the second would still be waiting).
+async function assertWaitCancelled(tok, name, sock, rd, release) {
+  await withTimeout(closedP(sock, rd), 5000, 'the hub to close the connection');
+  const waits0 = await hub.metric('coordhub_lock_waits_total');
+  const second = httpJson(`${hub.url}/v1/locks/${name}`, { method: 'POST', token: tok, body: { ttl_ms: 60000, wait_ms: 8000 } });
+  await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, { what: 'the second acquire waits' });
+  await release();
+  const r = await second;
+  assert.equal(r.status, 200, `the second waiter got ${r.status}: the lock went to the client that left`);
+}
+
 test('a request pipelined behind a lock acquire that waits is answered after it, in order', async () => {
   const tok = hub.token('svc-kw', ['service'], 3600);
   const name = `kw:${userId()}`;
@@ -240,15 +253,7 @@ test('a client that leaves while its lock acquire waits cancels the wait: the lo
   const name = `kl:${userId()}`;
   const { sock, rd, release } = await waitingAcquire(tok, name);
   sock.end(); // our FIN: the hub closes its side and cancels the wait
-  await withTimeout(closedP(sock, rd), 5000, 'the hub to close the connection');
-  // a second waiter: had the first wait not been cancelled, the release
-  // would give the lock to it and this one would still be waiting
-  const waits0 = await hub.metric('coordhub_lock_waits_total');
-  const second = httpJson(`${hub.url}/v1/locks/${name}`, { method: 'POST', token: tok, body: { ttl_ms: 60000, wait_ms: 8000 } });
-  await waitUntil(async () => (await hub.metric('coordhub_lock_waits_total')) > waits0, { what: 'the second acquire waits' });
-  await release();
-  const r = await second;
-  assert.equal(r.status, 200, `the second waiter got ${r.status}: the lock went to the client that left`);
+  await assertWaitCancelled(tok, name, sock, rd, release);
 });
 
 test('requests with a body pipelined behind others are answered in order, on the same connection', async () => {
@@ -455,4 +460,58 @@ test('coordhub_http_connections counts the open HTTP connections, not the upgrad
   } finally {
     await own.stop();
   }
+});
+
+test('SIGTERM: no more accepts, an idle keep-alive connection ends at once, a request whose body is still arriving is answered, exit 0', async () => {
+  const own = await startHub({ redisUrl: redis.url });
+  try {
+    const tok = own.token('svc-term', ['service'], 3600);
+    const idle = await rawTcp(own.port);
+    const ri = answerReader(idle);
+    idle.write(req('GET', '/healthz'));
+    assert.equal((await ri.next(1))[0].status, 200);
+    const body = '{"ttl_ms":1000}';
+    const mid = await rawTcp(own.port);
+    const rm = answerReader(mid);
+    const full = req('POST', `/v1/locks/term:${userId()}`, { token: tok, body });
+    // a barrier: the head is in when the hub counts the request (each
+    // reading of the counter is a request of its own, counted too)
+    const r0 = await own.metric('coordhub_http_requests_total');
+    mid.write(full.slice(0, full.length - body.length + 3)); // the head and 3 bytes of the body
+    let reads = 0;
+    await waitUntil(async () => (await own.metric('coordhub_http_requests_total')) >= r0 + ++reads + 1, { what: 'the hub to count the request' });
+    const stopped = own.stop();
+    await withTimeout(closedP(idle, ri), 5000, 'the idle connection to end');
+    assert.equal(rm.answers.length, 0, 'the request with its body still arriving was answered before it was whole');
+    await assert.rejects(rawTcp(own.port, { timeoutMs: 2000 }), /ECONNREFUSED/);
+    mid.write(full.slice(full.length - body.length + 3));
+    const a = (await rm.next(1))[0];
+    assert.equal(a.status, 503, a.body);
+    assert.match(a.head, /\r\nconnection: close/i);
+    assert.equal(await stopped, 0);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('a client that leaves while its lock acquire waits behind 100 KiB of its own pipelined requests still cancels the wait', async () => {
+  const tok = hub.token('svc-kp', ['service'], 3600);
+  const name = `kp:${userId()}`;
+  const { sock, rd, release } = await waitingAcquire(tok, name);
+  // more than the front keeps while an answer is owed: it stops reading
+  sock.write(req('GET', '/healthz').repeat(Math.ceil((100 * 1024) / req('GET', '/healthz').length)));
+  sock.end();
+  await assertWaitCancelled(tok, name, sock, rd, release);
+});
+
+test('an empty line before a WebSocket upgrade (RFC 9112 §2.2) does not break it', async () => {
+  const tok = hub.token('u-crlf', [], 3600);
+  const sock = await rawTcp(hub.port);
+  const rd = answerReader(sock);
+  const key = Buffer.from('fedcba9876543210').toString('base64');
+  sock.write(req('GET', '/healthz') + '\r\n' + `GET /ws?token=${tok} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  const a = await rd.next(2);
+  assert.equal(a[0].status, 200);
+  assert.equal(a[1].status, 101, a[1].head);
+  sock.destroy();
 });

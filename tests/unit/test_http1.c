@@ -653,11 +653,13 @@ test_head_len(void **state)
     n = (size_t)snprintf(buf, sizeof buf, "\r\n\r\n%s", one);
     parse_head(&p, buf, n);
     assert_ptr_equal(p.h.target.p, p.buf + 4 + 4);
+    assert_int_equal(p.h.skip, 4);
     expect_span("path", p.h.path, "/1");
     parsed_done(&p);
     n = (size_t)snprintf(buf, sizeof buf, "\r\n%s", one);
     parse_head(&p, buf, n);
     assert_ptr_equal(p.h.target.p, p.buf + 2 + 4);
+    assert_int_equal(p.h.skip, 2);
     parsed_done(&p);
 
     /* pipelined: the first head, then the second from where it ended */
