@@ -150,6 +150,15 @@ gw__poll_request(gw_t *gw, gw_conn_t *h, const gw_req_t *r)
             gw__out_close(s, LWS_CLOSE_STATUS_PROTOCOL_ERR);
             return;
         }
+        if (s->ws.sio.upgrade != NULL && s->ws.sio.upgrade->ws.sio.probed) {
+            /* An upgrade under way: the client has paused polling and
+             * waits for this GET to end before it sends "5" (a GET sent
+             * after the probe's noop, before "3probe" reached it). The
+             * reference server sends noops until the upgrade; queued
+             * events stay queued and move to the WebSocket. */
+            gw__http_respond(h, 200, "text/plain; charset=UTF-8", "6", 1);
+            return;
+        }
         s->ws.sio.get = h;
         h->poll.session = s;
         h->poll.what = GW_POLL_GET;

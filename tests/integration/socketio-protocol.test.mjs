@@ -663,6 +663,25 @@ test('upgrade with Socket.IO traffic: CONNECT over polling, an event queued duri
   assertEioError(await get(calm, s.sid), 1, 'GET after the upgrade');
 });
 
+test('upgrade: a GET sent after the probe\'s noop and before "5" is answered "6" at once (the client waits for it to send 5)', async () => {
+  // A browser's polling transport may send its next GET as soon as the
+  // noop arrives, before "3probe" reaches it on the WebSocket; it then
+  // waits for that GET to end before it sends "5". The reference server
+  // keeps answering such GETs with noops.
+  const U = userId();
+  const s = await pollConnected(calm, U);
+  const held = await heldGet(calm, s.sid);
+  const ws = await EioWs.open(wsUrl(calm, `&sid=${s.sid}`));
+  ws.send('2probe');
+  assert.equal(await ws.nextText(2000, '3probe'), '3probe');
+  assertPoll(await held.res, '6', 'the GET held during the probe');
+  // ping interval 25 s on this hub: a GET that waited would time out here
+  assertPoll(await get(calm, s.sid, { timeoutMs: 2000 }), '6', 'the GET after the probe');
+  ws.send('5');
+  ws.send('42["ping"]');
+  assert.equal(await ws.nextPacket(2000, 'pong over the WebSocket'), '42["pong"]');
+});
+
 test('upgrade aborted: a probe WebSocket that sends anything but 2probe/5 is closed; the polling session goes on', async () => {
   const U = userId();
   const s = await pollConnected(calm, U);
