@@ -7,6 +7,8 @@
  */
 #include "http1.h"
 
+#include "hex.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -257,18 +259,6 @@ wire_http_parse(const char *buf, size_t len, size_t max, wire_http_head_t *h, co
     return 1;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 wire_http_decode(wire_span_t in, char *out, size_t cap)
 {
@@ -282,8 +272,8 @@ wire_http_decode(wire_span_t in, char *out, size_t cap)
             int hi, lo;
             if (i + 2 >= in.n)
                 return -1;
-            hi = hexval(in.p[i + 1]);
-            lo = hexval(in.p[i + 2]);
+            hi = wire__hexval((unsigned char)in.p[i + 1]);
+            lo = wire__hexval((unsigned char)in.p[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);

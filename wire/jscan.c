@@ -15,6 +15,8 @@
  */
 #include "wire.h"
 
+#include "hex.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -26,18 +28,6 @@ skip_ws(const char *s, size_t i, size_t n)
     return i;
 }
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The code unit of the four hex digits at s[i..i+4), or -1. */
 static long
 hex4(const char *s, size_t i, size_t n)
@@ -46,7 +36,7 @@ hex4(const char *s, size_t i, size_t n)
     if (i > n || n - i < 4)
         return -1;
     for (int k = 0; k < 4; k++) {
-        int h = hexval((unsigned char)s[i + k]);
+        int h = wire__hexval((unsigned char)s[i + k]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

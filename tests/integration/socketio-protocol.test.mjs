@@ -565,16 +565,24 @@ test('E22 WebSocket close: the client\'s "1" closes the connection (well before 
 
 // ================================================================ Engine.IO: upgrade
 
-// A polling session upgraded to WebSocket as the suites do it, with a GET
-// held during the probe. Returns {sid, ws}.
-async function upgrade(hub) {
-  const s = await pollOpen(hub);
-  const held = await heldGet(hub, s.sid);
-  const ws = await EioWs.open(wsUrl(hub, `&sid=${s.sid}`));
+// The probe of polling session `sid`, with a GET held during it: 2probe
+// answered 3probe on the WebSocket and the GET answered "6". Returns the
+// WebSocket, no "5" sent yet.
+async function probe(hub, sid) {
+  const held = await heldGet(hub, sid);
+  const ws = await EioWs.open(wsUrl(hub, `&sid=${sid}`));
   ws.send('2probe');
   // nothing comes on the probe before the 3probe
   assert.equal(await ws.nextText(2000, '3probe'), '3probe', 'the first frame on the probe');
   assertPoll(await held.res, '6', 'the GET held during the probe');
+  return ws;
+}
+
+// A polling session upgraded to WebSocket as the suites do it. Returns
+// {sid, ws}.
+async function upgrade(hub) {
+  const s = await pollOpen(hub);
+  const ws = await probe(hub, s.sid);
   ws.send('5');
   return { sid: s.sid, ws };
 }
@@ -634,11 +642,7 @@ test('E25 upgrade: a second WebSocket with the same sid is refused or closed; th
 test('upgrade with Socket.IO traffic: CONNECT over polling, an event queued during the probe arrives over the WebSocket after 5, events and acks there', async () => {
   const U = userId();
   const s = await pollConnected(calm, U);
-  const held = await heldGet(calm, s.sid);
-  const ws = await EioWs.open(wsUrl(calm, `&sid=${s.sid}`));
-  ws.send('2probe');
-  assert.equal(await ws.nextText(2000, '3probe'), '3probe');
-  assertPoll(await held.res, '6', 'the GET held during the probe');
+  const ws = await probe(calm, s.sid);
   // queued for the session while no GET is there and the upgrade is not
   // done: it must not be lost
   const routed = await calm.metric('coordhub_events_routed_total');
@@ -670,11 +674,7 @@ test('upgrade: a GET sent after the probe\'s noop and before "5" is answered "6"
   // keeps answering such GETs with noops.
   const U = userId();
   const s = await pollConnected(calm, U);
-  const held = await heldGet(calm, s.sid);
-  const ws = await EioWs.open(wsUrl(calm, `&sid=${s.sid}`));
-  ws.send('2probe');
-  assert.equal(await ws.nextText(2000, '3probe'), '3probe');
-  assertPoll(await held.res, '6', 'the GET held during the probe');
+  const ws = await probe(calm, s.sid);
   // ping interval 25 s on this hub: a GET that waited would time out here
   assertPoll(await get(calm, s.sid, { timeoutMs: 2000 }), '6', 'the GET after the probe');
   ws.send('5');
